@@ -1,0 +1,175 @@
+"""The analysis flow: one Prefect task per stage, handing each other references to store entries.
+
+Tasks run with Prefect's own caching and result persistence off: the artifact store is the cache, and
+a stage found there finishes in a "Cached" state so the UI shows hits and misses.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from collections.abc import Callable
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from prefect import Task, flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+from prefect.states import Completed, Failed, State
+
+from offbeat import stages
+from offbeat.audio import check_file
+from offbeat.contract import NO_JOB_ID, FailedResult, dump_result, parse_job
+from offbeat.errors import AnalysisError, ErrorCode
+from offbeat.paths import resolve_job_source
+from offbeat.settings import get_settings
+from offbeat.stages import StageRef
+from offbeat.store import ArtifactStore
+
+
+@lru_cache(maxsize=4)
+def _store(root: str, index: str) -> ArtifactStore:
+    """One store handle per process and configuration, shared by every task thread."""
+    return ArtifactStore(root, Path(index))
+
+
+def store() -> ArtifactStore:
+    settings = get_settings()
+    return _store(settings.artifact_store, str(settings.index_path))
+
+
+def _finish(ref: StageRef) -> StageRef | State:
+    """Log the outcome; a store hit ends in a "Cached" Completed state so the UI tells hits apart."""
+    logger = get_run_logger()
+    if ref.cached:
+        logger.info("%s: read from the store (entry %s)", ref.stage, ref.key)
+        return Completed(name="Cached", data=ref)
+    logger.info("%s: computed in %.2f s (entry %s)", ref.stage, ref.seconds, ref.key)
+    return ref
+
+
+def _progress_logger(stage: str):
+    logger = get_run_logger()
+    last = [-1]
+
+    def report(fraction: float) -> None:
+        step = int(fraction * 10)
+        if step > last[0]:
+            last[0] = step
+            logger.info("%s: %d%%", stage, step * 10)
+
+    return report
+
+
+_TASK = {"cache_policy": NO_CACHE, "persist_result": False, "retries": 0}
+
+
+def stage_task(fn: Callable[..., StageRef | State]) -> Task:
+    """A stage as a Prefect task; bad input ends it Failed with the error as data, without a traceback."""
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> StageRef | State:
+        try:
+            return fn(*args, **kwargs)
+        except AnalysisError as exc:
+            get_run_logger().error("%s: [%s] %s", exc.stage or fn.__name__, exc.code, exc.message)
+            return Failed(message=str(exc), data=exc)
+
+    return task(name=fn.__name__.removesuffix("_task"), **_TASK)(run)
+
+
+def ref_of(state: State) -> StageRef:
+    """The StageRef of a finished stage task; re-raises its AnalysisError when it failed."""
+    return state.result()  # type: ignore[no-any-return]
+
+
+@stage_task
+def decode_task(path: str, refresh: bool = False) -> StageRef:
+    settings, source_path = get_settings(), Path(path)
+    check_file(source_path)
+    digest = store().source_digest(source_path)
+    ref = stages.run_stage(
+        store(), "decode", digest, settings, {},
+        lambda w: stages.compute_decode(w, source_path, settings, _progress_logger("decode")),
+        refresh=refresh,
+    )  # fmt: skip
+    stages.check_duration(stages.read(store(), ref).attrs["duration_sec"], settings)
+    return _finish(ref)  # type: ignore[return-value]
+
+
+@stage_task
+def trim_task(decoded: StageRef, refresh: bool = False) -> StageRef:
+    settings = get_settings()
+    entry = stages.read(store(), decoded)
+    ref = stages.run_stage(
+        store(), "trim", decoded.source, settings, {"decode": decoded},
+        lambda w: stages.compute_trim(w, entry, settings), refresh=refresh,
+    )  # fmt: skip
+    return _finish(ref)  # type: ignore[return-value]
+
+
+def _run_name() -> str:
+    params = flow_run.parameters
+    job_id = params.get("job_id", NO_JOB_ID)
+    job = params.get("job")
+    if isinstance(job, dict) and isinstance(job.get("job_id"), int):
+        job_id = job["job_id"]
+    if isinstance(job_id, int) and job_id >= 0:
+        return f"job-{job_id}"
+    return Path(str(params.get("source") or "mix")).name
+
+
+@flow(name="analyze-mix", flow_run_name=_run_name, log_prints=True, persist_result=False)
+def analyze_mix(
+    source: str | None = None,
+    job: dict[str, Any] | None = None,
+    job_id: int = NO_JOB_ID,
+    refresh: list[str] | None = None,
+) -> dict[str, Any]:
+    """Analyze one mix and return its result document (a failed result leaves the run Failed).
+
+    `source` is a local path analyzed in place; `job` is a wire-contract job whose path is confined to
+    the shared mount. `refresh` names stages to recompute along with everything that depends on them.
+    """
+    logger = get_run_logger()
+    started = time.perf_counter()
+    try:
+        if job is not None:
+            parsed = parse_job(json.dumps(job))
+            job_id = parsed.job_id
+            path = resolve_job_source(parsed, get_settings().shared_mount_path)
+        elif source:
+            path = Path(source).expanduser().resolve()
+        else:
+            raise AnalysisError(ErrorCode.INVALID_JOB, "either source or job is required", stage="intake")
+        unknown = set(refresh or []) - set(stages.STAGES)
+        if unknown:
+            raise AnalysisError(
+                ErrorCode.INVALID_JOB,
+                f"unknown stage(s) to refresh: {', '.join(sorted(unknown))}; stages are {', '.join(stages.STAGES)}",
+                stage="intake",
+            )
+        redo = stages.dependents(set(refresh or []))
+        decoded = ref_of(decode_task(str(path), refresh="decode" in redo, return_state=True))
+        trimmed = ref_of(trim_task(decoded, refresh="trim" in redo, return_state=True))
+        refs = {"decode": decoded, "trim": trimmed}
+        entries = {name: stages.read(store(), ref) for name, ref in refs.items()}
+        result = stages.assemble(job_id, refs, entries)
+        result.engine.timings_sec["total"] = round(time.perf_counter() - started, 4)
+        logger.info(
+            "analysis %s done in %.2f s (from the store: %s)",
+            result.engine.analysis_id, time.perf_counter() - started, ", ".join(result.engine.cached_stages) or "none",
+        )  # fmt: skip
+        return dump_result(result)
+    except AnalysisError as exc:
+        failed = dump_result(FailedResult.from_error(job_id, exc))
+        logger.error("job %s failed at %s: [%s] %s", job_id, exc.stage, exc.code, exc.message)
+        return Failed(message=f"{exc.code}: {exc.message}", data=failed)  # type: ignore[return-value]
+    except Exception as exc:
+        logger.exception("internal error")
+        failed = dump_result(
+            FailedResult(job_id=job_id, error=f"internal error: {exc}", error_code=ErrorCode.INTERNAL, retryable=True)
+        )
+        return Failed(message=f"internal: {exc}", data=failed)  # type: ignore[return-value]

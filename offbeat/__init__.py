@@ -1,0 +1,8 @@
+"""The Offbeat Engine: structured, cached analysis of long DJ mixes."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("offbeat")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0.0.0+local"

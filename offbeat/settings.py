@@ -1,0 +1,72 @@
+"""The one settings object: environment variables with the OFFBEAT_ prefix, optionally from `.env`.
+
+Every default works on a fresh machine with no configuration; relative paths are resolved against the
+working directory of the process (the repository root in the README's commands).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OFFBEAT_", env_file=".env", extra="ignore")
+
+    # Transport
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    queue_name: str = "audio_analysis_queue"
+    results_queue_name: str = "audio_results_queue"
+    worker_concurrency: int = Field(1, ge=1, description="jobs one worker analyzes at once")
+
+    # Files
+    shared_mount_path: Path = Field(Path("shared"), description="root that job paths are resolved under")
+    local_exports_path: Path = Field(
+        Path("exports"),
+        description="where stems and other exports go for files analyzed from outside the shared mount",
+    )
+    artifact_store: str = Field("artifacts", description="Zarr store root: a local path or an fsspec URL")
+    artifact_index_path: Path | None = Field(
+        None, description="diskcache folder for the store index and ledger; default <artifact_store>/index"
+    )
+
+    # Decoding
+    sample_rate: int = Field(44100, description="rate of the stored stereo PCM (Spleeter expects 44.1 kHz)")
+    analysis_sample_rate: int = Field(22050, description="rate of the mono analysis copy")
+    decode_block_sec: float = Field(10.0, gt=0, description="seconds per streamed block and Zarr chunk")
+    ffmpeg_path: str = Field("ffmpeg", description="ffmpeg binary for containers libsndfile cannot read")
+    min_audio_sec: float = Field(1.0, ge=0, description="shorter audio is refused as audio_too_short")
+
+    # Trimming and segmentation
+    silence_threshold_db: float = Field(-60.0, description="frame RMS (dBFS) at or below this is silence")
+    min_track_sec: float = Field(60.0, gt=0, description="shortest track the segmenter reports")
+
+    # Stem separation
+    spleeter_model: Literal["2stems", "4stems"] = "2stems"
+    model_dir: Path = Field(Path("models"), description="folder holding <model>/ checkpoints (MODEL_PATH)")
+    separation_chunk_sec: float = Field(60.0, gt=0, description="seconds of audio per Spleeter call")
+    separation_overlap_sec: float = Field(5.0, ge=0, description="cross-faded overlap between chunks")
+
+    @model_validator(mode="after")
+    def _check_overlap(self) -> Settings:
+        if self.separation_overlap_sec * 2 >= self.separation_chunk_sec:
+            raise ValueError("separation_overlap_sec must be less than half of separation_chunk_sec")
+        return self
+
+    @property
+    def index_path(self) -> Path:
+        if self.artifact_index_path is not None:
+            return self.artifact_index_path
+        if "://" in self.artifact_store:
+            return Path.home() / ".cache" / "offbeat" / "index"
+        return Path(self.artifact_store) / "index"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings read once per process; tests and the CLI that change the environment call `cache_clear()`."""
+    return Settings()
