@@ -1,0 +1,42 @@
+"""Shared fixtures: isolated settings per test, one Prefect API for the whole session."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from offbeat.settings import Settings, get_settings
+
+REPO = Path(__file__).resolve().parents[1]
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    """Settings pointing at a private store and shared mount; the real model folder of the checkout."""
+    mount = tmp_path / "shared"
+    mount.mkdir()
+    env = {
+        "OFFBEAT_ARTIFACT_STORE": str(tmp_path / "artifacts"),
+        "OFFBEAT_SHARED_MOUNT_PATH": str(mount),
+        "OFFBEAT_LOCAL_EXPORTS_PATH": str(tmp_path / "exports"),
+        "OFFBEAT_MODEL_DIR": str(REPO / "models"),
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    yield get_settings()
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def prefect_api() -> Iterator[str]:
+    """A Prefect API server shared by every flow test (and handed to CLI subprocesses)."""
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield str(PREFECT_API_URL.value())

@@ -1,0 +1,94 @@
+import json
+
+import pytest
+
+from offbeat.contract import (
+    MAX_JOB_ID,
+    NO_JOB_ID,
+    CompletedResult,
+    EngineInfo,
+    FailedResult,
+    GlobalAnalysis,
+    Results,
+    dump_result,
+    job_id_of,
+    json_schemas,
+    parse_job,
+)
+from offbeat.errors import AnalysisError, ErrorCode
+
+
+def test_valid_job_with_cues_and_unknown_fields() -> None:
+    job = parse_job(
+        json.dumps(
+            {
+                "job_id": 42,
+                "relative_path": "mixes/2025/set.mp3",
+                "cue_tracks": [{"title": "Intro", "start_time_sec": 0.0}, {"title": "B", "start_time_sec": 312.5}],
+                "priority": "high",
+            }
+        )
+    )
+    assert job.job_id == 42
+    assert job.relative_path == "mixes/2025/set.mp3"
+    assert [c.title for c in job.cue_tracks or []] == ["Intro", "B"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "fragment"),
+    [
+        (b"{not json", "not valid JSON"),
+        (b"\xff\xfe", "not valid JSON"),
+        (b"[1, 2]", "JSON object"),
+        (b'"text"', "JSON object"),
+        (b'{"relative_path": "a.wav"}', "job_id"),
+        (b'{"job_id": "42", "relative_path": "a.wav"}', "job_id"),
+        (b'{"job_id": 4.0, "relative_path": "a.wav"}', "job_id"),
+        (b'{"job_id": true, "relative_path": "a.wav"}', "job_id"),
+        (b'{"job_id": -3, "relative_path": "a.wav"}', "job_id"),
+        (json.dumps({"job_id": MAX_JOB_ID + 1, "relative_path": "a.wav"}).encode(), "job_id"),
+        (b'{"job_id": 1}', "exactly one of"),
+        (b'{"job_id": 1, "relative_path": "a", "file_path": "/b"}', "exactly one of"),
+        (b'{"job_id": 1, "relative_path": 7}', "relative_path"),
+        (b'{"job_id": 1, "relative_path": "a", "cue_tracks": [{"title": "x"}]}', "cue_tracks"),
+        (b'{"job_id": 1, "relative_path": "a", "cue_tracks": [{"title": "x", "start_time_sec": -1}]}', "cue"),
+    ],
+)
+def test_bad_jobs_are_refused_with_a_readable_message(raw: bytes, fragment: str) -> None:
+    with pytest.raises(AnalysisError) as caught:
+        parse_job(raw)
+    assert caught.value.code is ErrorCode.INVALID_JOB
+    assert fragment in caught.value.message
+
+
+def test_job_id_of_unreadable_jobs() -> None:
+    assert job_id_of(b"{oops") == NO_JOB_ID
+    assert job_id_of(b'{"job_id": 7, "relative_path": 3}') == 7
+    assert job_id_of(b'{"job_id": -7}') == NO_JOB_ID
+    assert job_id_of(b"[7]") == NO_JOB_ID
+
+
+def test_result_documents_use_wire_names() -> None:
+    done = CompletedResult(
+        job_id=1,
+        results=Results(global_=GlobalAnalysis(duration_sec=10.0, trimmed_start_sec=1.5, trimmed_end_sec=0.0)),
+        engine=EngineInfo(version="x", analysis_id="a", timings_sec={"decode": 1.0}),
+    )
+    doc = dump_result(done)
+    assert doc["status"] == "completed"
+    assert doc["results"]["global"]["trimmed_start_sec"] == 1.5
+    assert "global_" not in doc["results"]
+    failed = dump_result(
+        FailedResult.from_error(3, AnalysisError(ErrorCode.FILE_NOT_FOUND, "file not found: a.mp3", stage="decode"))
+    )
+    assert failed == {
+        "job_id": 3, "status": "failed", "error": "file not found: a.mp3",
+        "error_code": "file_not_found", "stage": "decode", "retryable": False,
+    }  # fmt: skip
+
+
+def test_schemas_describe_job_and_both_result_kinds() -> None:
+    schemas = json_schemas()
+    assert set(schemas["job"]["required"]) == {"job_id"}
+    text = json.dumps(schemas["result"])
+    assert '"global"' in text and "error_code" in text and "file_not_found" in text

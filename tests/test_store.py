@@ -1,0 +1,153 @@
+import multiprocessing as mp
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from offbeat.store import ArtifactStore, entry_key
+
+KEY = entry_key("src", "decode", 1, {"rate": 44100}, {})
+
+
+def make_store(root: Path) -> ArtifactStore:
+    return ArtifactStore(root / "artifacts", root / "index")
+
+
+def test_key_changes_with_every_input() -> None:
+    base = entry_key("src", "trim", 1, {"threshold_db": -60}, {"decode": "k1"})
+    assert base == entry_key("src", "trim", 1, {"threshold_db": -60}, {"decode": "k1"})
+    variants = {
+        entry_key("other", "trim", 1, {"threshold_db": -60}, {"decode": "k1"}),
+        entry_key("src", "beats", 1, {"threshold_db": -60}, {"decode": "k1"}),
+        entry_key("src", "trim", 2, {"threshold_db": -60}, {"decode": "k1"}),
+        entry_key("src", "trim", 1, {"threshold_db": -50}, {"decode": "k1"}),
+        entry_key("src", "trim", 1, {"threshold_db": -60}, {"decode": "k2"}),
+    }
+    assert base not in variants and len(variants) == 5
+
+
+def test_hit_returns_what_was_written(tmp_path: Path) -> None:
+    store = make_store(tmp_path)
+    assert store.get(KEY) is None
+    data = np.random.default_rng(0).standard_normal((1000, 2)).astype(np.float32)
+    with store.write(KEY, "decode", source="src") as writer:
+        writer.put_array("stereo", data, chunk_len=256)
+        writer.attrs["duration_sec"] = 1.5
+    entry = store.get(KEY)
+    assert entry is not None and entry.attrs["duration_sec"] == 1.5
+    np.testing.assert_array_equal(entry["stereo"][...], data)
+    assert entry.nbytes > 0
+    # A new handle (another process would do the same) sees the committed entry.
+    assert make_store(tmp_path).get(KEY) is not None
+
+
+def test_streamed_appends_keep_chunks_whole(tmp_path: Path) -> None:
+    from offbeat.store import ChunkAppender
+
+    store = make_store(tmp_path)
+    blocks = [np.full((n, 2), i, np.float32) for i, n in enumerate((70, 130, 1, 299, 33))]
+    with store.write(KEY, "decode") as writer:
+        out = ChunkAppender(writer.create_array("stereo", shape=(0, 2), dtype="float32", chunks=(100, 2)))
+        for block in blocks:
+            out.append(block)
+        out.close()
+    entry = store.get(KEY)
+    assert entry is not None
+    np.testing.assert_array_equal(entry["stereo"][...], np.concatenate(blocks))
+
+
+def test_failed_write_leaves_nothing(tmp_path: Path) -> None:
+    store = make_store(tmp_path)
+    with pytest.raises(RuntimeError), store.write(KEY, "decode") as writer:
+        writer.put_array("stereo", np.zeros((10, 2), np.float32))
+        raise RuntimeError("stage crashed")
+    assert store.get(KEY) is None
+    assert not list((tmp_path / "artifacts" / "data").glob("*/*"))
+
+
+def _write_slowly(root: str, started: "mp.synchronize.Event") -> None:
+    store = make_store(Path(root))
+    with store.write(KEY, "decode") as writer:
+        array = writer.create_array("stereo", shape=(0, 2), dtype="float32", chunks=(100, 2))
+        array.append(np.ones((300, 2), np.float32), axis=0)
+        started.set()
+        time.sleep(60)  # killed here, mid-write
+
+
+def test_crash_mid_write_is_a_miss_and_recomputes(tmp_path: Path) -> None:
+    ctx = mp.get_context("spawn")
+    started = ctx.Event()
+    proc = ctx.Process(target=_write_slowly, args=(str(tmp_path), started))
+    proc.start()
+    assert started.wait(60)
+    proc.kill()  # SIGKILL: no cleanup code runs
+    proc.join()
+    store = make_store(tmp_path)
+    assert store.get(KEY) is None
+    assert len(list((tmp_path / "artifacts" / "data").glob("*/*"))) == 1  # the orphan
+    with store.write(KEY, "decode") as writer:
+        writer.put_array("stereo", np.zeros((50, 2), np.float32))
+    assert store.get(KEY) is not None
+    assert store.sweep_orphans(older_than_sec=0) == 1
+    assert store.get(KEY) is not None
+    assert len(list((tmp_path / "artifacts" / "data").glob("*/*"))) == 1
+
+
+def _write_value(root: str, value: float, barrier: "mp.synchronize.Barrier") -> None:
+    store = make_store(Path(root))
+    with store.write(KEY, "decode") as writer:
+        array = writer.create_array("stereo", shape=(0, 2), dtype="float32", chunks=(1000, 2))
+        barrier.wait(30)
+        for _ in range(20):
+            array.append(np.full((1000, 2), value, np.float32), axis=0)
+
+
+def test_concurrent_writers_yield_one_whole_entry(tmp_path: Path) -> None:
+    ctx = mp.get_context("spawn")
+    barrier = ctx.Barrier(2)
+    procs = [ctx.Process(target=_write_value, args=(str(tmp_path), v, barrier)) for v in (1.0, 2.0)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(120)
+        assert proc.exitcode == 0
+    entry = make_store(tmp_path).get(KEY)
+    assert entry is not None
+    values = np.unique(entry["stereo"][...])
+    assert len(values) == 1 and values[0] in (1.0, 2.0)  # one writer's data, never a mix
+    assert len(list((tmp_path / "artifacts" / "data").glob("*/*"))) == 1  # the loser discarded its copy
+
+
+def _committed(tmp_path: Path) -> tuple[ArtifactStore, Path]:
+    store = make_store(tmp_path)
+    with store.write(KEY, "decode") as writer:
+        writer.put_array("stereo", np.random.default_rng(1).standard_normal((1000, 2)).astype(np.float32), 100)
+    (folder,) = (tmp_path / "artifacts" / "data").glob("*/*")
+    return store, folder / "stereo"
+
+
+def test_missing_chunk_is_recomputed(tmp_path: Path) -> None:
+    store, array_dir = _committed(tmp_path)
+    (array_dir / "c" / "3" / "0").unlink()
+    assert store.get(KEY) is None  # detected, forgotten ...
+    assert store.index.get(f"entry:{KEY}") is None  # ... and its record dropped so it gets recomputed
+
+
+def test_garbled_metadata_is_recomputed(tmp_path: Path) -> None:
+    store, array_dir = _committed(tmp_path)
+    (array_dir / "zarr.json").write_text("{garbage")
+    assert store.get(KEY) is None
+
+
+def test_garbled_chunk_fails_its_checksum(tmp_path: Path) -> None:
+    store, array_dir = _committed(tmp_path)
+    chunk = array_dir / "c" / "5" / "0"
+    raw = bytearray(chunk.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    chunk.write_bytes(bytes(raw))
+    entry = store.get(KEY)  # structure is intact ...
+    assert entry is not None
+    with pytest.raises(Exception, match="(?i)checksum|crc"):
+        entry["stereo"][500:600]  # ... but the damaged chunk never reads as data
+    assert store.get(KEY, verify=True) is None  # a verifying read finds it and forgets the entry
