@@ -91,10 +91,14 @@ def decode_task(path: str, refresh: bool = False) -> StageRef:
     check_file(source_path)
     digest = store().source_digest(source_path)
     ref = stages.run_stage(
-        store(), "decode", digest, settings, {},
+        store(),
+        "decode",
+        digest,
+        settings,
+        {},
         lambda w: stages.compute_decode(w, source_path, settings, _progress_logger("decode")),
         refresh=refresh,
-    )  # fmt: skip
+    )
     stages.check_duration(stages.read(store(), ref).attrs["duration_sec"], settings)
     return _finish(ref)  # type: ignore[return-value]
 
@@ -104,9 +108,14 @@ def trim_task(decoded: StageRef, refresh: bool = False) -> StageRef:
     settings = get_settings()
     entry = stages.read(store(), decoded)
     ref = stages.run_stage(
-        store(), "trim", decoded.source, settings, {"decode": decoded},
-        lambda w: stages.compute_trim(w, entry, settings), refresh=refresh,
-    )  # fmt: skip
+        store(),
+        "trim",
+        decoded.source,
+        settings,
+        {"decode": decoded},
+        lambda w: stages.compute_trim(w, entry, settings),
+        refresh=refresh,
+    )
     return _finish(ref)  # type: ignore[return-value]
 
 
@@ -160,8 +169,10 @@ def analyze_mix(
         result.engine.timings_sec["total"] = round(time.perf_counter() - started, 4)
         logger.info(
             "analysis %s done in %.2f s (from the store: %s)",
-            result.engine.analysis_id, time.perf_counter() - started, ", ".join(result.engine.cached_stages) or "none",
-        )  # fmt: skip
+            result.engine.analysis_id,
+            time.perf_counter() - started,
+            ", ".join(result.engine.cached_stages) or "none",
+        )
         return dump_result(result)
     except AnalysisError as exc:
         failed = dump_result(FailedResult.from_error(job_id, exc))

@@ -161,8 +161,10 @@ def decode_blocks(
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Stream (stereo at `sample_rate`, mono at `analysis_rate`) float32 blocks of the whole file."""
     block_frames = max(1, int(block_sec * info.sample_rate))
-    stereo_rs = None if info.sample_rate == sample_rate else soxr.ResampleStream(
-        info.sample_rate, sample_rate, 2, dtype="float32", quality="HQ"
+    stereo_rs = (
+        None
+        if info.sample_rate == sample_rate
+        else soxr.ResampleStream(info.sample_rate, sample_rate, 2, dtype="float32", quality="HQ")
     )
     mono_rs = soxr.ResampleStream(sample_rate, analysis_rate, 1, dtype="float32", quality="HQ")
     for raw in _raw_blocks(path, info, block_frames, ffmpeg):

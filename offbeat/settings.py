@@ -15,12 +15,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="OFFBEAT_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="OFFBEAT_", env_file=".env", extra="ignore", env_ignore_empty=True)
 
     # Transport
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    queue_name: str = "audio_analysis_queue"
-    results_queue_name: str = "audio_results_queue"
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis server the job queues live on")
+    queue_name: str = Field("audio_analysis_queue", description="list the application pushes jobs to")
+    results_queue_name: str = Field("audio_results_queue", description="list results are pushed to")
     worker_concurrency: int = Field(1, ge=1, description="jobs one worker analyzes at once")
 
     # Files
@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     min_track_sec: float = Field(60.0, gt=0, description="shortest track the segmenter reports")
 
     # Stem separation
-    spleeter_model: Literal["2stems", "4stems"] = "2stems"
+    spleeter_model: Literal["2stems", "4stems"] = Field("2stems", description="Spleeter model for stems")
     model_dir: Path = Field(Path("models"), description="folder holding <model>/ checkpoints (MODEL_PATH)")
     separation_chunk_sec: float = Field(60.0, gt=0, description="seconds of audio per Spleeter call")
     separation_overlap_sec: float = Field(5.0, ge=0, description="cross-faded overlap between chunks")

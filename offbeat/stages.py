@@ -46,7 +46,12 @@ STAGES: dict[str, StageSpec] = {
                 "block_sec": s.decode_block_sec,
             },
         ),
-        StageSpec("trim", 1, ("decode",), lambda s: {"threshold_db": s.silence_threshold_db, "frame": audio.TRIM_FRAME}),
+        StageSpec(
+            "trim",
+            1,
+            ("decode",),
+            lambda s: {"threshold_db": s.silence_threshold_db, "frame": audio.TRIM_FRAME},
+        ),
     )
 }
 
@@ -107,7 +112,10 @@ def read(store: ArtifactStore, ref: StageRef) -> Entry:
     entry = store.get(ref.key)
     if entry is None:
         raise AnalysisError(
-            ErrorCode.INTERNAL, f"stored {ref.stage} output {ref.key} vanished", stage=ref.stage, retryable=True
+            ErrorCode.INTERNAL,
+            f"stored {ref.stage} output {ref.key} vanished",
+            stage=ref.stage,
+            retryable=True,
         )
     return entry
 
@@ -129,7 +137,12 @@ def compute_decode(writer: EntryWriter, path: Path, settings: Settings, progress
     expected = info.frames * sr / info.sample_rate if info.frames else None
     done = 0
     for stereo_block, mono_block in audio.decode_blocks(
-        path, info, sample_rate=sr, analysis_rate=ar, block_sec=settings.decode_block_sec, ffmpeg=settings.ffmpeg_path
+        path,
+        info,
+        sample_rate=sr,
+        analysis_rate=ar,
+        block_sec=settings.decode_block_sec,
+        ffmpeg=settings.ffmpeg_path,
     ):
         stereo_out.append(stereo_block)
         mono_out.append(mono_block)
@@ -140,9 +153,7 @@ def compute_decode(writer: EntryWriter, path: Path, settings: Settings, progress
     mono_out.close()
     duration = stereo.shape[0] / sr
     check_duration(duration, settings)
-    writer.attrs.update(
-        source=info.as_dict(), duration_sec=duration, sample_rate=sr, analysis_sample_rate=ar
-    )
+    writer.attrs.update(source=info.as_dict(), duration_sec=duration, sample_rate=sr, analysis_sample_rate=ar)
 
 
 def check_duration(duration_sec: float, settings: Settings) -> None:

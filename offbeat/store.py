@@ -76,9 +76,7 @@ class EntryWriter:
         self.attrs: dict[str, Any] = {}
         self._arrays: dict[str, zarr.Array] = {}
 
-    def create_array(
-        self, name: str, *, shape: tuple[int, ...], dtype: Any, chunks: tuple[int, ...]
-    ) -> zarr.Array:
+    def create_array(self, name: str, *, shape: tuple[int, ...], dtype: Any, chunks: tuple[int, ...]) -> zarr.Array:
         """A chunked array; create it with a zero first dimension and `append` to stream into it."""
         array = self._group.create_array(
             name,
@@ -221,10 +219,9 @@ class ArtifactStore:
         }
         if not arrays:
             self._remove_data(data_path)
-        if not self.index.add(f"entry:{key}", record):
+        if not self.index.add(f"entry:{key}", record) and arrays:
             # Another writer committed first; its entry is equivalent, keep one copy.
-            if arrays:
-                self._remove_data(data_path)
+            self._remove_data(data_path)
 
     def invalidate(self, key: str, data_path: str | None = None) -> None:
         """Forget an entry (only if it still points at `data_path`, when given) and delete its data."""

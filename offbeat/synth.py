@@ -55,9 +55,7 @@ def _section_block(section: Section, t: np.ndarray, rng: np.random.Generator) ->
     off = np.mod(t + period / 2, period)
     hat = rng.standard_normal(len(t)) * np.exp(-off * 60) * 0.15
     third = 3 if section.minor else 4
-    chord = sum(
-        np.sin(2 * np.pi * section.root_hz * 2 ** (semi / 12) * t) for semi in (0, third, 7, 12)
-    ) * 0.06
+    chord = sum(np.sin(2 * np.pi * section.root_hz * 2 ** (semi / 12) * t) for semi in (0, third, 7, 12)) * 0.06
     signal = kick * 0.8 + hat + chord
     if section.vocals:
         # A sung-like line: vibrato, harmonics with a formant-ish tilt, phrases of four beats.
@@ -73,7 +71,7 @@ def _section_block(section: Section, t: np.ndarray, rng: np.random.Generator) ->
 def render(spec: MixSpec, start: float, seconds: float) -> np.ndarray:
     """Stereo float32 samples of the mix between `start` and `start + seconds`."""
     sr = spec.sample_rate
-    n = int(round(seconds * sr))
+    n = round(seconds * sr)
     t_abs = start + np.arange(n) / sr
     out = np.zeros(n, dtype=np.float64)
     rng = np.random.default_rng(spec.seed + int(start * 10))

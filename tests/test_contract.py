@@ -24,7 +24,10 @@ def test_valid_job_with_cues_and_unknown_fields() -> None:
             {
                 "job_id": 42,
                 "relative_path": "mixes/2025/set.mp3",
-                "cue_tracks": [{"title": "Intro", "start_time_sec": 0.0}, {"title": "B", "start_time_sec": 312.5}],
+                "cue_tracks": [
+                    {"title": "Intro", "start_time_sec": 0.0},
+                    {"title": "B", "start_time_sec": 312.5},
+                ],
                 "priority": "high",
             }
         )
@@ -82,9 +85,13 @@ def test_result_documents_use_wire_names() -> None:
         FailedResult.from_error(3, AnalysisError(ErrorCode.FILE_NOT_FOUND, "file not found: a.mp3", stage="decode"))
     )
     assert failed == {
-        "job_id": 3, "status": "failed", "error": "file not found: a.mp3",
-        "error_code": "file_not_found", "stage": "decode", "retryable": False,
-    }  # fmt: skip
+        "job_id": 3,
+        "status": "failed",
+        "error": "file not found: a.mp3",
+        "error_code": "file_not_found",
+        "stage": "decode",
+        "retryable": False,
+    }
 
 
 def test_schemas_describe_job_and_both_result_kinds() -> None:
@@ -92,3 +99,14 @@ def test_schemas_describe_job_and_both_result_kinds() -> None:
     assert set(schemas["job"]["required"]) == {"job_id"}
     text = json.dumps(schemas["result"])
     assert '"global"' in text and "error_code" in text and "file_not_found" in text
+
+
+def test_env_example_documents_every_setting() -> None:
+    from offbeat.settings import Settings
+
+    from .conftest import REPO
+
+    text = (REPO / ".env.example").read_text()
+    for name, field in Settings.model_fields.items():
+        assert f"OFFBEAT_{name.upper()}=" in text, name
+        assert field.description, f"setting {name} needs a description"

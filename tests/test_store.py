@@ -148,6 +148,6 @@ def test_garbled_chunk_fails_its_checksum(tmp_path: Path) -> None:
     chunk.write_bytes(bytes(raw))
     entry = store.get(KEY)  # structure is intact ...
     assert entry is not None
-    with pytest.raises(Exception, match="(?i)checksum|crc"):
+    with pytest.raises(Exception, match=r"(?i)checksum|crc"):
         entry["stereo"][500:600]  # ... but the damaged chunk never reads as data
     assert store.get(KEY, verify=True) is None  # a verifying read finds it and forgets the entry

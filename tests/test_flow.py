@@ -1,0 +1,107 @@
+"""The analysis flow through a real Prefect API: results, caching, refresh, bad input."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from offbeat.settings import Settings
+
+from .audio_files import write_samples, write_wav
+
+pytestmark = pytest.mark.usefixtures("prefect_api")
+
+
+def run(**params):
+    from flows.analyze import analyze_mix
+
+    state = analyze_mix(return_state=True, **params)
+    return state, state.result(raise_on_failure=False)
+
+
+def test_completed_result_then_cache_hit(settings: Settings, tmp_path: Path) -> None:
+    path = write_wav(tmp_path / "mix.flac", seconds=8.0, lead=1.25, tail=0.5)
+    state, doc = run(source=str(path))
+    assert state.is_completed() and doc["status"] == "completed"
+    glob = doc["results"]["global"]
+    assert glob["duration_sec"] == pytest.approx(9.75, abs=0.01)
+    assert glob["trimmed_start_sec"] == pytest.approx(1.25, abs=0.03)
+    assert glob["trimmed_end_sec"] == pytest.approx(0.5, abs=0.03)
+    assert doc["engine"]["cached_stages"] == []
+    assert set(doc["engine"]["timings_sec"]) >= {"decode", "trim", "total"}
+
+    _, again = run(source=str(path))
+    assert again["engine"]["cached_stages"] == ["decode", "trim"]
+    assert again["results"] == doc["results"]
+    assert again["engine"]["analysis_id"] == doc["engine"]["analysis_id"]
+    assert again["engine"]["timings_sec"]["decode"] < doc["engine"]["timings_sec"]["decode"]
+
+
+def test_refresh_recomputes_the_stage_and_its_dependents(settings: Settings, tmp_path: Path) -> None:
+    path = write_wav(tmp_path / "mix.wav", seconds=4.0)
+    run(source=str(path))
+    _, trim_only = run(source=str(path), refresh=["trim"])
+    assert trim_only["engine"]["cached_stages"] == ["decode"]
+    _, everything = run(source=str(path), refresh=["decode"])
+    assert everything["engine"]["cached_stages"] == []
+    _, bad = run(source=str(path), refresh=["nonsense"])
+    assert bad["error_code"] == "invalid_job" and "nonsense" in bad["error"]
+
+
+def test_parameter_change_recomputes(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from offbeat.settings import get_settings
+
+    path = write_wav(tmp_path / "mix.wav", seconds=4.0)
+    run(source=str(path))
+    monkeypatch.setenv("OFFBEAT_SILENCE_THRESHOLD_DB", "-50")
+    get_settings.cache_clear()
+    _, doc = run(source=str(path))
+    assert doc["engine"]["cached_stages"] == ["decode"]  # only trim depends on the threshold
+
+
+def _silence(p: Path) -> Path:
+    return write_samples(p, np.zeros((44100 * 3, 2), np.float32), 44100)
+
+
+def _short(p: Path) -> Path:
+    return write_samples(p, 0.3 * np.ones((22050, 2), np.float32), 44100)
+
+
+def _truncated(p: Path) -> Path:
+    full = write_wav(p.with_name("full.wav"), seconds=4.0)
+    p.write_bytes(full.read_bytes()[:50000])
+    return p
+
+
+@pytest.mark.parametrize(
+    ("make", "code", "stage"),
+    [
+        (lambda p: p, "file_not_found", "decode"),
+        (lambda p: (p.mkdir(), p)[1], "invalid_path", "decode"),
+        (lambda p: (p.write_bytes(b""), p)[1], "unsupported_audio", "decode"),
+        (lambda p: (p.write_bytes(bytes(range(256)) * 64), p)[1], "unsupported_audio", "decode"),
+        (_truncated, "corrupt_audio", "decode"),
+        (_silence, "silent_audio", "trim"),
+        (_short, "audio_too_short", "decode"),
+    ],
+)
+def test_bad_input_gives_a_failed_result(settings: Settings, tmp_path: Path, make, code: str, stage: str) -> None:
+    path = make(tmp_path / "input.wav")
+    state, doc = run(source=str(path), job_id=9)
+    assert state.is_failed()
+    assert doc["status"] == "failed" and doc["job_id"] == 9
+    assert doc["error_code"] == code and doc["stage"] == stage
+    assert "Traceback" not in doc["error"] and doc["error"]
+
+
+def test_jobs_are_confined_to_the_shared_mount(settings: Settings, tmp_path: Path) -> None:
+    inside = write_wav(settings.shared_mount_path / "mixes" / "a.wav", seconds=3.0)
+    _, doc = run(job={"job_id": 5, "relative_path": "mixes/a.wav"})
+    assert doc["status"] == "completed" and doc["job_id"] == 5
+    assert sf.info(str(inside)).duration == pytest.approx(4.5)
+    write_wav(tmp_path / "outside.wav", seconds=3.0)
+    _, refused = run(job={"job_id": 6, "relative_path": "../outside.wav"})
+    assert refused["error_code"] == "invalid_path" and refused["job_id"] == 6
+    _, invalid = run(job={"job_id": "6", "relative_path": "mixes/a.wav"})
+    assert invalid["error_code"] == "invalid_job"

