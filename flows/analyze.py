@@ -67,17 +67,23 @@ _TASK = {"cache_policy": NO_CACHE, "persist_result": False, "retries": 0}
 
 
 def stage_task(fn: Callable[..., StageRef | State]) -> Task:
-    """A stage as a Prefect task; bad input ends it Failed with the error as data, without a traceback."""
+    """A stage as a Prefect task that ends Failed with an AnalysisError as data: bad input is logged in one
+    line, any other exception (a bug, a broken store) with its traceback as a retryable internal error."""
+    name = fn.__name__.removesuffix("_task")
 
     @functools.wraps(fn)
     def run(*args: Any, **kwargs: Any) -> StageRef | State:
         try:
             return fn(*args, **kwargs)
         except AnalysisError as exc:
-            get_run_logger().error("%s: [%s] %s", exc.stage or fn.__name__, exc.code, exc.message)
+            get_run_logger().error("%s: [%s] %s", exc.stage or name, exc.code, exc.message)
             return Failed(message=str(exc), data=exc)
+        except Exception as exc:
+            get_run_logger().exception("%s: internal error", name)
+            error = AnalysisError(ErrorCode.INTERNAL, f"internal error in {name}: {exc}", stage=name, retryable=True)
+            return Failed(message=str(error), data=error)
 
-    return task(name=fn.__name__.removesuffix("_task"), **_TASK)(run)
+    return task(name=name, **_TASK)(run)
 
 
 def ref_of(state: State) -> StageRef:

@@ -105,3 +105,18 @@ def test_jobs_are_confined_to_the_shared_mount(settings: Settings, tmp_path: Pat
     assert refused["error_code"] == "invalid_path" and refused["job_id"] == 6
     _, invalid = run(job={"job_id": "6", "relative_path": "mixes/a.wav"})
     assert invalid["error_code"] == "invalid_job"
+
+
+def test_an_internal_fault_is_a_retryable_failed_result(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from offbeat.settings import get_settings
+
+    path = write_wav(tmp_path / "mix.wav", seconds=3.0)
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the artifact store should be")
+    monkeypatch.setenv("OFFBEAT_ARTIFACT_STORE", str(blocker))
+    get_settings.cache_clear()
+    state, doc = run(source=str(path), job_id=3)
+    assert state.is_failed()
+    assert doc["error_code"] == "internal" and doc["retryable"] is True and doc["stage"] == "decode"
