@@ -20,14 +20,16 @@ def run(**params):
     return state, state.result(raise_on_failure=False)
 
 
-def test_completed_result_then_cache_hit(settings: Settings, tmp_path: Path) -> None:
-    path = write_wav(tmp_path / "mix.flac", seconds=8.0, lead=1.25, tail=0.5)
+@pytest.mark.parametrize("suffix", [".wav", ".flac", ".ogg", ".mp3"])
+def test_completed_result_then_cache_hit(settings: Settings, tmp_path: Path, suffix: str) -> None:
+    path = write_wav(tmp_path / f"mix{suffix}", seconds=8.0, lead=1.25, tail=0.5)
     state, doc = run(source=str(path))
     assert state.is_completed() and doc["status"] == "completed"
     glob = doc["results"]["global"]
-    assert glob["duration_sec"] == pytest.approx(9.75, abs=0.01)
-    assert glob["trimmed_start_sec"] == pytest.approx(1.25, abs=0.03)
-    assert glob["trimmed_end_sec"] == pytest.approx(0.5, abs=0.03)
+    lossy = suffix in (".ogg", ".mp3")  # codec padding and pre-echo blur the edges by a few ms
+    assert glob["duration_sec"] == pytest.approx(9.75, abs=0.1 if lossy else 0.01)
+    assert glob["trimmed_start_sec"] == pytest.approx(1.25, abs=0.06 if lossy else 0.03)
+    assert glob["trimmed_end_sec"] == pytest.approx(0.5, abs=0.1 if lossy else 0.03)
     assert doc["engine"]["cached_stages"] == []
     assert set(doc["engine"]["timings_sec"]) >= {"decode", "trim", "total"}
 
