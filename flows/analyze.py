@@ -16,17 +16,19 @@ from typing import Any
 
 from prefect import Task, flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
+from prefect.task_runners import ThreadPoolTaskRunner
 
 from offbeat import stages
 from offbeat.audio import check_file
 from offbeat.contract import NO_JOB_ID, FailedResult, dump_result, parse_job
 from offbeat.errors import AnalysisError, ErrorCode
-from offbeat.paths import resolve_job_source
+from offbeat.paths import export_folder, reported_path, resolve_job_source
 from offbeat.settings import get_settings
 from offbeat.stages import StageRef
-from offbeat.store import ArtifactStore
+from offbeat.store import ArtifactStore, Entry
 
 
 @lru_cache(maxsize=4)
@@ -86,9 +88,9 @@ def stage_task(fn: Callable[..., StageRef | State]) -> Task:
     return task(name=name, **_TASK)(run)
 
 
-def ref_of(state: State) -> StageRef:
-    """The StageRef of a finished stage task; re-raises its AnalysisError when it failed."""
-    return state.result()  # type: ignore[no-any-return]
+def ref_of(outcome: State | PrefectFuture) -> StageRef:
+    """The StageRef of a finished (or submitted) stage task; re-raises its AnalysisError when it failed."""
+    return outcome.result()  # type: ignore[no-any-return]
 
 
 @stage_task
@@ -125,6 +127,78 @@ def trim_task(decoded: StageRef, refresh: bool = False) -> StageRef:
     return _finish(ref)  # type: ignore[return-value]
 
 
+@stage_task
+def beats_task(decoded: StageRef, trimmed: StageRef, refresh: bool = False) -> StageRef:
+    settings, entries = get_settings(), _entries(decoded, trimmed)
+    ref = stages.run_stage(
+        store(),
+        "beats",
+        decoded.source,
+        settings,
+        {"decode": decoded, "trim": trimmed},
+        lambda w: stages.compute_beats(w, *entries, settings, _progress_logger("beats")),
+        refresh=refresh,
+    )
+    return _finish(ref)  # type: ignore[return-value]
+
+
+@stage_task
+def separate_task(decoded: StageRef, refresh: bool = False) -> StageRef:
+    settings, (entry,) = get_settings(), _entries(decoded)
+    ref = stages.run_stage(
+        store(),
+        "separate",
+        decoded.source,
+        settings,
+        {"decode": decoded},
+        lambda w: stages.compute_separate(w, entry, settings, _progress_logger("separate")),
+        refresh=refresh,
+    )
+    return _finish(ref)  # type: ignore[return-value]
+
+
+@stage_task
+def drum_beats_task(
+    separated: StageRef, beats: StageRef, decoded: StageRef, trimmed: StageRef, refresh: bool = False
+) -> StageRef:
+    settings, entries = get_settings(), _entries(separated, beats, decoded, trimmed)
+    ref = stages.run_stage(
+        store(),
+        "drum_beats",
+        decoded.source,
+        settings,
+        {"separate": separated, "beats": beats, "trim": trimmed},
+        lambda w: stages.compute_drum_beats(w, *entries, settings),
+        refresh=refresh,
+    )
+    return _finish(ref)  # type: ignore[return-value]
+
+
+@stage_task
+def export_stems_task(separated: StageRef, source: str) -> StageRef:
+    """Stem WAV files beside the source (inside the shared mount) or under the local exports folder."""
+    started = time.perf_counter()
+    settings, (entry,) = get_settings(), _entries(separated)
+    mount = settings.shared_mount_path
+    folder = export_folder(Path(source), separated.source, mount, settings.local_exports_path)
+    before = {p: p.stat().st_mtime_ns for p in folder.glob("*.wav")} if folder.exists() else {}
+    files = stages.export_stems(store(), entry, folder, settings)
+    reused = all(before.get(p) == p.stat().st_mtime_ns for p in files.values())
+    ref = StageRef(
+        "export_stems",
+        separated.key,
+        separated.source,
+        reused,
+        time.perf_counter() - started,
+        {name: reported_path(path, mount) for name, path in files.items()},
+    )
+    return _finish(ref)  # type: ignore[return-value]
+
+
+def _entries(*refs: StageRef) -> list[Entry]:
+    return [stages.read(store(), ref) for ref in refs]
+
+
 def _run_name() -> str:
     params = flow_run.parameters
     job_id = params.get("job_id", NO_JOB_ID)
@@ -136,7 +210,13 @@ def _run_name() -> str:
     return Path(str(params.get("source") or "mix")).name
 
 
-@flow(name="analyze-mix", flow_run_name=_run_name, log_prints=True, persist_result=False)
+@flow(
+    name="analyze-mix",
+    flow_run_name=_run_name,
+    log_prints=True,
+    persist_result=False,
+    task_runner=ThreadPoolTaskRunner(max_workers=2),
+)
 def analyze_mix(
     source: str | None = None,
     job: dict[str, Any] | None = None,
@@ -168,9 +248,20 @@ def analyze_mix(
             )
         redo = stages.dependents(set(refresh or []))
         decoded = ref_of(decode_task(str(path), refresh="decode" in redo, return_state=True))
+        # Separation (TensorFlow) and the trim -> beats chain do not depend on each other: run them side by side.
+        separating = separate_task.submit(decoded, refresh="separate" in redo)
         trimmed = ref_of(trim_task(decoded, refresh="trim" in redo, return_state=True))
-        refs = {"decode": decoded, "trim": trimmed}
-        entries = {name: stages.read(store(), ref) for name, ref in refs.items()}
+        beats = ref_of(beats_task(trimmed=trimmed, decoded=decoded, refresh="beats" in redo, return_state=True))
+        separated = ref_of(separating)
+        exporting = export_stems_task.submit(separated, str(path))
+        drums = ref_of(
+            drum_beats_task(separated, beats, decoded, trimmed, refresh="drum_beats" in redo, return_state=True)
+        )
+        refs = {
+            "decode": decoded, "trim": trimmed, "beats": beats, "separate": separated,
+            "drum_beats": drums, "export_stems": ref_of(exporting),
+        }  # fmt: skip
+        entries = {name: stages.read(store(), ref) for name, ref in refs.items() if name != "export_stems"}
         result = stages.assemble(job_id, refs, entries)
         result.engine.timings_sec["total"] = round(time.perf_counter() - started, 4)
         logger.info(

@@ -92,8 +92,12 @@ class GlobalAnalysis(BaseModel):
     trimmed_end_sec: float = Field(description="trailing silence removed from the end")
     global_beat_grid_timestamps: list[float] | None = None
     global_drum_beat_grid_timestamps: list[float] | None = None
-    bpm_curve: list[float] | None = None
-    stems: dict[str, str] | None = Field(None, description="stem name -> path relative to the shared mount")
+    bpm_curve: list[float | None] | None = Field(
+        None, description="BPM for each second of the file; null for seconds of silence"
+    )
+    stems: dict[str, str] | None = Field(
+        None, description="stem name -> WAV path, relative to the shared mount (absolute for files outside it)"
+    )
 
 
 class Results(BaseModel):

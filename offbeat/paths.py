@@ -43,3 +43,16 @@ def relative_to_mount(path: Path, mount: Path) -> str | None:
     """`path` relative to the mount for results, or None when it lies elsewhere."""
     root, resolved = mount.resolve(), path.resolve()
     return resolved.relative_to(root).as_posix() if _inside(resolved, root) else None
+
+
+def export_folder(source: Path, digest: str, mount: Path, local_exports: Path) -> Path:
+    """Where a source's exports go: `<dir>/<name>.stems/` beside a source inside the mount; under the
+    local exports folder (named with the content digest, so equal names do not collide) otherwise."""
+    if relative_to_mount(source, mount) is not None:
+        return source.parent / f"{source.stem}.stems"
+    return local_exports / f"{source.stem}-{digest[:8]}.stems"
+
+
+def reported_path(path: Path, mount: Path) -> str:
+    """A path as results report it: relative to the mount when inside it, absolute otherwise."""
+    return relative_to_mount(path, mount) or str(path.resolve())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable, Iterator
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -47,3 +48,64 @@ def separate(waveform: np.ndarray, model: str, model_dir: Path) -> dict[str, np.
     with _lock:
         stems = separator.separate(np.ascontiguousarray(waveform, dtype=np.float32))
     return {name: np.asarray(stems[name][: len(waveform)], dtype=np.float32) for name in STEMS[model]}
+
+
+# Spleeter's pretrained models cut the STFT (hop 1024) into segments of T = 512 frames and run the U-Net
+# on each segment alone. A chunk that starts on a segment boundary, with one whole segment of context on
+# each side, therefore reproduces a whole-signal call exactly; chunks that do not line up differ everywhere.
+SEGMENT = 512 * 1024  # samples per Spleeter segment at 44.1 kHz (~11.9 s)
+
+
+def chunk_plan(frames: int, chunk_segments: int) -> list[tuple[int, int]]:
+    """(start, stop) of the regions each chunk is responsible for, on segment boundaries.
+
+    A last piece shorter than one segment joins the chunk before it, so every join has a full
+    segment of real signal on both sides to cross-fade over.
+    """
+    step = chunk_segments * SEGMENT
+    plan = [(start, min(frames, start + step)) for start in range(0, frames, step)]
+    if len(plan) > 1 and plan[-1][1] - plan[-1][0] < SEGMENT:
+        plan[-2:] = [(plan[-2][0], frames)]
+    return plan
+
+
+def separate_chunked(
+    read: Callable[[int, int], np.ndarray],
+    frames: int,
+    model: str,
+    model_dir: Path,
+    *,
+    chunk_segments: int,
+    crossfade: int,
+    progress: Callable[[float], None] | None = None,
+) -> Iterator[dict[str, np.ndarray]]:
+    """Separate a long (frames, 2) signal chunk by chunk; yields consecutive stem blocks covering it.
+
+    `read(start, stop)` returns the signal's samples in that range. Neighbouring chunks overlap by a
+    segment of context; their outputs are cross-faded over `crossfade` samples centred on each join.
+    Memory is bounded by the chunk size, whatever the length of the signal.
+    """
+    half = crossfade // 2
+    if not 0 <= half < SEGMENT - 4096:
+        raise ValueError("crossfade must be shorter than two Spleeter segments")
+    plan = chunk_plan(frames, chunk_segments)
+    tail: dict[str, np.ndarray] | None = None  # previous chunk's output over [join - half, join + half)
+    for index, (start, stop) in enumerate(plan):
+        lo, hi = max(0, start - SEGMENT), min(frames, stop + SEGMENT)
+        stems = separate(read(lo, hi), model, model_dir)
+        # This chunk's own output from (start - half) to (stop + half), clipped to the signal.
+        own_lo, own_hi = max(0, start - half), min(frames, stop + half)
+        own = {name: audio[own_lo - lo : own_hi - lo] for name, audio in stems.items()}
+        head_len = start - own_lo
+        if tail is not None and head_len:
+            fade = np.linspace(0.0, 1.0, 2 * head_len, endpoint=False, dtype=np.float32)[:, None]
+            yield {name: tail[name] * (1 - fade) + own[name][: 2 * head_len] * fade for name in own}
+            body_from = 2 * head_len
+        else:
+            body_from = 0
+        last = index == len(plan) - 1
+        body_to = len(next(iter(own.values()))) - (0 if last else 2 * (own_hi - stop))
+        yield {name: audio[body_from:body_to] for name, audio in own.items()}
+        tail = None if last else {name: audio[body_to:] for name, audio in own.items()}
+        if progress is not None:
+            progress(stop / frames)

@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -48,14 +48,13 @@ class Settings(BaseSettings):
     # Stem separation
     spleeter_model: Literal["2stems", "4stems"] = Field("2stems", description="Spleeter model for stems")
     model_dir: Path = Field(Path("models"), description="folder holding <model>/ checkpoints (MODEL_PATH)")
-    separation_chunk_sec: float = Field(60.0, gt=0, description="seconds of audio per Spleeter call")
-    separation_overlap_sec: float = Field(5.0, ge=0, description="cross-faded overlap between chunks")
-
-    @model_validator(mode="after")
-    def _check_overlap(self) -> Settings:
-        if self.separation_overlap_sec * 2 >= self.separation_chunk_sec:
-            raise ValueError("separation_overlap_sec must be less than half of separation_chunk_sec")
-        return self
+    separation_chunk_sec: float = Field(
+        120.0, gt=0, description="audio per Spleeter call, rounded to whole 11.9 s model segments (memory vs speed)"
+    )
+    separation_crossfade_sec: float = Field(
+        1.0, ge=0, lt=20, description="cross-fade length at each join between separation chunks"
+    )
+    stem_subtype: str = Field("PCM_24", description="libsndfile subtype of exported stem WAV files")
 
     @property
     def index_path(self) -> Path:

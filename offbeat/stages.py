@@ -8,15 +8,19 @@ exists and computes it otherwise.
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import soundfile as sf
+import soxr
 
-from offbeat import __version__, audio
+from offbeat import __version__, audio, rhythm, separation
 from offbeat.contract import CompletedResult, EngineInfo, GlobalAnalysis, Results
 from offbeat.errors import AnalysisError, ErrorCode
 from offbeat.settings import Settings
@@ -33,6 +37,15 @@ class StageSpec:
     params: Callable[[Settings], dict[str, Any]]
 
 
+def _rhythm_params(s: Settings) -> dict[str, Any]:
+    return {
+        "n_fft": rhythm.N_FFT, "hop": rhythm.HOP, "n_mels": rhythm.N_MELS, "low_band_hz": rhythm.LOW_BAND_HZ,
+        "bpm": [rhythm.BPM_MIN, rhythm.BPM_MAX, rhythm.BPM_STEP], "prior": rhythm.TEMPO_PRIOR_BPM,
+        "jump_cost": rhythm.TEMPO_JUMP_COST, "sublevel": rhythm.SUBLEVEL_DISCOUNT,
+        "threshold_db": s.silence_threshold_db,
+    }  # fmt: skip
+
+
 STAGES: dict[str, StageSpec] = {
     spec.name: spec
     for spec in (
@@ -47,13 +60,28 @@ STAGES: dict[str, StageSpec] = {
             },
         ),
         StageSpec(
-            "trim",
+            "trim", 1, ("decode",), lambda s: {"threshold_db": s.silence_threshold_db, "frame": audio.TRIM_FRAME}
+        ),
+        StageSpec("beats", 1, ("decode", "trim"), _rhythm_params),
+        StageSpec(
+            "separate",
             1,
             ("decode",),
-            lambda s: {"threshold_db": s.silence_threshold_db, "frame": audio.TRIM_FRAME},
+            lambda s: {"model": s.spleeter_model, "chunk_segments": chunk_segments(s), "crossfade": crossfade(s)},
+        ),
+        StageSpec(
+            "drum_beats", 1, ("separate", "beats", "trim"), lambda s: {**_rhythm_params(s), "hpss": rhythm.HPSS_KERNEL}
         ),
     )
 }
+
+
+def chunk_segments(settings: Settings) -> int:
+    return max(1, round(settings.separation_chunk_sec * settings.sample_rate / separation.SEGMENT))
+
+
+def crossfade(settings: Settings) -> int:
+    return int(settings.separation_crossfade_sec * settings.sample_rate)
 
 
 def dependents(names: set[str]) -> set[str]:
@@ -78,6 +106,7 @@ class StageRef:
     source: str  # content digest of the source file
     cached: bool
     seconds: float
+    outputs: dict[str, str] = field(default_factory=dict)  # files a stage wrote outside the store
 
 
 def run_stage(
@@ -198,6 +227,7 @@ def assemble(job_id: int, refs: Mapping[str, StageRef], entries: Mapping[str, En
     analysis_id = entry_key(
         refs["decode"].source, "analysis", 1, {}, {name: ref.key for name, ref in sorted(refs.items())}
     )
+    curve = entries["beats"]["bpm_curve"][...]
     return CompletedResult(
         job_id=job_id,
         results=Results(
@@ -205,6 +235,10 @@ def assemble(job_id: int, refs: Mapping[str, StageRef], entries: Mapping[str, En
                 duration_sec=round(decoded.attrs["duration_sec"], 3),
                 trimmed_start_sec=trimmed.attrs["trimmed_start_sec"],
                 trimmed_end_sec=trimmed.attrs["trimmed_end_sec"],
+                global_beat_grid_timestamps=np.round(entries["beats"]["beats"][...], 3).tolist(),
+                global_drum_beat_grid_timestamps=np.round(entries["drum_beats"]["beats"][...], 3).tolist(),
+                bpm_curve=[None if np.isnan(v) else round(float(v), 2) for v in curve],
+                stems=refs["export_stems"].outputs,
             ),
             tracks=[],
         ),
@@ -215,3 +249,170 @@ def assemble(job_id: int, refs: Mapping[str, StageRef], entries: Mapping[str, En
             cached_stages=[name for name, ref in refs.items() if ref.cached],
         ),
     )
+
+
+# -- blocks -----------------------------------------------------------------------------------------
+
+FRAMES_PER_BLOCK = 4096  # ~95 s of analysis frames per block
+
+
+def read_padded(array: Any, start: int, stop: int) -> np.ndarray:
+    """array[start:stop] along the first axis, zero-filled where the range leaves the array."""
+    n = array.shape[0]
+    data = array[max(0, start) : max(0, min(n, stop))]
+    before, after = max(0, -start) if start < 0 else 0, max(0, stop - max(n, start))
+    if before or after:
+        data = np.pad(data, [(before, after)] + [(0, 0)] * (data.ndim - 1))
+    return data
+
+
+def frame_blocks(array: Any) -> Iterator[tuple[np.ndarray, slice]]:
+    """(samples, keep) per block of analysis frames: the samples cover the block's frames plus
+    BLOCK_CONTEXT frames each side, and `keep` picks the block's own frames from the result."""
+    total = rhythm.frame_count(array.shape[0])
+    ctx = rhythm.BLOCK_CONTEXT
+    for first in range(0, total, FRAMES_PER_BLOCK):
+        last = min(total, first + FRAMES_PER_BLOCK)
+        samples = read_padded(array, (first - ctx) * rhythm.HOP, (last + ctx - 1) * rhythm.HOP + rhythm.N_FFT)
+        yield samples, slice(ctx, ctx + last - first)
+
+
+def _music_bounds(decoded: Entry, trimmed: Entry) -> tuple[float, float]:
+    duration = decoded.attrs["duration_sec"]
+    return trimmed.attrs["trimmed_start_sec"], duration - trimmed.attrs["trimmed_end_sec"]
+
+
+# -- beats ------------------------------------------------------------------------------------------
+
+
+def compute_beats(
+    writer: EntryWriter, decoded: Entry, trimmed: Entry, settings: Settings, progress: Progress | None = None
+) -> None:
+    """Frame envelopes (one STFT pass, stored for later stages), tempo curve, beat grid and BPM curve."""
+    mono, sr = decoded["mono"], decoded.attrs["analysis_sample_rate"]
+    chunk = 1 << 16
+    out = {
+        name: ChunkAppender(writer.create_array(name, shape=(0, *tail), dtype="float32", chunks=(chunk, *tail)))
+        for name, tail in (("onset", ()), ("onset_low", ()), ("rms", ()), ("centroid", ()), ("chroma", (12,)))
+    }
+    total = rhythm.frame_count(mono.shape[0])
+    for done, (samples, keep) in enumerate(frame_blocks(mono), start=1):
+        features = rhythm.frame_features(samples, sr).sliced(keep)
+        for name, appender in out.items():
+            appender.append(getattr(features, name))
+        if progress is not None:
+            progress(min(1.0, done * FRAMES_PER_BLOCK / total))
+    for appender in out.values():
+        appender.close()
+
+    onset_low = writer.array("onset_low")[...]
+    rms_db = 20 * np.log10(np.maximum(writer.array("rms")[...], 1e-10))
+    fps = sr / rhythm.HOP
+    seconds = int(np.ceil(decoded.attrs["duration_sec"]))
+    frame_second = np.minimum((np.arange(len(rms_db)) / fps).astype(int), seconds - 1)
+    loudest = np.full(seconds, -np.inf)
+    np.maximum.at(loudest, frame_second, rms_db)
+    voiced = loudest > settings.silence_threshold_db
+    salience = rhythm.tempo_salience(rhythm.upsample(onset_low), fps * rhythm.UPSAMPLE)[:seconds]
+    tempo = rhythm.tempo_curve(salience, voiced)
+    start, end = _music_bounds(decoded, trimmed)
+    beats = rhythm.beat_times(onset_low, sr, tempo, start, end)
+    curve = rhythm.bpm_from_beats(beats, seconds)
+    curve[~voiced] = np.nan
+    writer.put_array("tempo", tempo.astype(np.float32))
+    writer.put_array("beats", beats.astype(np.float64))
+    writer.put_array("bpm_curve", curve)
+    writer.attrs.update(frame_rate=fps, frame_offset_sec=rhythm.frame_time_offset(sr), frames=total)
+
+
+# -- separate ---------------------------------------------------------------------------------------
+
+
+def compute_separate(writer: EntryWriter, decoded: Entry, settings: Settings, progress: Progress | None = None) -> None:
+    """Stems of the 44.1 kHz stereo audio (and an analysis-rate mono copy of each), chunk by chunk."""
+    stereo = decoded["stereo"]
+    sr, ar = decoded.attrs["sample_rate"], decoded.attrs["analysis_sample_rate"]
+    model = settings.spleeter_model
+    names = separation.STEMS[model]
+    block = int(settings.decode_block_sec * sr)
+    full = {n: ChunkAppender(writer.create_array(n, shape=(0, 2), dtype="float32", chunks=(block, 2))) for n in names}
+    mono_chunk = int(settings.decode_block_sec * ar)
+    mono = {
+        n: ChunkAppender(writer.create_array(f"{n}_mono", shape=(0,), dtype="float32", chunks=(mono_chunk,)))
+        for n in names
+    }
+    resamplers = {n: soxr.ResampleStream(sr, ar, 1, dtype="float32", quality="HQ") for n in names}
+    for stems in separation.separate_chunked(
+        lambda a, b: stereo[a:b],
+        stereo.shape[0],
+        model,
+        settings.model_dir,
+        chunk_segments=chunk_segments(settings),
+        crossfade=crossfade(settings),
+        progress=progress,
+    ):
+        for name, data in stems.items():
+            full[name].append(data)
+            mono[name].append(resamplers[name].resample_chunk(data.mean(axis=1)))
+    for name in names:
+        full[name].close()
+        mono[name].append(resamplers[name].resample_chunk(np.zeros(0, np.float32), last=True))
+        mono[name].close()
+    writer.attrs.update(model=model, stems=list(names), sample_rate=sr, analysis_sample_rate=ar)
+
+
+# -- drum beats -------------------------------------------------------------------------------------
+
+
+def compute_drum_beats(
+    writer: EntryWriter, stems: Entry, beats: Entry, decoded: Entry, trimmed: Entry, settings: Settings
+) -> None:
+    """Beat grid of the drums: the drums stem where the model has one, else the percussive part of the
+    accompaniment. It follows the global tempo curve, so both grids agree on the metrical level."""
+    sr = stems.attrs["analysis_sample_rate"]
+    if "drums" in stems.attrs["stems"]:
+        source, onset_of = "drums", rhythm.drum_onset
+    else:
+        source, onset_of = "accompaniment (percussive part)", rhythm.percussive_onset
+    array = stems[f"{source.split()[0]}_mono"]
+    envelope = np.concatenate([onset_of(samples, sr)[keep] for samples, keep in frame_blocks(array)])
+    start, end = _music_bounds(decoded, trimmed)
+    times = rhythm.beat_times(envelope, sr, beats["tempo"][...], start, end)
+    writer.put_array("beats", times.astype(np.float64))
+    writer.attrs.update(source=source)
+
+
+# -- export -----------------------------------------------------------------------------------------
+
+
+def export_stems(store: ArtifactStore, stems: Entry, folder: Path, settings: Settings) -> dict[str, Path]:
+    """Write each stem as a WAV file in `folder`, atomically; files that already hold this entry's stems
+    (same entry key, size and modification time as when written) are left alone."""
+    folder.mkdir(parents=True, exist_ok=True)
+    sr = stems.attrs["sample_rate"]
+    written: dict[str, Path] = {}
+    for name in stems.attrs["stems"]:
+        path = folder / f"{name}.wav"
+        memo = f"export:{path.resolve()}"
+        record = store.index.get(memo)
+        if record is not None and path.exists():
+            stat = path.stat()
+            if record == {"entry": stems.key, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}:
+                written[name] = path
+                continue
+        tmp = folder / f".{name}.{uuid.uuid4().hex[:8]}.wav.tmp"
+        try:
+            array = stems[name]
+            with sf.SoundFile(
+                str(tmp), "w", samplerate=sr, channels=2, subtype=settings.stem_subtype, format="WAV"
+            ) as fh:
+                step = array.chunks[0]
+                for first in range(0, array.shape[0], step):
+                    fh.write(np.clip(array[first : first + step], -1.0, 1.0))
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        stat = path.stat()
+        store.index.set(memo, {"entry": stems.key, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns})
+        written[name] = path
+    return written

@@ -94,6 +94,10 @@ class EntryWriter:
         chunks = (max(1, min(chunk_len or len(data), len(data))), *data.shape[1:])
         self.create_array(name, shape=data.shape, dtype=data.dtype, chunks=chunks)[...] = data
 
+    def array(self, name: str) -> zarr.Array:
+        """An array created earlier in this entry (to read back what was streamed into it)."""
+        return self._arrays[name]
+
     def specs(self) -> dict[str, tuple[list[int], str]]:
         return {name: (list(a.shape), str(a.dtype)) for name, a in self._arrays.items()}
 

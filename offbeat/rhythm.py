@@ -1,0 +1,207 @@
+"""Rhythm analysis: frame features, tempo curve, beat grid. Numpy in, numpy out.
+
+Long mixes are handled in blocks of frames with BLOCK_CONTEXT frames of context on each side, so block
+results concatenate into the same envelopes a whole-signal pass would give, in memory that does not
+grow with the mix.
+
+Tempo is tracked in two steps. A tempogram, averaged per second, scores a grid of candidate tempos; a
+Viterbi pass over that grid picks a curve that may drift slowly (pitch-riding) or jump once at a track
+change, but does not flip between half and double time from second to second. The beat tracker then
+follows that curve, and the per-second BPM is re-measured from the beat intervals, which are far
+more precise than tempogram lags.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import librosa
+import numpy as np
+
+N_FFT = 2048
+HOP = 512
+N_MELS = 128
+LOW_BAND_HZ = 200.0
+DB_FLOOR = 1e-4  # mel power floor (-40 dB re 1): keeps near-silence from producing huge log flux
+HPSS_KERNEL = 31  # frames (and bins) of the median filters separating harmonic from percussive
+BLOCK_CONTEXT = HPSS_KERNEL // 2 + 1  # frames of context each side that make block results exact
+UPSAMPLE = 4  # tempo and beats work on the onset envelope at 4x the frame rate
+TEMPO_WINDOW_SEC = 8.0  # stretch of onsets whose periodicity scores one second
+BPM_MIN, BPM_MAX, BPM_STEP = 60.0, 190.0, 0.005  # candidate tempi: log-spaced, 0.5 % apart
+TEMPO_PRIOR_BPM, TEMPO_PRIOR_OCTAVES = 125.0, 1.0  # weak log-normal preference for dance tempi
+SUBLEVEL_DISCOUNT = 0.5
+TEMPO_JUMP_COST = 6.0  # log-probability cost per octave of tempo change from one second to the next
+
+
+@dataclass(frozen=True)
+class FrameFeatures:
+    """Per-frame features from one STFT (frame i is centred at (i * HOP + N_FFT / 2) / sr)."""
+
+    onset: np.ndarray  # (frames,) spectral flux of log-mel power, all bands
+    onset_low: np.ndarray  # (frames,) the same below LOW_BAND_HZ: kick and bass, where dance beats sit
+    rms: np.ndarray  # (frames,)
+    centroid: np.ndarray  # (frames,) Hz
+    chroma: np.ndarray  # (frames, 12)
+
+    def sliced(self, keep: slice) -> FrameFeatures:
+        return FrameFeatures(*(getattr(self, f)[keep] for f in self.__dataclass_fields__))
+
+
+def frame_time_offset(sr: int) -> float:
+    """Seconds from a frame's start sample to its centre: frame i is at i * HOP / sr + this."""
+    return N_FFT / 2 / sr
+
+
+def frame_count(samples: int) -> int:
+    """Frames covering `samples` (the signal is zero-padded at the end to fill the last frames)."""
+    return -(-samples // HOP)
+
+
+def power_spectrogram(block: np.ndarray) -> np.ndarray:
+    """|STFT|^2 of frames starting every HOP samples; the block must hold (frames - 1) * HOP + N_FFT samples."""
+    return np.abs(librosa.stft(block, n_fft=N_FFT, hop_length=HOP, center=False)) ** 2
+
+
+def onset_envelopes(power: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:
+    """(all-band, low-band) spectral flux of log-mel power; frame 0 has no predecessor and gets 0.
+
+    A fixed dB reference and floor (no per-call top_db) keep block-wise results equal to whole ones.
+    """
+    mel_db = librosa.power_to_db(
+        librosa.feature.melspectrogram(S=power, sr=sr, n_mels=N_MELS), ref=1.0, amin=DB_FLOOR, top_db=None
+    )
+    rise = np.maximum(0.0, np.diff(mel_db, axis=1, prepend=mel_db[:, :1]))
+    low = librosa.mel_frequencies(n_mels=N_MELS + 2, fmax=sr / 2)[1:-1] < LOW_BAND_HZ
+    return rise.mean(axis=0).astype(np.float32), rise[low].mean(axis=0).astype(np.float32)
+
+
+def frame_features(block: np.ndarray, sr: int) -> FrameFeatures:
+    """Every feature of the block's frames from one STFT. Callers working in blocks pass some frames of
+    context on each side and keep the middle, which then equals a whole-signal pass."""
+    power = power_spectrogram(block)
+    onset, onset_low = onset_envelopes(power, sr)
+    rms = np.sqrt(power.sum(axis=0) * 2 / N_FFT**2 / 0.375)  # Hann power sum -> signal RMS
+    centroid = librosa.feature.spectral_centroid(S=np.sqrt(power), sr=sr, n_fft=N_FFT)[0]
+    chroma = librosa.feature.chroma_stft(S=power, sr=sr, n_fft=N_FFT, tuning=0.0)
+    return FrameFeatures(
+        onset, onset_low, rms.astype(np.float32), centroid.astype(np.float32), chroma.T.astype(np.float32)
+    )
+
+
+def percussive_onset(block: np.ndarray, sr: int) -> np.ndarray:
+    """Low-band onset envelope of the percussive part (harmonic/percussive separation by median filtering),
+    for a drum beat grid when the separation model has no drums stem. Needs HPSS_CONTEXT frames of context."""
+    power = power_spectrogram(block)
+    _, percussive = librosa.decompose.hpss(power, kernel_size=HPSS_KERNEL)
+    return onset_envelopes(percussive, sr)[1]
+
+
+def bpm_grid() -> np.ndarray:
+    steps = int(np.floor(np.log(BPM_MAX / BPM_MIN) / np.log1p(BPM_STEP))) + 1
+    return BPM_MIN * (1 + BPM_STEP) ** np.arange(steps)
+
+
+def upsample(envelope: np.ndarray) -> np.ndarray:
+    """The envelope at UPSAMPLE times the frame rate (linear), for sub-frame tempo and beat resolution."""
+    n = len(envelope)
+    return np.interp(np.arange(n * UPSAMPLE) / UPSAMPLE, np.arange(n), envelope).astype(np.float32)
+
+
+def tempo_salience(envelope: np.ndarray, fps: float) -> np.ndarray:
+    """(seconds, len(bpm_grid())) periodicity strength per second at each candidate tempo.
+
+    `envelope` is an onset envelope at `fps` frames per second (upsampled). Each second is scored by
+    the autocorrelation of a Hann-windowed, mean-removed stretch of TEMPO_WINDOW_SEC around it.
+    """
+    grid = bpm_grid()
+    seconds = int(np.ceil(len(envelope) / fps))
+    width = int(TEMPO_WINDOW_SEC * fps)
+    padded = np.pad(envelope, (width // 2, width))
+    starts = (np.arange(seconds) * fps + fps / 2).astype(int)  # window centred on each second
+    window = np.hanning(width).astype(np.float32)
+    lags = 60.0 * fps / grid
+    lo = np.floor(lags).astype(int)
+    frac = (lags - lo).astype(np.float32)
+    out = np.zeros((seconds, len(grid)), dtype=np.float32)
+    for first in range(0, seconds, 256):  # a few hundred seconds at a time bounds the working set
+        idx = starts[first : first + 256, None] + np.arange(width)[None, :]
+        frames = padded[idx]
+        frames = (frames - frames.mean(axis=1, keepdims=True)) * window
+        ac = librosa.autocorrelate(frames, max_size=int(lo.max()) + 2, axis=1)
+        ac /= np.maximum(ac[:, :1], 1e-9)
+        out[first : first + 256] = ac[:, lo] * (1 - frac) + ac[:, lo + 1] * frac
+    return np.clip(out, 0.0, None)
+
+
+def tempo_curve(salience: np.ndarray, voiced: np.ndarray) -> np.ndarray:
+    """Most likely per-second tempo (BPM) through the salience, with a cost on every change.
+
+    `voiced` marks seconds with music; silent seconds follow their neighbours at no cost.
+    """
+    grid = bpm_grid()
+    octaves = np.log2(grid)
+    prior = np.exp(-0.5 * ((octaves - np.log2(TEMPO_PRIOR_BPM)) / TEMPO_PRIOR_OCTAVES) ** 2)
+    sal = salience / np.maximum(salience.max(axis=1, keepdims=True), 1e-9)
+    # A tempo whose double is about as periodic is a sub-level of the beat (every other kick): discount it,
+    # so the beat is the fastest strongly periodic level in range.
+    double = np.searchsorted(grid, grid * 2).clip(max=len(grid) - 1)
+    has_double = grid * 2 <= grid[-1] * (1 + BPM_STEP)
+    sal = np.clip(sal - SUBLEVEL_DISCOUNT * np.where(has_double, sal[:, double], 0.0), 0.0, None)
+    obs = (sal**2 + 1e-3) * prior
+    obs[~voiced] = 1.0
+    obs /= obs.sum(axis=1, keepdims=True)
+    jump = np.abs(octaves[:, None] - octaves[None, :])
+    transition = np.exp(-TEMPO_JUMP_COST * jump)
+    transition /= transition.sum(axis=1, keepdims=True)
+    path = librosa.sequence.viterbi(obs.T, transition)
+    return grid[path]
+
+
+def track_beats(envelope: np.ndarray, fps: float, bpm_per_frame: np.ndarray) -> np.ndarray:
+    """Beat positions (frames of `envelope`) following a time-varying tempo (librosa's dynamic programme).
+
+    Leading and trailing beats are not trimmed here: the caller knows where the silence is.
+    """
+    _, beats = librosa.beat.beat_track(
+        onset_envelope=envelope.astype(np.float64),
+        sr=fps * HOP,
+        hop_length=HOP,
+        bpm=bpm_per_frame,
+        trim=False,
+        units="frames",
+    )
+    return np.asarray(beats, dtype=np.int64)
+
+
+def bpm_from_beats(times: np.ndarray, seconds: int, window_sec: float = 4.0) -> np.ndarray:
+    """Per-second BPM from the median inter-beat interval within `window_sec` of each second (NaN where
+    fewer than two intervals are that close: silence, or no beat)."""
+    curve = np.full(seconds, np.nan, dtype=np.float32)
+    if len(times) < 3:
+        return curve
+    intervals = np.diff(times)
+    mids = (times[1:] + times[:-1]) / 2
+    centres = np.arange(seconds) + 0.5
+    lo = np.searchsorted(mids, centres - window_sec)
+    hi = np.searchsorted(mids, centres + window_sec)
+    for second in np.flatnonzero(hi - lo >= 2):
+        curve[second] = 60.0 / np.median(intervals[lo[second] : hi[second]])
+    return curve
+
+
+def drum_onset(block: np.ndarray, sr: int) -> np.ndarray:
+    """Low-band onset envelope of a drums stem."""
+    return onset_envelopes(power_spectrogram(block), sr)[1]
+
+
+def beat_times(
+    onset_low: np.ndarray, sr: int, tempo_per_second: np.ndarray, start_sec: float, end_sec: float
+) -> np.ndarray:
+    """Beat times (seconds) that follow the tempo curve through an onset envelope at the frame rate,
+    kept between `start_sec` and `end_sec` (the music, without leading and trailing silence)."""
+    envelope = upsample(onset_low)
+    fps = sr / HOP * UPSAMPLE
+    second_of_frame = np.minimum((np.arange(len(envelope)) / fps).astype(int), len(tempo_per_second) - 1)
+    frames = track_beats(envelope, fps, tempo_per_second[second_of_frame].astype(np.float64))
+    times = frames / fps + frame_time_offset(sr)
+    return times[(times >= start_sec - HOP / sr) & (times <= end_sec)]
