@@ -1,9 +1,13 @@
-"""Benchmark `offbeat analyze` on a generated mix: cold (empty store) and cached.
+"""Benchmark on generated mixes: the whole `offbeat analyze` command, and each stage on its own.
 
-Reports, for each run: wall seconds from command start to result, seconds of audio per second of work
-(in total and per stage), and the peak resident memory of the analyzing process.
+For each mix length it reports:
+- `offbeat analyze` cold (empty store) and cached: wall seconds from command start to result, seconds of
+  audio per second of work, flow time per stage, and peak resident memory of the analyzing process;
+- each stage run alone, one after another, in a fresh process without Prefect: seconds, seconds of
+  audio per second of work, and the peak resident memory while the stage ran;
+- the store size.
 
-    .venv/bin/python bench/bench_analyze.py --minutes 10
+    .venv/bin/python bench/bench_analyze.py --minutes 10 60
 """
 
 from __future__ import annotations
@@ -11,68 +15,141 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from typing import Any
 
 from offbeat import synth
 
 OFFBEAT = str(Path(sys.executable).with_name("offbeat"))
 
 
-def run_once(path: Path, env: dict[str, str]) -> tuple[dict, float, float]:
-    """(result document, wall seconds, peak RSS in MiB) of one `offbeat analyze` process."""
+def run_command(cmd: list[str], env: dict[str, str]) -> tuple[str, float, float]:
+    """(stdout, wall seconds, peak RSS MiB) of one child process."""
     started = time.perf_counter()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen([OFFBEAT, "analyze", str(path)], stdout=out, stderr=err, env=env)
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
         _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage, not all children's
-        proc.returncode = os.waitstatus_to_exitcode(status)
         wall = time.perf_counter() - started
         out.seek(0)
         err.seek(0)
-        if proc.returncode != 0:
+        if os.waitstatus_to_exitcode(status) != 0:
             sys.stderr.write(err.read().decode(errors="replace")[-3000:])
-            raise SystemExit(f"offbeat analyze failed with status {proc.returncode}")
-        document = json.loads(out.read())
-    return document, wall, usage.ru_maxrss / 1024  # ru_maxrss is KiB on Linux
+            raise SystemExit(f"{' '.join(cmd[:3])} failed")
+        return out.read().decode(), wall, usage.ru_maxrss / 1024  # ru_maxrss is KiB on Linux
+
+
+class PeakRss:
+    """Samples this process's resident memory; `peak()` is the highest seen since `reset()`."""
+
+    def __init__(self, interval: float = 0.02) -> None:
+        self._peak = 0
+        self._interval = interval
+        self._page = os.sysconf("SC_PAGE_SIZE")
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _current(self) -> int:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * self._page
+
+    def _run(self) -> None:
+        while True:
+            self._peak = max(self._peak, self._current())
+            time.sleep(self._interval)
+
+    def reset(self) -> None:
+        self._peak = self._current()
+
+    def peak(self) -> float:
+        return max(self._peak, self._current()) / 2**20
+
+
+def stages_alone(path: Path) -> None:
+    """Child mode: run every stage in turn through the store, without Prefect, and print JSON figures."""
+    from offbeat import stages
+    from offbeat.settings import get_settings
+    from offbeat.store import open_store
+
+    settings, store, rss = get_settings(), open_store(), PeakRss()
+    digest = store.source_digest(path)
+    refs: dict[str, Any] = {}
+    figures: dict[str, dict[str, float]] = {}
+
+    def measure(name: str, work: Any) -> None:
+        rss.reset()
+        started = time.perf_counter()
+        result = work()
+        figures[name] = {"seconds": time.perf_counter() - started, "peak_mib": rss.peak()}
+        if isinstance(result, stages.StageRef):
+            refs[name] = result
+
+    def stage(name: str, compute: Any) -> None:
+        measure(name, lambda: stages.run_stage(store, name, digest, settings, refs, compute))
+
+    def entry(name: str) -> Any:
+        return stages.read(store, refs[name])
+
+    stage("decode", lambda w: stages.compute_decode(w, path, settings))
+    stage("trim", lambda w: stages.compute_trim(w, entry("decode"), settings))
+    stage("beats", lambda w: stages.compute_beats(w, entry("decode"), entry("trim"), settings))
+    stage("separate", lambda w: stages.compute_separate(w, entry("decode"), settings))
+    stage(
+        "drum_beats",
+        lambda w: stages.compute_drum_beats(
+            w, entry("separate"), entry("beats"), entry("decode"), entry("trim"), settings
+        ),
+    )
+    measure("export_stems", lambda: stages.export_stems(store, entry("separate"), path.parent / "stems", settings))
+    print(json.dumps(figures))
+
+
+def bench(minutes: float, work: Path) -> None:
+    work.mkdir(parents=True, exist_ok=True)
+    mix = work / f"mix-{minutes:g}min.wav"
+    spec = synth.demo_mix(minutes)
+    if not mix.exists():
+        synth.write_mix(spec, mix, subtype="PCM_16")
+    audio_sec = spec.duration_sec
+    print(f"\n== {audio_sec / 60:.1f} min mix ({mix.stat().st_size / 2**20:.0f} MiB WAV), nproc={os.cpu_count()}")
+
+    env = dict(os.environ, PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    env["OFFBEAT_ARTIFACT_STORE"] = str(work / "artifacts")
+    env["OFFBEAT_LOCAL_EXPORTS_PATH"] = str(work / "exports")
+    print(f"{'offbeat analyze':<16}{'wall s':>8}{'audio s/s':>11}{'flow s':>8}{'peak MiB':>10}  flow seconds per stage")
+    for label in ("cold", "cached"):
+        out, wall, peak = run_command([OFFBEAT, "analyze", str(mix)], env)
+        timings = json.loads(out)["engine"]["timings_sec"]
+        per_stage = ", ".join(f"{k} {v:.2f}" for k, v in timings.items() if k != "total")
+        print(f"  {label:<14}{wall:>8.1f}{audio_sec / wall:>11.1f}{timings['total']:>8.1f}{peak:>10.0f}  {per_stage}")
+    store_mib = sum(f.stat().st_size for f in (work / "artifacts").rglob("*") if f.is_file()) / 2**20
+    print(f"  store: {store_mib:.0f} MiB ({store_mib / (audio_sec / 60):.1f} MiB per minute of audio)")
+
+    env["OFFBEAT_ARTIFACT_STORE"] = str(work / "artifacts-stages")
+    out, wall, peak = run_command([sys.executable, __file__, "--stages-alone", str(mix)], env)
+    print(f"{'stage alone':<16}{'seconds':>8}{'audio s/s':>11}{'peak MiB':>10}")
+    total = 0.0
+    for name, fig in json.loads(out).items():
+        total += fig["seconds"]
+        print(f"  {name:<14}{fig['seconds']:>8.1f}{audio_sec / fig['seconds']:>11.1f}{fig['peak_mib']:>10.0f}")
+    print(f"  {'all stages':<14}{total:>8.1f}{audio_sec / total:>11.1f}{peak:>10.0f}  (process peak)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--minutes", type=float, default=10.0)
-    parser.add_argument("--workdir", type=Path, default=None, help="keep the mix and store here")
+    parser.add_argument("--minutes", type=float, nargs="+", default=[10.0])
+    parser.add_argument("--workdir", type=Path, default=None, help="keep mixes and stores here")
+    parser.add_argument("--stages-alone", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
-
+    if args.stages_alone:
+        stages_alone(args.stages_alone)
+        return
     work = args.workdir or Path(tempfile.mkdtemp(prefix="offbeat-bench-"))
-    work.mkdir(parents=True, exist_ok=True)
-    mix = work / f"mix-{args.minutes:g}min.wav"
-    spec = synth.demo_mix(args.minutes)
-    if not mix.exists():
-        synth.write_mix(spec, mix, subtype="PCM_16")
-    env = dict(os.environ)
-    env["OFFBEAT_ARTIFACT_STORE"] = str(work / "artifacts")
-    env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    audio_sec = spec.duration_sec
-
-    print(f"mix: {audio_sec / 60:.1f} min, {mix.stat().st_size / 2**20:.0f} MiB WAV; nproc={os.cpu_count()}")
-    print(f"{'run':<8}{'wall s':>9}{'audio s/s':>11}{'flow s':>9}{'peak MiB':>10}  per stage (audio s per s of work)")
-    for label in ("cold", "cached"):
-        doc, wall, peak = run_once(mix, env)
-        timings = doc["engine"]["timings_sec"]
-        stages = ", ".join(
-            f"{name} {timings[name]:.2f}s ({audio_sec / max(timings[name], 1e-6):.0f}x)"
-            for name in timings
-            if name != "total"
-        )
-        print(f"{label:<8}{wall:>9.1f}{audio_sec / wall:>11.1f}{timings['total']:>9.2f}{peak:>10.0f}  {stages}")
-    store_mib = sum(f.stat().st_size for f in (work / "artifacts").rglob("*") if f.is_file()) / 2**20
-    print(f"store size: {store_mib:.0f} MiB for {audio_sec / 60:.1f} min of audio")
-    print(f"(bench process peak: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB)")
+    for minutes in args.minutes:
+        bench(minutes, work / f"{minutes:g}min")
 
 
 if __name__ == "__main__":

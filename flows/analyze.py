@@ -182,7 +182,8 @@ def export_stems_task(separated: StageRef, source: str) -> StageRef:
     mount = settings.shared_mount_path
     folder = export_folder(Path(source), separated.source, mount, settings.local_exports_path)
     before = {p: p.stat().st_mtime_ns for p in folder.glob("*.wav")} if folder.exists() else {}
-    files = stages.export_stems(store(), entry, folder, settings)
+    # Stems computed in this run (new, or refreshed) are written out again; cached ones are checked.
+    files = stages.export_stems(store(), entry, folder, settings, rewrite=not separated.cached)
     reused = all(before.get(p) == p.stat().st_mtime_ns for p in files.values())
     ref = StageRef(
         "export_stems",

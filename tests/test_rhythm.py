@@ -1,0 +1,63 @@
+"""Beat grid and tempo curve on synthesized audio with known beats (pure functions, no Prefect)."""
+
+import mir_eval
+import numpy as np
+import pytest
+import soxr
+
+from offbeat import rhythm, synth
+from offbeat.stages import FRAMES_PER_BLOCK, frame_blocks
+
+SR = 22050
+
+
+def mono(spec: synth.MixSpec) -> np.ndarray:
+    return soxr.resample(synth.render(spec, 0, spec.duration_sec).mean(axis=1), 44100, SR).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def tempo_change() -> synth.MixSpec:
+    return synth.MixSpec(
+        (synth.Section(40, 122.0, 110.0, True), synth.Section(40, 172.0, 146.83, False, vocals=True)),
+        lead_silence_sec=3.0,
+    )
+
+
+def test_blockwise_features_equal_a_whole_signal_pass() -> None:
+    y = mono(synth.MixSpec((synth.Section(20, 128.0),), lead_silence_sec=1.0))
+    y = np.tile(y, 10)  # ~210 s: several blocks of FRAMES_PER_BLOCK frames
+    assert rhythm.frame_count(len(y)) > 2 * FRAMES_PER_BLOCK
+    blocks = [rhythm.frame_features(samples, SR).sliced(keep) for samples, keep in frame_blocks(y)]
+    ctx = rhythm.BLOCK_CONTEXT
+    padded = np.pad(y, (ctx * rhythm.HOP, (ctx + 1) * rhythm.HOP + rhythm.N_FFT))
+    whole = rhythm.frame_features(padded, SR).sliced(slice(ctx, ctx + rhythm.frame_count(len(y))))
+    for name in ("onset", "onset_low", "rms", "centroid", "chroma"):
+        joined = np.concatenate([getattr(b, name) for b in blocks])
+        np.testing.assert_allclose(joined, getattr(whole, name), rtol=1e-4, atol=1e-4, err_msg=name)
+
+
+def test_beats_and_tempo_follow_a_tempo_change(tempo_change: synth.MixSpec) -> None:
+    y = mono(tempo_change)
+    features = rhythm.frame_features(np.pad(y, (0, rhythm.N_FFT)), SR)
+    fps = SR / rhythm.HOP
+    salience = rhythm.tempo_salience(rhythm.upsample(features.onset_low), fps * rhythm.UPSAMPLE)
+    seconds = int(np.ceil(tempo_change.duration_sec))
+    voiced = np.arange(seconds) >= 3
+    tempo = rhythm.tempo_curve(salience[:seconds], voiced)
+    beats = rhythm.beat_times(features.onset_low, SR, tempo, 3.0, tempo_change.duration_sec)
+    reference = np.array(tempo_change.beats())
+    assert mir_eval.beat.f_measure(reference, beats, f_measure_threshold=0.07) >= 0.9
+    assert beats.min() >= 3.0 - 0.05  # nothing in the leading silence
+    curve = rhythm.bpm_from_beats(beats, seconds)
+    for lo, hi, bpm in ((8, 38, 122.0), (48, 78, 172.0)):  # each section away from its edges
+        assert np.nanmax(np.abs(curve[lo:hi] / bpm - 1)) < 0.02, (bpm, curve[lo:hi])
+
+
+@pytest.mark.parametrize("bpm", [85.0, 100.0, 128.0, 140.0, 174.0])
+def test_tempo_level_is_the_beat_not_half_or_double(bpm: float) -> None:
+    spec = synth.MixSpec((synth.Section(30, bpm),))
+    y = mono(spec)
+    features = rhythm.frame_features(np.pad(y, (0, rhythm.N_FFT)), SR)
+    salience = rhythm.tempo_salience(rhythm.upsample(features.onset_low), SR / rhythm.HOP * rhythm.UPSAMPLE)
+    tempo = rhythm.tempo_curve(salience[:30], np.ones(30, bool))
+    assert np.median(tempo[5:25]) == pytest.approx(bpm, rel=0.03)
