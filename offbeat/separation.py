@@ -50,10 +50,13 @@ def separate(waveform: np.ndarray, model: str, model_dir: Path) -> dict[str, np.
     return {name: np.asarray(stems[name][: len(waveform)], dtype=np.float32) for name in STEMS[model]}
 
 
-# Spleeter's pretrained models cut the STFT (hop 1024) into segments of T = 512 frames and run the U-Net
-# on each segment alone. A chunk that starts on a segment boundary, with one whole segment of context on
-# each side, therefore reproduces a whole-signal call exactly; chunks that do not line up differ everywhere.
+# Spleeter's pretrained models cut the STFT (hop 1024, after a frame of zeros) into segments of T = 512
+# frames and run the U-Net on each segment alone. A chunk that starts one whole segment before the region
+# it is responsible for, on the segment grid, therefore computes that region exactly as a whole-signal call
+# would, except for the last EDGE samples of the chunk, which need frames of the next segment. Chunks that
+# do not line up with the grid differ everywhere.
 SEGMENT = 512 * 1024  # samples per Spleeter segment at 44.1 kHz (~11.9 s)
+EDGE = 4096  # samples at a chunk's end whose inverse STFT lacks the following frames
 
 
 def chunk_plan(frames: int, chunk_segments: int) -> list[tuple[int, int]]:
@@ -69,6 +72,10 @@ def chunk_plan(frames: int, chunk_segments: int) -> list[tuple[int, int]]:
     return plan
 
 
+def max_crossfade() -> int:
+    return SEGMENT - 2 * EDGE
+
+
 def separate_chunked(
     read: Callable[[int, int], np.ndarray],
     frames: int,
@@ -81,31 +88,29 @@ def separate_chunked(
 ) -> Iterator[dict[str, np.ndarray]]:
     """Separate a long (frames, 2) signal chunk by chunk; yields consecutive stem blocks covering it.
 
-    `read(start, stop)` returns the signal's samples in that range. Neighbouring chunks overlap by a
-    segment of context; their outputs are cross-faded over `crossfade` samples centred on each join.
-    Memory is bounded by the chunk size, whatever the length of the signal.
+    `read(start, stop)` returns the signal's samples in that range. Each chunk reads one segment of
+    context before its region; neighbours are cross-faded over `crossfade` samples that both computed
+    exactly, ending EDGE samples before the earlier chunk's end. Memory is bounded by the chunk size,
+    whatever the length of the signal.
     """
-    half = crossfade // 2
-    if not 0 <= half < SEGMENT - 4096:
-        raise ValueError("crossfade must be shorter than two Spleeter segments")
+    if not 0 <= crossfade <= max_crossfade():
+        raise ValueError(f"crossfade must be between 0 and {max_crossfade()} samples")
     plan = chunk_plan(frames, chunk_segments)
-    tail: dict[str, np.ndarray] | None = None  # previous chunk's output over [join - half, join + half)
+    tail: dict[str, np.ndarray] | None = None  # previous chunk's output over the cross-fade
     for index, (start, stop) in enumerate(plan):
-        lo, hi = max(0, start - SEGMENT), min(frames, stop + SEGMENT)
-        stems = separate(read(lo, hi), model, model_dir)
-        # This chunk's own output from (start - half) to (stop + half), clipped to the signal.
-        own_lo, own_hi = max(0, start - half), min(frames, stop + half)
+        lo = max(0, start - SEGMENT)
+        stems = separate(read(lo, stop), model, model_dir)
+        # This chunk's output from the end of the previous cross-fade's start to the start of its own.
+        own_lo = start - EDGE - crossfade if index else 0
+        own_hi = stop - EDGE if index < len(plan) - 1 else frames
         own = {name: audio[own_lo - lo : own_hi - lo] for name, audio in stems.items()}
-        head_len = start - own_lo
-        if tail is not None and head_len:
-            fade = np.linspace(0.0, 1.0, 2 * head_len, endpoint=False, dtype=np.float32)[:, None]
-            yield {name: tail[name] * (1 - fade) + own[name][: 2 * head_len] * fade for name in own}
-            body_from = 2 * head_len
-        else:
-            body_from = 0
-        last = index == len(plan) - 1
-        body_to = len(next(iter(own.values()))) - (0 if last else 2 * (own_hi - stop))
+        body_from = 0
+        if tail is not None:
+            fade = np.linspace(0.0, 1.0, crossfade, endpoint=False, dtype=np.float32)[:, None]
+            yield {name: tail[name] * (1 - fade) + own[name][:crossfade] * fade for name in own}
+            body_from = crossfade
+        body_to = own_hi - own_lo - (crossfade if index < len(plan) - 1 else 0)
         yield {name: audio[body_from:body_to] for name, audio in own.items()}
-        tail = None if last else {name: audio[body_to:] for name, audio in own.items()}
+        tail = {name: audio[body_to:] for name, audio in own.items()}
         if progress is not None:
             progress(stop / frames)

@@ -49,10 +49,10 @@ class Settings(BaseSettings):
     spleeter_model: Literal["2stems", "4stems"] = Field("2stems", description="Spleeter model for stems")
     model_dir: Path = Field(Path("models"), description="folder holding <model>/ checkpoints (MODEL_PATH)")
     separation_chunk_sec: float = Field(
-        120.0, gt=0, description="audio per Spleeter call, rounded to whole 11.9 s model segments (memory vs speed)"
+        60.0, gt=0, description="audio per Spleeter call, rounded to whole 11.9 s model segments (memory vs speed)"
     )
     separation_crossfade_sec: float = Field(
-        1.0, ge=0, lt=20, description="cross-fade length at each join between separation chunks"
+        1.0, ge=0, le=11, description="cross-fade length at each join between separation chunks"
     )
     stem_subtype: str = Field("PCM_24", description="libsndfile subtype of exported stem WAV files")
 

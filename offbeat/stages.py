@@ -70,7 +70,10 @@ STAGES: dict[str, StageSpec] = {
             lambda s: {"model": s.spleeter_model, "chunk_segments": chunk_segments(s), "crossfade": crossfade(s)},
         ),
         StageSpec(
-            "drum_beats", 1, ("separate", "beats", "trim"), lambda s: {**_rhythm_params(s), "hpss": rhythm.HPSS_KERNEL}
+            "drum_beats",
+            1,
+            ("separate", "beats", "trim"),
+            lambda s: {**_rhythm_params(s), "hpss": [rhythm.HPSS_KERNEL, rhythm.HPSS_MEL_KERNEL]},
         ),
     )
 }
@@ -371,10 +374,10 @@ def compute_drum_beats(
     accompaniment. It follows the global tempo curve, so both grids agree on the metrical level."""
     sr = stems.attrs["analysis_sample_rate"]
     if "drums" in stems.attrs["stems"]:
-        source, onset_of = "drums", rhythm.drum_onset
+        stem, onset_of, source = "drums", rhythm.drum_onset, "drums stem"
     else:
-        source, onset_of = "accompaniment (percussive part)", rhythm.percussive_onset
-    array = stems[f"{source.split()[0]}_mono"]
+        stem, onset_of, source = "accompaniment", rhythm.percussive_onset, "percussive part of the accompaniment"
+    array = stems[f"{stem}_mono"]
     envelope = np.concatenate([onset_of(samples, sr)[keep] for samples, keep in frame_blocks(array)])
     start, end = _music_bounds(decoded, trimmed)
     times = rhythm.beat_times(envelope, sr, beats["tempo"][...], start, end)
