@@ -19,7 +19,7 @@ from offbeat import weights
 from offbeat.errors import AnalysisError, ErrorCode
 
 STEMS = {"2stems": ("vocals", "accompaniment"), "4stems": ("vocals", "drums", "bass", "other")}
-_lock = threading.Lock()  # a Spleeter Separator is not safe to call from several threads at once
+_lock = threading.RLock()  # a Spleeter Separator is not safe to call from several threads at once
 
 
 @lru_cache(maxsize=2)
@@ -44,8 +44,8 @@ def get_separator(model: str, model_dir: str) -> Any:
 
 def separate(waveform: np.ndarray, model: str, model_dir: Path) -> dict[str, np.ndarray]:
     """Stems of a (frames, 2) float32 44.1 kHz waveform, each the same shape as the input."""
-    separator = get_separator(model, str(model_dir))
-    with _lock:
+    with _lock:  # also keeps two threads from loading the model twice
+        separator = get_separator(model, str(model_dir))
         stems = separator.separate(np.ascontiguousarray(waveform, dtype=np.float32))
     return {name: np.asarray(stems[name][: len(waveform)], dtype=np.float32) for name in STEMS[model]}
 
