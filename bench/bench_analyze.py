@@ -104,6 +104,21 @@ def stages_alone(path: Path) -> None:
         ),
     )
     measure("export_stems", lambda: stages.export_stems(store, entry("separate"), path.parent / "stems", settings))
+    stage("segment", lambda w: stages.compute_segment(w, entry("beats"), entry("decode"), entry("trim"), settings))
+
+    def track(index: int) -> stages.StageRef:
+        inputs = ("segment", "beats", "drum_beats", "separate", "decode")
+        return stages.run_stage(
+            store,
+            "track_features",
+            digest,
+            settings,
+            refs,
+            lambda w: stages.compute_track_features(w, index, *map(entry, inputs), settings, lambda _: None),
+            inputs={"track": index},
+        )
+
+    measure("track_features", lambda: [track(i) for i in range(len(entry("segment").attrs["starts"]))])
     print(json.dumps(figures))
 
 

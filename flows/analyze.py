@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from prefect import Task, flow, get_run_logger, task
+from prefect import Task, flow, get_run_logger, task, unmapped
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
@@ -196,6 +196,44 @@ def export_stems_task(separated: StageRef, source: str) -> StageRef:
     return _finish(ref)  # type: ignore[return-value]
 
 
+@stage_task
+def segment_task(
+    beats: StageRef, decoded: StageRef, trimmed: StageRef, cues: list[tuple[str, float]] | None, refresh: bool = False
+) -> StageRef:
+    settings, entries = get_settings(), _entries(beats, decoded, trimmed)
+    ref = stages.run_stage(
+        store(),
+        "segment",
+        decoded.source,
+        settings,
+        {"beats": beats, "trim": trimmed},
+        lambda w: stages.compute_segment(w, *entries, settings, cues),
+        refresh=refresh,
+        inputs={"cues": cues or []},
+    )
+    return _finish(ref)  # type: ignore[return-value]
+
+
+@stage_task
+def track_features_task(
+    index: int, segmented: StageRef, beats: StageRef, drums: StageRef, separated: StageRef, decoded: StageRef,
+    refresh: bool = False,
+) -> StageRef:  # fmt: skip
+    settings, entries = get_settings(), _entries(segmented, beats, drums, separated, decoded)
+    logger = get_run_logger()
+    ref = stages.run_stage(
+        store(),
+        "track_features",
+        decoded.source,
+        settings,
+        {"segment": segmented, "beats": beats, "drum_beats": drums, "separate": separated},
+        lambda w: stages.compute_track_features(w, index, *entries, settings, logger.warning),
+        refresh=refresh,
+        inputs={"track": index},
+    )
+    return _finish(ref)  # type: ignore[return-value]
+
+
 def _entries(*refs: StageRef) -> list[Entry]:
     return [stages.read(store(), ref) for ref in refs]
 
@@ -231,11 +269,14 @@ def analyze_mix(
     """
     logger = get_run_logger()
     started = time.perf_counter()
+    cues: list[tuple[str, float]] | None = None
     try:
         if job is not None:
             parsed = parse_job(json.dumps(job))
             job_id = parsed.job_id
             path = resolve_job_source(parsed, get_settings().shared_mount_path)
+            if parsed.cue_tracks:
+                cues = [(cue.title, float(cue.start_time_sec)) for cue in parsed.cue_tracks]
         elif source:
             path = Path(source).expanduser().resolve()
         else:
@@ -258,12 +299,22 @@ def analyze_mix(
         drums = ref_of(
             drum_beats_task(separated, beats, decoded, trimmed, refresh="drum_beats" in redo, return_state=True)
         )
+        segmented = ref_of(segment_task(beats, decoded, trimmed, cues, refresh="segment" in redo, return_state=True))
+        count = len(stages.read(store(), segmented).attrs["starts"])
+        per_track = track_features_task.map(
+            range(count), unmapped(segmented), unmapped(beats), unmapped(drums), unmapped(separated),
+            unmapped(decoded), refresh=unmapped("track_features" in redo),
+        )  # fmt: skip
+        track_refs = [ref_of(future) for future in per_track]
         refs = {
-            "decode": decoded, "trim": trimmed, "beats": beats, "separate": separated,
-            "drum_beats": drums, "export_stems": ref_of(exporting),
+            "decode": decoded, "trim": trimmed, "beats": beats, "separate": separated, "drum_beats": drums,
+            "export_stems": ref_of(exporting), "segment": segmented,
+            "track_features": stages.combined("track_features", track_refs),
         }  # fmt: skip
-        entries = {name: stages.read(store(), ref) for name, ref in refs.items() if name != "export_stems"}
-        result = stages.assemble(job_id, refs, entries)
+        entries = {
+            name: stages.read(store(), refs[name]) for name in ("decode", "trim", "beats", "drum_beats", "segment")
+        }
+        result = stages.assemble(job_id, refs, entries, [stages.read(store(), ref) for ref in track_refs])
         result.engine.timings_sec["total"] = round(time.perf_counter() - started, 4)
         logger.info(
             "analysis %s done in %.2f s (from the store: %s)",
@@ -282,3 +333,7 @@ def analyze_mix(
             FailedResult(job_id=job_id, error=f"internal error: {exc}", error_code=ErrorCode.INTERNAL, retryable=True)
         )
         return Failed(message=f"internal: {exc}", data=failed)  # type: ignore[return-value]
+
+
+# One task run per track, named after it in the UI.
+track_features_task = track_features_task.with_options(task_run_name="track-{index}")

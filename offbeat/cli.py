@@ -59,7 +59,7 @@ def analyze(
 
 @app.command()
 def demo(
-    minutes: Annotated[float, typer.Option(help="length of the generated mix")] = 2.0,
+    minutes: Annotated[float, typer.Option(help="length of the generated mix")] = 4.0,
     folder: Annotated[Path, typer.Option(help="where the demo mix is written")] = Path("demo"),
     output: Annotated[Path | None, typer.Option("--output", "-o")] = None,
 ) -> None:

@@ -77,6 +77,8 @@ class Track(BaseModel):
     title: str | None = None
     start_time_sec: float
     end_time_sec: float
+    transition_in: list[float] | None = Field(None, description="[start, end] of the blend into this track")
+    transition_out: list[float] | None = Field(None, description="[start, end] of the blend into the next")
     analysis: TrackAnalysis
 
 

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     # Trimming and segmentation
     silence_threshold_db: float = Field(-60.0, description="frame RMS (dBFS) at or below this is silence")
     min_track_sec: float = Field(60.0, gt=0, description="shortest track the segmenter reports")
+    cue_snap_tolerance_sec: float = Field(
+        20.0, ge=0, description="a cue hint moves to a detected boundary this close, else stays where it is"
+    )
 
     # Stem separation
     spleeter_model: Literal["2stems", "4stems"] = Field("2stems", description="Spleeter model for stems")

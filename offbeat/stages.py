@@ -20,8 +20,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from offbeat import __version__, audio, rhythm, separation
-from offbeat.contract import CompletedResult, EngineInfo, GlobalAnalysis, Results
+from offbeat import __version__, audio, features, rhythm, segmentation, separation
+from offbeat.contract import CompletedResult, EngineInfo, GlobalAnalysis, Results, Track, TrackAnalysis
 from offbeat.errors import AnalysisError, ErrorCode
 from offbeat.settings import Settings
 from offbeat.store import ArtifactStore, ChunkAppender, Entry, EntryWriter, entry_key
@@ -75,6 +75,27 @@ STAGES: dict[str, StageSpec] = {
             ("separate", "beats", "trim"),
             lambda s: {**_rhythm_params(s), "hpss": [rhythm.HPSS_KERNEL, rhythm.HPSS_MEL_KERNEL]},
         ),
+        StageSpec(
+            "segment",
+            1,
+            ("beats", "trim"),
+            lambda s: {
+                "min_track_sec": s.min_track_sec,
+                "cue_tolerance": s.cue_snap_tolerance_sec,
+                "window": segmentation.NOVELTY_WINDOW_SEC,
+                "prominence": segmentation.PEAK_PROMINENCE,
+            },
+        ),
+        StageSpec(
+            "track_features",
+            1,
+            ("segment", "beats", "drum_beats", "separate"),
+            lambda s: {
+                "vocal": [features.VOCAL_RATIO, features.VOCAL_FRACTION],
+                "bass_hz": features.BASS_CUTOFF_HZ,
+                "threshold_db": s.silence_threshold_db,
+            },
+        ),
     )
 }
 
@@ -112,6 +133,13 @@ class StageRef:
     outputs: dict[str, str] = field(default_factory=dict)  # files a stage wrote outside the store
 
 
+def combined(name: str, refs: list[StageRef]) -> StageRef:
+    """One reference standing for a mapped stage's runs (one per track): its key digests theirs."""
+    source = refs[0].source if refs else ""
+    key = entry_key(source, name, STAGES[name].version, {}, {str(i): r.key for i, r in enumerate(refs)})
+    return StageRef(name, key, source, all(r.cached for r in refs), sum(r.seconds for r in refs))
+
+
 def run_stage(
     store: ArtifactStore,
     name: str,
@@ -121,11 +149,16 @@ def run_stage(
     compute: Callable[[EntryWriter], None],
     *,
     refresh: bool = False,
+    inputs: Mapping[str, Any] | None = None,
 ) -> StageRef:
-    """Read the stage's entry back, or compute and commit it (always, when `refresh`)."""
+    """Read the stage's entry back, or compute and commit it (always, when `refresh`).
+
+    `inputs` are job-specific parameters (cue hints, the track index) that shape the output.
+    """
     started = time.perf_counter()
     spec = STAGES[name]
-    key = entry_key(source, name, spec.version, spec.params(settings), {u: upstream[u].key for u in spec.upstream})
+    params = {**spec.params(settings), **(inputs or {})}
+    key = entry_key(source, name, spec.version, params, {u: upstream[u].key for u in spec.upstream})
     if refresh:
         store.invalidate(key)
     elif store.get(key) is not None:
@@ -224,8 +257,11 @@ def compute_trim(writer: EntryWriter, decoded: Entry, settings: Settings) -> Non
 # -- assemble ---------------------------------------------------------------------------------------
 
 
-def assemble(job_id: int, refs: Mapping[str, StageRef], entries: Mapping[str, Entry]) -> CompletedResult:
+def assemble(
+    job_id: int, refs: Mapping[str, StageRef], entries: Mapping[str, Entry], tracks: list[Entry]
+) -> CompletedResult:
     """The completed result document from the stage entries; timestamps in original-file seconds."""
+    segment = entries["segment"].attrs
     decoded, trimmed = entries["decode"], entries["trim"]
     analysis_id = entry_key(
         refs["decode"].source, "analysis", 1, {}, {name: ref.key for name, ref in sorted(refs.items())}
@@ -243,7 +279,18 @@ def assemble(job_id: int, refs: Mapping[str, StageRef], entries: Mapping[str, En
                 bpm_curve=[None if np.isnan(v) else round(float(v), 2) for v in curve],
                 stems=refs["export_stems"].outputs,
             ),
-            tracks=[],
+            tracks=[
+                Track(
+                    track_id=i,
+                    title=segment["titles"][i],
+                    start_time_sec=segment["starts"][i],
+                    end_time_sec=segment["ends"][i],
+                    transition_in=_window(segment, i - 1),
+                    transition_out=_window(segment, i),
+                    analysis=TrackAnalysis(**track.attrs["analysis"]),
+                )
+                for i, track in enumerate(tracks)
+            ],
         ),
         engine=EngineInfo(
             version=__version__,
@@ -252,6 +299,13 @@ def assemble(job_id: int, refs: Mapping[str, StageRef], entries: Mapping[str, En
             cached_stages=[name for name, ref in refs.items() if ref.cached],
         ),
     )
+
+
+def _window(segment: Mapping[str, Any], boundary: int) -> list[float] | None:
+    """[start, end] of the transition at boundary `boundary` (between tracks boundary and boundary + 1)."""
+    if not 0 <= boundary < len(segment["transition_starts"]):
+        return None
+    return [segment["transition_starts"][boundary], segment["transition_ends"][boundary]]
 
 
 # -- blocks -----------------------------------------------------------------------------------------
@@ -421,3 +475,121 @@ def export_stems(
         store.index.set(memo, {"entry": stems.key, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns})
         written[name] = path
     return written
+
+
+# -- segment ----------------------------------------------------------------------------------------
+
+
+def compute_segment(
+    writer: EntryWriter,
+    beats: Entry,
+    decoded: Entry,
+    trimmed: Entry,
+    settings: Settings,
+    cues: list[tuple[str, float]] | None = None,
+) -> None:
+    """Track boundaries from novelty; with cue hints, one track per cue, snapped to nearby boundaries."""
+    rate = beats.attrs["frame_rate"]
+    seconds = beats["tempo"].shape[0]
+    chroma = segmentation.per_second(beats["chroma"][...], rate, seconds)
+    centroid, rms, onset = (
+        segmentation.per_second(beats[n][...], rate, seconds)[:, 0] for n in ("centroid", "rms", "onset")
+    )
+    described = segmentation.describe(chroma, centroid, rms, onset, beats["tempo"][...])
+    start, end = _music_bounds(decoded, trimmed)
+    found, left, right = segmentation.find_boundaries(described, start, end, settings.min_track_sec)
+    titles: list[str | None]
+    if cues:
+        ordered = sorted(cues, key=lambda cue: cue[1])
+        times = np.array([t for _, t in ordered[1:]], dtype=float)  # the first cue starts the music
+        bounds = segmentation.snap_cues(times, found, settings.cue_snap_tolerance_sec)
+        # A snapped cue takes its boundary's transition window; one kept as given has none (zero width).
+        match = {float(b): (float(lo), float(hi)) for b, lo, hi in zip(found, left, right, strict=True)}
+        windows = np.array([match.get(float(b), (b, b)) for b in bounds]).reshape(-1, 2)
+        segments = segmentation.segments_from_boundaries(bounds, (windows[:, 0], windows[:, 1]), start, end)
+        titles = [title for title, _ in ordered][: len(segments.starts)]
+    else:
+        segments = segmentation.segments_from_boundaries(found, (left, right), start, end)
+        titles = [None] * len(segments.starts)
+    writer.attrs.update(
+        starts=np.round(segments.starts, 3).tolist(),
+        ends=np.round(segments.ends, 3).tolist(),
+        transition_starts=np.round(segments.transition_starts, 3).tolist(),
+        transition_ends=np.round(segments.transition_ends, 3).tolist(),
+        titles=titles,
+        detected_boundaries=np.round(found, 3).tolist(),
+    )
+
+
+def steady_part(segment: Entry, index: int) -> tuple[float, float]:
+    """A track's span without the transitions into and out of it (the whole span when that leaves < 10 s)."""
+    attrs = segment.attrs
+    start, end = attrs["starts"][index], attrs["ends"][index]
+    lo = attrs["transition_ends"][index - 1] if index > 0 else start
+    hi = attrs["transition_starts"][index] if index < len(attrs["ends"]) - 1 else end
+    return (lo, hi) if hi - lo >= 10.0 else (start, end)
+
+
+# -- track features ---------------------------------------------------------------------------------
+
+
+def compute_track_features(
+    writer: EntryWriter,
+    index: int,
+    segment: Entry,
+    beats: Entry,
+    drums: Entry,
+    stems: Entry,
+    decoded: Entry,
+    settings: Settings,
+    log: Callable[[str], None],
+) -> None:
+    """Every feature of one track, read from its slice of the stored audio, stems and envelopes."""
+    lo, hi = steady_part(segment, index)
+    sr, ar, rate = decoded.attrs["sample_rate"], decoded.attrs["analysis_sample_rate"], beats.attrs["frame_rate"]
+    frames = slice(int(lo * rate), int(hi * rate))
+    floor = 10 ** (settings.silence_threshold_db / 20)
+    values: dict[str, Any] = {"duration_sec": round(segment.attrs["ends"][index] - segment.attrs["starts"][index], 3)}
+    reasons: dict[str, str] = {}
+
+    def measure(names: tuple[str, ...], work: Callable[[], Any]) -> None:
+        try:
+            result = work()
+            values.update(zip(names, result if len(names) > 1 else (result,), strict=True))
+        except features.Unmeasurable as exc:
+            values.update(dict.fromkeys(names))
+            reasons[names[0]] = str(exc)
+            log(f"track {index}: {', '.join(names)} not measured: {exc}")
+
+    drum_times = drums["beats"][...]
+    tempo = beats["tempo"][int(lo) : max(int(lo) + 1, int(hi))]
+    measure(
+        ("stable_bpm", "bpm_confidence"),
+        lambda: features.stable_bpm(drum_times[(drum_times >= lo) & (drum_times < hi)], float(np.median(tempo))),
+    )
+
+    def key() -> dict[str, Any]:
+        found = features.estimate_key(beats["chroma"][frames])
+        return {"musical": found.musical, "camelot": found.camelot, "confidence": found.confidence}
+
+    measure(("key",), key)
+    stereo = decoded["stereo"][int(lo * sr) : int(hi * sr)]
+    measure(("loudness_lufs_total",), lambda: features.loudness(stereo, sr))
+    if "bass" in stems.attrs["stems"]:
+        bass = stems["bass"][int(lo * sr) : int(hi * sr)]
+    else:
+        bass = features.low_band(stems["accompaniment"][int(lo * sr) : int(hi * sr)], sr)
+    measure(("loudness_lufs_bass",), lambda: features.loudness(bass, sr))
+    rms = beats["rms"][frames]
+    measure(("average_brightness",), lambda: features.brightness(beats["centroid"][frames], rms, floor))
+
+    def frame_rms(x: np.ndarray) -> np.ndarray:
+        x = np.pad(x, (0, -len(x) % rhythm.HOP))
+        return np.sqrt(np.mean(x.reshape(-1, rhythm.HOP) ** 2, axis=1))
+
+    span = slice(int(lo * ar), int(hi * ar))
+    measure(
+        ("has_vocals", "vocal_energy_rms"),
+        lambda: features.vocals(frame_rms(stems["vocals_mono"][span]), frame_rms(decoded["mono"][span]), floor),
+    )
+    writer.attrs.update(analysis=values, unmeasured=reasons, steady=[lo, hi])

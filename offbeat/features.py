@@ -1,0 +1,125 @@
+"""Per-track features: stable tempo, key (musical and Camelot), loudness, brightness, vocals.
+
+Numpy in, numpy out. Each function returns None (with a reason) rather than a made-up number when the
+track gives it nothing to measure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyloudnorm
+from scipy.signal import butter, sosfilt
+
+PITCHES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+# Krumhansl-Kessler key profiles (probe-tone ratings), tonic first.
+MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
+MINOR_PROFILE = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+BASS_CUTOFF_HZ = 150.0  # low band of the accompaniment that stands in for a bass stem
+VOCAL_RATIO = 0.25  # vocal RMS relative to the whole track's RMS above which a frame "has vocals"
+VOCAL_FRACTION = 0.2  # share of voiced frames with vocals for the track to have vocals
+
+
+class Unmeasurable(ValueError):
+    """A feature that cannot be computed for this track; the message is the reason, for the log."""
+
+
+@dataclass(frozen=True)
+class Key:
+    tonic: int  # pitch class, C = 0
+    minor: bool
+    confidence: float
+
+    @property
+    def musical(self) -> str:
+        return f"{PITCHES[self.tonic]} {'Minor' if self.minor else 'Major'}"
+
+    @property
+    def camelot(self) -> str:
+        return camelot(self.tonic, self.minor)
+
+
+def camelot(tonic: int, minor: bool) -> str:
+    """Camelot wheel code: C major is 8B, A minor (its relative) 8A; a step is a fifth."""
+    major_tonic = (tonic + 3) % 12 if minor else tonic
+    number = (8 + 7 * major_tonic) % 12 or 12
+    return f"{number}{'A' if minor else 'B'}"
+
+
+def estimate_key(chroma: np.ndarray) -> Key:
+    """Key from (frames, 12) chroma by correlation with the 24 rotated key profiles."""
+    if len(chroma) == 0 or not np.isfinite(chroma).all() or chroma.sum() <= 0:
+        raise Unmeasurable("no harmonic content")
+    profile = chroma.mean(axis=0)
+    if profile.std() < 1e-6:
+        raise Unmeasurable("chroma is flat: no tonal centre")
+    scores = np.array(
+        [
+            [np.corrcoef(profile, np.roll(template, tonic))[0, 1] for tonic in range(12)]
+            for template in (MAJOR_PROFILE, MINOR_PROFILE)
+        ]
+    )
+    mode, tonic = np.unravel_index(np.argmax(scores), scores.shape)
+    ranked = np.sort(scores.ravel())[::-1]
+    confidence = float(np.clip((ranked[0] - ranked[1]) / max(ranked[0], 1e-9) * 5, 0.0, 1.0) * max(ranked[0], 0.0))
+    return Key(int(tonic), bool(mode), round(confidence, 3))
+
+
+def stable_bpm(beat_times: np.ndarray, context_bpm: float | None) -> tuple[float, float]:
+    """(BPM, confidence) from the beat intervals of a track's steady part.
+
+    Corrected to the octave of `context_bpm` (the mix's tempo curve there) when the two differ by a factor
+    of about two; confidence is the share of intervals within 4 % of the median.
+    """
+    if len(beat_times) < 8:
+        raise Unmeasurable(f"only {len(beat_times)} beats in the steady part")
+    intervals = np.diff(beat_times)
+    period = float(np.median(intervals))
+    bpm = 60.0 / period
+    if context_bpm:
+        for factor in (2.0, 0.5, 1.5, 2 / 3):
+            if abs(bpm * factor / context_bpm - 1) < 0.04:
+                bpm *= factor
+                break
+    confidence = float(np.mean(np.abs(intervals / period - 1) < 0.04))
+    return round(bpm, 2), round(confidence, 3)
+
+
+def loudness(stereo: np.ndarray, sr: int) -> float:
+    """Integrated loudness (LUFS, ITU-R BS.1770) of a (frames, 2) signal."""
+    if len(stereo) < int(0.4 * sr):
+        raise Unmeasurable("shorter than one 400 ms loudness block")
+    value = pyloudnorm.Meter(sr).integrated_loudness(stereo.astype(np.float64))
+    if not np.isfinite(value):
+        raise Unmeasurable("silent: loudness is below the absolute gate")
+    return round(float(value), 2)
+
+
+def low_band(stereo: np.ndarray, sr: int) -> np.ndarray:
+    """The signal below BASS_CUTOFF_HZ (4th-order Butterworth): the bass when there is no bass stem."""
+    sos = butter(4, BASS_CUTOFF_HZ, btype="low", fs=sr, output="sos")
+    return sosfilt(sos, stereo, axis=0)
+
+
+def brightness(centroid: np.ndarray, rms: np.ndarray, floor: float) -> float:
+    """Mean spectral centroid (Hz) over frames louder than `floor`."""
+    loud = rms > floor
+    if not loud.any():
+        raise Unmeasurable("no frame above the silence threshold")
+    return round(float(centroid[loud].mean()), 1)
+
+
+def vocals(vocal_rms: np.ndarray, mix_rms: np.ndarray, floor: float) -> tuple[bool, float]:
+    """(has vocals, vocal RMS) over the track's audible frames.
+
+    The test is relative to the track's own level: a frame has vocals when the vocals stem carries at
+    least VOCAL_RATIO of the mix's RMS there, so a quiet track with a voice qualifies and a loud
+    instrumental (whose leakage into the vocals stem stays a small share) does not.
+    """
+    audible = mix_rms > floor
+    if not audible.any():
+        raise Unmeasurable("no frame above the silence threshold")
+    share = vocal_rms[audible] / np.maximum(mix_rms[audible], 1e-9)
+    has = float(np.mean(share >= VOCAL_RATIO)) >= VOCAL_FRACTION
+    return bool(has), round(float(np.sqrt(np.mean(vocal_rms[audible] ** 2))), 5)

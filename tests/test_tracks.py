@@ -1,0 +1,186 @@
+"""Tracks inside a mix: boundaries, cue hints and per-track features against exact ground truth."""
+
+from collections.abc import Iterator
+from typing import Any
+
+import librosa
+import numpy as np
+import pytest
+
+from offbeat import features, segmentation, synth
+from offbeat.settings import get_settings
+
+from .conftest import REPO
+
+S = synth.Section
+MIXES = {
+    "mix-a": synth.MixSpec(
+        (S(50, 124, 110.00, True, False, 0.5), S(55, 174, 146.83, False, True, 0.3),
+         S(45, 86, 98.00, True, True, 0.6), S(60, 132, 130.81, False, False, 0.45)),
+        lead_silence_sec=2.0, crossfades=(12, 16, 10), seed=5,
+    ),
+    "mix-b": synth.MixSpec(
+        (S(45, 100, 123.47, True, True, 0.35), S(60, 140, 164.81, True, False, 0.6),
+         S(50, 122, 87.31, False, True, 0.5), S(55, 160, 116.54, True, False, 0.25)),
+        lead_silence_sec=1.0, crossfades=(8, 20, 14), seed=9,
+    ),
+}  # fmt: skip
+
+
+def key_name(section: synth.Section) -> str:
+    return f"{librosa.hz_to_note(section.root_hz, octave=False, unicode=False)} {'Minor' if section.minor else 'Major'}"
+
+
+def pitch_class(name: str) -> int:
+    return features.PITCHES.index(name.split()[0])
+
+
+@pytest.fixture(scope="module")
+def analyzed(tmp_path_factory: pytest.TempPathFactory, prefect_api: str) -> Iterator[dict[str, Any]]:
+    root = tmp_path_factory.mktemp("tracks")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("OFFBEAT_ARTIFACT_STORE", str(root / "artifacts"))
+        mp.setenv("OFFBEAT_SHARED_MOUNT_PATH", str(root / "shared"))
+        mp.setenv("OFFBEAT_MODEL_DIR", str(REPO / "models"))
+        mp.setenv("OFFBEAT_MIN_TRACK_SEC", "30")
+        get_settings.cache_clear()
+        from flows.analyze import analyze_mix
+
+        docs = {}
+        for job_id, (name, spec) in enumerate(MIXES.items()):
+            synth.write_mix(spec, root / "shared" / f"{name}.flac")
+            docs[name] = analyze_mix(job={"job_id": job_id, "relative_path": f"{name}.flac"}, return_state=True)
+            docs[name] = docs[name].result(raise_on_failure=False)
+            assert docs[name]["status"] == "completed", docs[name]
+        yield {"docs": docs, "root": root, "analyze": analyze_mix}
+    get_settings.cache_clear()
+
+
+def pairs(analyzed: dict[str, Any]) -> list[tuple[synth.MixSpec, int, dict[str, Any]]]:
+    """(mix, section index, reported track) for each true track, matched by the track holding its middle."""
+    out = []
+    for name, spec in MIXES.items():
+        tracks = analyzed["docs"][name]["results"]["tracks"]
+        for i, (lo, hi) in enumerate(spec.spans()):
+            middle = (lo + hi) / 2
+            track = next(t for t in tracks if t["start_time_sec"] <= middle < t["end_time_sec"])
+            out.append((spec, i, track))
+    return out
+
+
+def test_boundaries_within_ten_seconds_of_the_crossfade_middle(analyzed: dict[str, Any]) -> None:
+    hits = found_total = true_total = 0
+    for name, spec in MIXES.items():
+        tracks = analyzed["docs"][name]["results"]["tracks"]
+        found = np.array([t["start_time_sec"] for t in tracks[1:]])
+        truth = np.array(spec.boundaries())
+        used: set[int] = set()
+        for boundary in truth:
+            near = [i for i in np.flatnonzero(np.abs(found - boundary) <= 10) if i not in used]
+            if near:
+                used.add(near[0])
+                hits += 1
+        found_total += len(found)
+        true_total += len(truth)
+        assert tracks[0]["start_time_sec"] == pytest.approx(spec.lead_silence_sec, abs=0.05)
+        assert tracks[-1]["end_time_sec"] == pytest.approx(spec.duration_sec, abs=0.1)
+        for track in tracks[1:]:  # each detected boundary lies inside its reported transition window
+            lo, hi = track["transition_in"]
+            assert lo <= track["start_time_sec"] <= hi
+    precision, recall = hits / max(found_total, 1), hits / true_total
+    f_measure = 2 * precision * recall / max(precision + recall, 1e-9)
+    assert f_measure >= 0.8, (precision, recall)
+
+
+def test_stable_bpm_without_octave_errors(analyzed: dict[str, Any]) -> None:
+    results = [(t["analysis"]["stable_bpm"], spec.sections[i].bpm) for spec, i, t in pairs(analyzed)]
+    right = [bpm is not None and abs(bpm / truth - 1) <= 0.02 for bpm, truth in results]
+    assert np.mean(right) >= 0.9, results
+
+
+def test_keys(analyzed: dict[str, Any]) -> None:
+    exact = close = 0
+    results = []
+    for spec, i, track in pairs(analyzed):
+        truth, key = key_name(spec.sections[i]), track["analysis"]["key"]
+        results.append((truth, key and key["musical"]))
+        if key is None:
+            continue
+        exact += key["musical"] == truth
+        # Up to a fifth or the relative key: Camelot neighbours (same number, or +-1 with the same letter).
+        want, got = features.camelot(pitch_class(truth), "Minor" in truth), key["camelot"]
+        n_want, n_got = int(want[:-1]), int(got[:-1])
+        close += (want == got) or (n_want == n_got) or (want[-1] == got[-1] and (n_want - n_got) % 12 in (1, 11))
+        assert got == features.camelot(pitch_class(key["musical"]), "Minor" in key["musical"])
+    total = len(results)
+    assert exact / total >= 0.75, results
+    assert close / total >= 0.9, results
+
+
+def test_loudness_matches_the_isolated_track(analyzed: dict[str, Any]) -> None:
+    for spec, i, track in pairs(analyzed):
+        lo, hi = spec.spans()[i]
+        alone = spec.render_section(i, lo, hi - lo, faded=False)  # the source track, before the DJ's fades
+        reference = features.loudness(alone, spec.sample_rate)
+        assert track["analysis"]["loudness_lufs_total"] == pytest.approx(reference, abs=1.0)
+        assert track["analysis"]["loudness_lufs_bass"] < track["analysis"]["loudness_lufs_total"]
+
+
+def test_vocals(analyzed: dict[str, Any]) -> None:
+    results = [(t["analysis"]["has_vocals"], spec.sections[i].vocals) for spec, i, t in pairs(analyzed)]
+    assert np.mean([got == truth for got, truth in results]) >= 0.9, results
+    for spec, i, track in pairs(analyzed):
+        assert track["analysis"]["average_brightness"] > 0
+        if spec.sections[i].vocals:
+            assert track["analysis"]["vocal_energy_rms"] > 0.002
+
+
+def test_cue_hints_snap_and_carry_titles(analyzed: dict[str, Any]) -> None:
+    spec = MIXES["mix-a"]
+    detected = [t["start_time_sec"] for t in analyzed["docs"]["mix-a"]["results"]["tracks"][1:]]
+    cues = [
+        {"title": "Opener", "start_time_sec": 0.0},
+        {"title": "Second", "start_time_sec": detected[0] - 7.0},  # near a boundary: snaps to it
+        {"title": "Third", "start_time_sec": detected[1] + 5.0},
+        {"title": "Late", "start_time_sec": detected[2] + 35.0},  # nothing detected this close: kept
+    ]
+    doc = analyzed["analyze"](job={"job_id": 9, "relative_path": "mix-a.flac", "cue_tracks": cues}, return_state=True)
+    doc = doc.result(raise_on_failure=False)
+    tracks = doc["results"]["tracks"]
+    assert [t["title"] for t in tracks] == ["Opener", "Second", "Third", "Late"]
+    assert [t["start_time_sec"] for t in tracks] == [
+        pytest.approx(spec.lead_silence_sec, abs=0.05),
+        detected[0],
+        detected[1],
+        detected[2] + 35.0,
+    ]
+    assert {"decode", "beats", "separate"} <= set(doc["engine"]["cached_stages"])
+    assert "segment" not in doc["engine"]["cached_stages"]
+
+
+CAMELOT = {
+    "C Major": "8B", "G Major": "9B", "D Major": "10B", "A Major": "11B", "E Major": "12B", "B Major": "1B",
+    "F# Major": "2B", "C# Major": "3B", "G# Major": "4B", "D# Major": "5B", "A# Major": "6B", "F Major": "7B",
+    "A Minor": "8A", "E Minor": "9A", "B Minor": "10A", "F# Minor": "11A", "C# Minor": "12A", "G# Minor": "1A",
+    "D# Minor": "2A", "A# Minor": "3A", "F Minor": "4A", "C Minor": "5A", "G Minor": "6A", "D Minor": "7A",
+}  # fmt: skip
+
+
+def test_camelot_code_of_every_key() -> None:
+    for name, code in CAMELOT.items():
+        key = features.Key(pitch_class(name), "Minor" in name, 1.0)
+        assert key.musical == name and key.camelot == code
+
+
+def test_snap_cues() -> None:
+    snapped = segmentation.snap_cues(np.array([10.0, 50.0, 200.0]), np.array([14.0, 120.0]), tolerance=20)
+    np.testing.assert_allclose(snapped, [14.0, 50.0, 200.0])
+
+
+def test_unmeasurable_features_say_why() -> None:
+    with pytest.raises(features.Unmeasurable, match="beats"):
+        features.stable_bpm(np.array([1.0, 1.5]), 120.0)
+    with pytest.raises(features.Unmeasurable, match="silent"):
+        features.loudness(np.zeros((44100, 2)), 44100)
+    with pytest.raises(features.Unmeasurable):
+        features.estimate_key(np.zeros((10, 12)))
