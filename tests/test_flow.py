@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from offbeat import stages
 from offbeat.settings import Settings
 
 from .audio_files import write_samples, write_wav
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
-ALL_STAGES = {"decode", "trim", "beats", "separate", "drum_beats", "export_stems"}
+ALL_STAGES = set(stages.STAGES) | {"export_stems"}
 
 
 def run(**params):
