@@ -40,6 +40,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mixes", type=int, default=5)
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--verbose", action="store_true", help="print every track: truth and result")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="offbeat-accuracy-"))
     os.environ.update(
@@ -79,6 +80,12 @@ def main() -> None:
             vocals_ok.append(got["has_vocals"] == section.vocals)
             alone = features.loudness(spec.render_section(i, lo, hi - lo, faded=False), spec.sample_rate)
             lufs_err.append(abs(got["loudness_lufs_total"] - alone))
+            if args.verbose:
+                print(
+                    f"mix {index} track {i}: bpm {section.bpm:.1f}->{got['stable_bpm']}, key {want}->{have}, "
+                    f"lufs {alone:.2f}->{got['loudness_lufs_total']}, vocals {section.vocals}->{got['has_vocals']}, "
+                    f"span {lo:.1f}-{hi:.1f}"
+                )
     precision, recall = hits / max(found_n, 1), hits / true_n
     f_measure = 2 * precision * recall / max(precision + recall, 1e-9)
     print(f"mixes: {args.mixes}, tracks: {len(bpm_ok)}, boundaries: {true_n}")

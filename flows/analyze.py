@@ -26,9 +26,9 @@ from offbeat.audio import check_file
 from offbeat.contract import NO_JOB_ID, FailedResult, dump_result, parse_job
 from offbeat.errors import AnalysisError, ErrorCode
 from offbeat.paths import export_folder, reported_path, resolve_job_source
-from offbeat.settings import get_settings
+from offbeat.settings import Settings, get_settings
 from offbeat.stages import StageRef
-from offbeat.store import ArtifactStore, Entry
+from offbeat.store import ArtifactStore, Entry, EntryWriter
 
 
 @lru_cache(maxsize=4)
@@ -111,74 +111,71 @@ def decode_task(path: str, refresh: bool = False) -> StageRef:
     return _finish(ref)  # type: ignore[return-value]
 
 
-@stage_task
-def trim_task(decoded: StageRef, refresh: bool = False) -> StageRef:
+def _run(
+    name: str,
+    upstream: dict[str, StageRef],
+    compute: Callable[[EntryWriter, dict[str, Entry], Settings], None],
+    refresh: bool,
+    inputs: dict[str, Any] | None = None,
+) -> StageRef | State:
+    """Run stage `name` through the store, handing `compute` the entries of its inputs by stage name."""
     settings = get_settings()
-    entry = stages.read(store(), decoded)
+    entries = {stage: stages.read(store(), ref) for stage, ref in upstream.items()}
+    source = next(iter(upstream.values())).source
     ref = stages.run_stage(
         store(),
-        "trim",
-        decoded.source,
+        name,
+        source,
         settings,
-        {"decode": decoded},
-        lambda w: stages.compute_trim(w, entry, settings),
+        upstream,
+        lambda w: compute(w, entries, settings),
         refresh=refresh,
+        inputs=inputs,
     )
-    return _finish(ref)  # type: ignore[return-value]
+    return _finish(ref)
+
+
+@stage_task
+def trim_task(decoded: StageRef, refresh: bool = False) -> StageRef:
+    return _run("trim", {"decode": decoded}, lambda w, e, s: stages.compute_trim(w, e["decode"], s), refresh)  # type: ignore[return-value]
 
 
 @stage_task
 def beats_task(decoded: StageRef, trimmed: StageRef, refresh: bool = False) -> StageRef:
-    settings, entries = get_settings(), _entries(decoded, trimmed)
-    ref = stages.run_stage(
-        store(),
+    progress = _progress_logger("beats")
+    return _run(  # type: ignore[return-value]
         "beats",
-        decoded.source,
-        settings,
         {"decode": decoded, "trim": trimmed},
-        lambda w: stages.compute_beats(w, *entries, settings, _progress_logger("beats")),
-        refresh=refresh,
+        lambda w, e, s: stages.compute_beats(w, e["decode"], e["trim"], s, progress),
+        refresh,
     )
-    return _finish(ref)  # type: ignore[return-value]
 
 
 @stage_task
 def separate_task(decoded: StageRef, refresh: bool = False) -> StageRef:
-    settings, (entry,) = get_settings(), _entries(decoded)
-    ref = stages.run_stage(
-        store(),
-        "separate",
-        decoded.source,
-        settings,
-        {"decode": decoded},
-        lambda w: stages.compute_separate(w, entry, settings, _progress_logger("separate")),
-        refresh=refresh,
+    progress = _progress_logger("separate")
+    return _run(  # type: ignore[return-value]
+        "separate", {"decode": decoded}, lambda w, e, s: stages.compute_separate(w, e["decode"], s, progress), refresh
     )
-    return _finish(ref)  # type: ignore[return-value]
 
 
 @stage_task
 def drum_beats_task(
     separated: StageRef, beats: StageRef, decoded: StageRef, trimmed: StageRef, refresh: bool = False
 ) -> StageRef:
-    settings, entries = get_settings(), _entries(separated, beats, decoded, trimmed)
-    ref = stages.run_stage(
-        store(),
+    return _run(  # type: ignore[return-value]
         "drum_beats",
-        decoded.source,
-        settings,
-        {"separate": separated, "beats": beats, "trim": trimmed},
-        lambda w: stages.compute_drum_beats(w, *entries, settings),
-        refresh=refresh,
+        {"separate": separated, "beats": beats, "decode": decoded, "trim": trimmed},
+        lambda w, e, s: stages.compute_drum_beats(w, e["separate"], e["beats"], e["decode"], e["trim"], s),
+        refresh,
     )
-    return _finish(ref)  # type: ignore[return-value]
 
 
 @stage_task
 def export_stems_task(separated: StageRef, source: str) -> StageRef:
     """Stem WAV files beside the source (inside the shared mount) or under the local exports folder."""
     started = time.perf_counter()
-    settings, (entry,) = get_settings(), _entries(separated)
+    settings, entry = get_settings(), stages.read(store(), separated)
     mount = settings.shared_mount_path
     folder = export_folder(Path(source), separated.source, mount, settings.local_exports_path)
     before = {p: p.stat().st_mtime_ns for p in folder.glob("*.wav")} if folder.exists() else {}
@@ -200,18 +197,13 @@ def export_stems_task(separated: StageRef, source: str) -> StageRef:
 def segment_task(
     beats: StageRef, decoded: StageRef, trimmed: StageRef, cues: list[tuple[str, float]] | None, refresh: bool = False
 ) -> StageRef:
-    settings, entries = get_settings(), _entries(beats, decoded, trimmed)
-    ref = stages.run_stage(
-        store(),
+    return _run(  # type: ignore[return-value]
         "segment",
-        decoded.source,
-        settings,
-        {"beats": beats, "trim": trimmed},
-        lambda w: stages.compute_segment(w, *entries, settings, cues),
-        refresh=refresh,
+        {"beats": beats, "decode": decoded, "trim": trimmed},
+        lambda w, e, s: stages.compute_segment(w, e["beats"], e["decode"], e["trim"], s, cues),
+        refresh,
         inputs={"cues": cues or []},
     )
-    return _finish(ref)  # type: ignore[return-value]
 
 
 @stage_task
@@ -219,23 +211,15 @@ def track_features_task(
     index: int, segmented: StageRef, beats: StageRef, drums: StageRef, separated: StageRef, decoded: StageRef,
     refresh: bool = False,
 ) -> StageRef:  # fmt: skip
-    settings, entries = get_settings(), _entries(segmented, beats, drums, separated, decoded)
-    logger = get_run_logger()
-    ref = stages.run_stage(
-        store(),
+    upstream = {"segment": segmented, "beats": beats, "drum_beats": drums, "separate": separated, "decode": decoded}
+    log = get_run_logger().warning
+    return _run(  # type: ignore[return-value]
         "track_features",
-        decoded.source,
-        settings,
-        {"segment": segmented, "beats": beats, "drum_beats": drums, "separate": separated},
-        lambda w: stages.compute_track_features(w, index, *entries, settings, logger.warning),
-        refresh=refresh,
+        upstream,
+        lambda w, e, s: stages.compute_track_features(w, index, *(e[name] for name in upstream), s, log),
+        refresh,
         inputs={"track": index},
     )
-    return _finish(ref)  # type: ignore[return-value]
-
-
-def _entries(*refs: StageRef) -> list[Entry]:
-    return [stages.read(store(), ref) for ref in refs]
 
 
 def _run_name() -> str:

@@ -23,9 +23,12 @@ HOP = 512
 N_MELS = 128
 LOW_BAND_HZ = 200.0
 DB_FLOOR = 1e-4  # mel power floor (-40 dB re 1): keeps near-silence from producing huge log flux
+CHROMA_N_FFT, CHROMA_HOP = 8192, 2048
+CHROMA_STEP = CHROMA_HOP // HOP  # analysis frames per chroma frame
 HPSS_KERNEL = 31  # frames of the median filter along time that keeps the harmonic part
 HPSS_MEL_KERNEL = 9  # mel bands of the median filter along frequency that keeps the percussive part
 BLOCK_CONTEXT = HPSS_KERNEL // 2 + 1  # frames of context each side that make block results exact
+assert BLOCK_CONTEXT % CHROMA_STEP == 0, "blocks must start on the chroma frame grid too"
 UPSAMPLE = 4  # tempo and beats work on the onset envelope at 4x the frame rate
 TEMPO_WINDOW_SEC = 8.0  # stretch of onsets whose periodicity scores one second
 BPM_MIN, BPM_MAX, BPM_STEP = 60.0, 190.0, 0.005  # candidate tempi: log-spaced, 0.5 % apart
@@ -42,7 +45,6 @@ class FrameFeatures:
     onset_low: np.ndarray  # (frames,) the same below LOW_BAND_HZ: kick and bass, where dance beats sit
     rms: np.ndarray  # (frames,)
     centroid: np.ndarray  # (frames,) Hz
-    chroma: np.ndarray  # (frames, 12)
 
     def sliced(self, keep: slice) -> FrameFeatures:
         return FrameFeatures(*(getattr(self, f)[keep] for f in self.__dataclass_fields__))
@@ -93,10 +95,17 @@ def frame_features(block: np.ndarray, sr: int) -> FrameFeatures:
     onset, onset_low = onset_envelopes(mel_power(power, sr), sr)
     rms = np.sqrt(power.sum(axis=0) * 2 / N_FFT**2 / 0.375)  # Hann power sum -> signal RMS
     centroid = librosa.feature.spectral_centroid(S=np.sqrt(power), sr=sr, n_fft=N_FFT)[0]
-    chroma = librosa.feature.chroma_stft(S=power, sr=sr, n_fft=N_FFT, tuning=0.0)
-    return FrameFeatures(
-        onset, onset_low, rms.astype(np.float32), centroid.astype(np.float32), chroma.T.astype(np.float32)
-    )
+    return FrameFeatures(onset, onset_low, rms.astype(np.float32), centroid.astype(np.float32))
+
+
+def chroma_frames(block: np.ndarray, sr: int) -> np.ndarray:
+    """(frames, 12) chroma every CHROMA_HOP samples from a long-window STFT.
+
+    Semitones are a few hertz apart in the bass, finer than N_FFT's 10.8 Hz bins: a 8192-sample window
+    (2.7 Hz) tells a major from a minor third there. Frame j covers block[j * CHROMA_HOP :][:CHROMA_N_FFT].
+    """
+    power = np.abs(librosa.stft(block, n_fft=CHROMA_N_FFT, hop_length=CHROMA_HOP, center=False)) ** 2
+    return librosa.feature.chroma_stft(S=power, sr=sr, n_fft=CHROMA_N_FFT, tuning=0.0).T.astype(np.float32)
 
 
 def percussive_onset(block: np.ndarray, sr: int) -> np.ndarray:

@@ -79,9 +79,13 @@ def find_boundaries(
     lo, hi = int(np.ceil(music_start + min_track_sec / 2)), int(music_end - min_track_sec / 2)
     if hi <= lo:
         return np.zeros(0), np.zeros(0), np.zeros(0)
-    span = np.percentile(curve, 95) - np.percentile(curve, 5)
+    # Only the music counts: the jump from leading silence into the first track is no boundary, and
+    # must not hide a real one nearby from the minimum-distance rule.
+    inside = np.zeros(len(curve), dtype=bool)
+    inside[lo : hi + 1] = True
+    curve = np.where(inside, curve, 0.0)
+    span = np.percentile(curve[inside], 95) - np.percentile(curve[inside], 5)
     peaks, _ = find_peaks(curve, distance=max(1, int(min_track_sec)), prominence=PEAK_PROMINENCE * span)
-    peaks = peaks[(peaks >= lo) & (peaks <= hi)]
     if len(peaks) == 0:
         return np.zeros(0), np.zeros(0), np.zeros(0)
     _, _, left, right = peak_widths(curve, peaks, rel_height=0.5)

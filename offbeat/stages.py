@@ -39,7 +39,8 @@ class StageSpec:
 
 def _rhythm_params(s: Settings) -> dict[str, Any]:
     return {
-        "n_fft": rhythm.N_FFT, "hop": rhythm.HOP, "n_mels": rhythm.N_MELS, "low_band_hz": rhythm.LOW_BAND_HZ,
+        "n_fft": rhythm.N_FFT, "hop": rhythm.HOP, "chroma": [rhythm.CHROMA_N_FFT, rhythm.CHROMA_HOP],
+        "n_mels": rhythm.N_MELS, "low_band_hz": rhythm.LOW_BAND_HZ,
         "bpm": [rhythm.BPM_MIN, rhythm.BPM_MAX, rhythm.BPM_STEP], "prior": rhythm.TEMPO_PRIOR_BPM,
         "jump_cost": rhythm.TEMPO_JUMP_COST, "sublevel": rhythm.SUBLEVEL_DISCOUNT,
         "threshold_db": s.silence_threshold_db,
@@ -62,7 +63,7 @@ STAGES: dict[str, StageSpec] = {
         StageSpec(
             "trim", 1, ("decode",), lambda s: {"threshold_db": s.silence_threshold_db, "frame": audio.TRIM_FRAME}
         ),
-        StageSpec("beats", 1, ("decode", "trim"), _rhythm_params),
+        StageSpec("beats", 2, ("decode", "trim"), _rhythm_params),
         StageSpec(
             "separate",
             1,
@@ -77,7 +78,7 @@ STAGES: dict[str, StageSpec] = {
         ),
         StageSpec(
             "segment",
-            1,
+            2,
             ("beats", "trim"),
             lambda s: {
                 "min_track_sec": s.min_track_sec,
@@ -334,6 +335,12 @@ def frame_blocks(array: Any) -> Iterator[tuple[np.ndarray, slice]]:
         yield samples, slice(ctx, ctx + last - first)
 
 
+def chroma_slice(keep: slice) -> slice:
+    """The chroma frames of a block whose analysis frames are `keep` (blocks start on the chroma grid)."""
+    first = keep.start // rhythm.CHROMA_STEP
+    return slice(first, first + -(-(keep.stop - keep.start) // rhythm.CHROMA_STEP))
+
+
 def _music_bounds(decoded: Entry, trimmed: Entry) -> tuple[float, float]:
     duration = decoded.attrs["duration_sec"]
     return trimmed.attrs["trimmed_start_sec"], duration - trimmed.attrs["trimmed_end_sec"]
@@ -355,8 +362,9 @@ def compute_beats(
     total = rhythm.frame_count(mono.shape[0])
     for done, (samples, keep) in enumerate(frame_blocks(mono), start=1):
         features = rhythm.frame_features(samples, sr).sliced(keep)
-        for name, appender in out.items():
-            appender.append(getattr(features, name))
+        for name in features.__dataclass_fields__:
+            out[name].append(getattr(features, name))
+        out["chroma"].append(rhythm.chroma_frames(samples, sr)[chroma_slice(keep)])
         if progress is not None:
             progress(min(1.0, done * FRAMES_PER_BLOCK / total))
     for appender in out.values():
@@ -379,7 +387,12 @@ def compute_beats(
     writer.put_array("tempo", tempo.astype(np.float32))
     writer.put_array("beats", beats.astype(np.float64))
     writer.put_array("bpm_curve", curve)
-    writer.attrs.update(frame_rate=fps, frame_offset_sec=rhythm.frame_time_offset(sr), frames=total)
+    writer.attrs.update(
+        frame_rate=fps,
+        frame_offset_sec=rhythm.frame_time_offset(sr),
+        frames=total,
+        chroma_rate=fps / rhythm.CHROMA_STEP,
+    )
 
 
 # -- separate ---------------------------------------------------------------------------------------
@@ -491,7 +504,7 @@ def compute_segment(
     """Track boundaries from novelty; with cue hints, one track per cue, snapped to nearby boundaries."""
     rate = beats.attrs["frame_rate"]
     seconds = beats["tempo"].shape[0]
-    chroma = segmentation.per_second(beats["chroma"][...], rate, seconds)
+    chroma = segmentation.per_second(beats["chroma"][...], beats.attrs["chroma_rate"], seconds)
     centroid, rms, onset = (
         segmentation.per_second(beats[n][...], rate, seconds)[:, 0] for n in ("centroid", "rms", "onset")
     )
@@ -569,7 +582,8 @@ def compute_track_features(
     )
 
     def key() -> dict[str, Any]:
-        found = features.estimate_key(beats["chroma"][frames])
+        chroma_rate = beats.attrs["chroma_rate"]
+        found = features.estimate_key(beats["chroma"][int(lo * chroma_rate) : int(hi * chroma_rate)])
         return {"musical": found.musical, "camelot": found.camelot, "confidence": found.confidence}
 
     measure(("key",), key)

@@ -6,7 +6,7 @@ import pytest
 import soxr
 
 from offbeat import rhythm, synth
-from offbeat.stages import FRAMES_PER_BLOCK, frame_blocks
+from offbeat.stages import FRAMES_PER_BLOCK, chroma_slice, frame_blocks
 
 SR = 22050
 
@@ -31,9 +31,15 @@ def test_blockwise_features_equal_a_whole_signal_pass() -> None:
     ctx = rhythm.BLOCK_CONTEXT
     padded = np.pad(y, (ctx * rhythm.HOP, (ctx + 1) * rhythm.HOP + rhythm.N_FFT))
     whole = rhythm.frame_features(padded, SR).sliced(slice(ctx, ctx + rhythm.frame_count(len(y))))
-    for name in ("onset", "onset_low", "rms", "centroid", "chroma"):
+    for name in ("onset", "onset_low", "rms", "centroid"):
         joined = np.concatenate([getattr(b, name) for b in blocks])
         np.testing.assert_allclose(joined, getattr(whole, name), rtol=1e-4, atol=1e-4, err_msg=name)
+    chroma = np.concatenate(
+        [rhythm.chroma_frames(samples, SR)[chroma_slice(keep)] for samples, keep in frame_blocks(y)]
+    )
+    whole_chroma = rhythm.chroma_frames(padded, SR)[ctx // rhythm.CHROMA_STEP :][: len(chroma)]
+    assert len(chroma) == -(-rhythm.frame_count(len(y)) // rhythm.CHROMA_STEP)
+    np.testing.assert_allclose(chroma, whole_chroma, rtol=1e-4, atol=1e-4)
 
 
 def test_beats_and_tempo_follow_a_tempo_change(tempo_change: synth.MixSpec) -> None:
