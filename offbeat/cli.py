@@ -89,6 +89,65 @@ def schema() -> None:
     typer.echo(json.dumps(json_schemas(), indent=2))
 
 
+@app.command("redis-check")
+def redis_check() -> None:
+    """Say whether Redis answers at OFFBEAT_REDIS_URL (exit status 1 when it does not)."""
+    from offbeat import transport
+    from offbeat.settings import get_settings
+
+    try:
+        typer.echo(transport.check(get_settings().redis_url))
+    except transport.TransportError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+
+
+@app.command("push-job")
+def push_job(
+    path: Annotated[Path, typer.Argument(help="audio file inside the shared mount")],
+    job_id: Annotated[int | None, typer.Option(help="job id (default: the next from a Redis counter)")] = None,
+    cue_file: Annotated[
+        Path | None, typer.Option(help='JSON list of cues: [{"title": ..., "start_time_sec": ...}]')
+    ] = None,
+) -> None:
+    """Push an analysis job to the job queue, as the web application does; prints the job."""
+    from pydantic import ValidationError
+
+    from offbeat import transport
+    from offbeat.settings import get_settings
+
+    settings = get_settings()
+    try:
+        cues = json.loads(cue_file.read_text()) if cue_file else None
+        client = transport.connect(settings.redis_url)
+        job = transport.make_job(
+            path, settings, job_id if job_id is not None else transport.next_job_id(client, settings), cues
+        )
+        transport.push_job(client, settings, job)
+    except (OSError, ValueError, ValidationError, transport.TransportError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(job.model_dump_json(exclude_none=True))
+
+
+@app.command("pop-result")
+def pop_result(timeout: Annotated[float, typer.Option(help="seconds to wait for a result")] = 10.0) -> None:
+    """Print the oldest result from the results queue (exit status 1 when none came in time)."""
+    from offbeat import transport
+    from offbeat.settings import get_settings
+
+    settings = get_settings()
+    try:
+        result = transport.pop_result(transport.connect(settings.redis_url), settings, timeout)
+    except transport.TransportError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    if result is None:
+        typer.echo(f"no result within {timeout:g} s", err=True)
+        raise typer.Exit(1)
+    typer.echo(json.dumps(result, indent=2))
+
+
 @models_app.command("pull")
 def models_pull(
     model: Annotated[str, typer.Argument(help="2stems or 4stems")] = "2stems",

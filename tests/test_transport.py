@@ -1,0 +1,94 @@
+"""The Redis side an operator or the application's developers use: redis-check, push-job, pop-result.
+
+Runs against the machine's real Redis with its own database number and queue names, cleaned up after.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from offbeat.settings import Settings, get_settings
+
+from .audio_files import write_wav
+
+OFFBEAT = str(Path(sys.executable).with_name("offbeat"))
+REDIS_URL = "redis://127.0.0.1:6379/13"
+
+
+@pytest.fixture
+def queues(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[redis.Redis]:
+    """A client of the test database; settings (`get_settings()`) name this test's own queues."""
+    tag = uuid.uuid4().hex[:8]
+    monkeypatch.setenv("OFFBEAT_REDIS_URL", REDIS_URL)
+    monkeypatch.setenv("OFFBEAT_QUEUE_NAME", f"test-jobs-{tag}")
+    monkeypatch.setenv("OFFBEAT_RESULTS_QUEUE_NAME", f"test-results-{tag}")
+    get_settings.cache_clear()
+    client = redis.Redis.from_url(REDIS_URL)
+    yield client
+    for key in client.scan_iter(f"test-*-{tag}*"):
+        client.delete(key)
+
+
+def offbeat(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([OFFBEAT, *args], capture_output=True, text=True, env=dict(os.environ), timeout=60)
+
+
+def test_redis_check(queues: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    ok = offbeat("redis-check")
+    assert ok.returncode == 0 and ok.stdout.startswith(f"Redis OK at {REDIS_URL}")
+    with socket.socket() as sock:  # a loopback port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("OFFBEAT_REDIS_URL", f"redis://127.0.0.1:{port}/0")
+    down = offbeat("redis-check")
+    assert down.returncode == 1 and f"Redis unreachable at redis://127.0.0.1:{port}/0" in down.stderr
+
+
+def test_push_job_queues_a_valid_job(queues: redis.Redis, tmp_path: Path) -> None:
+    settings = get_settings()
+    path = write_wav(settings.shared_mount_path / "sets" / "a.wav", seconds=2.0)
+    first, second = offbeat("push-job", str(path)), offbeat("push-job", str(path))
+    assert first.returncode == 0 and second.returncode == 0, first.stderr
+    jobs = [json.loads(raw) for raw in queues.lrange(settings.queue_name, 0, -1)][::-1]  # oldest first
+    assert jobs == [{"job_id": 1, "relative_path": "sets/a.wav"}, {"job_id": 2, "relative_path": "sets/a.wav"}]
+
+    cues = tmp_path / "cues.json"
+    cues.write_text(json.dumps([{"title": "Intro", "start_time_sec": 0}, {"title": "B", "start_time_sec": 61.5}]))
+    with_cues = offbeat("push-job", str(path), "--job-id", "42", "--cue-file", str(cues))
+    assert with_cues.returncode == 0
+    job = json.loads(queues.lindex(settings.queue_name, 0))
+    assert job["job_id"] == 42 and [c["title"] for c in job["cue_tracks"]] == ["Intro", "B"]
+
+
+@pytest.mark.parametrize("problem", ["outside", "bad-cues", "negative-id"])
+def test_push_job_refuses_what_the_engine_would_refuse(queues: redis.Redis, tmp_path: Path, problem: str) -> None:
+    settings = get_settings()
+    inside = write_wav(settings.shared_mount_path / "a.wav", seconds=2.0)
+    cues = tmp_path / "cues.json"
+    cues.write_text('[{"title": "no start time"}]')
+    args = {
+        "outside": [str(write_wav(tmp_path / "elsewhere.wav", seconds=2.0))],
+        "bad-cues": [str(inside), "--cue-file", str(cues)],
+        "negative-id": [str(inside), "--job-id", "-5"],
+    }[problem]
+    result = offbeat("push-job", *args)
+    assert result.returncode == 1 and result.stderr.startswith("error:")
+    assert queues.llen(settings.queue_name) == 0
+
+
+def test_pop_result(queues: redis.Redis) -> None:
+    settings = get_settings()
+    document = {"job_id": 7, "status": "failed", "error": "file not found: x.mp3", "error_code": "file_not_found"}
+    queues.lpush(settings.results_queue_name, json.dumps(document))
+    popped = offbeat("pop-result", "--timeout", "2")
+    assert popped.returncode == 0 and json.loads(popped.stdout) == document
+    empty = offbeat("pop-result", "--timeout", "1")
+    assert empty.returncode == 1 and "no result within 1 s" in empty.stderr
