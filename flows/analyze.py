@@ -178,10 +178,8 @@ def export_stems_task(separated: StageRef, source: str) -> StageRef:
     settings, entry = get_settings(), stages.read(store(), separated)
     mount = settings.shared_mount_path
     folder = export_folder(Path(source), separated.source, mount, settings.local_exports_path)
-    before = {p: p.stat().st_mtime_ns for p in folder.glob("*.wav")} if folder.exists() else {}
     # Stems computed in this run (new, or refreshed) are written out again; cached ones are checked.
-    files = stages.export_stems(store(), entry, folder, settings, rewrite=not separated.cached)
-    reused = all(before.get(p) == p.stat().st_mtime_ns for p in files.values())
+    files, reused = stages.export_stems(store(), entry, folder, settings, rewrite=not separated.cached)
     ref = StageRef(
         "export_stems",
         separated.key,

@@ -318,7 +318,7 @@ def read_padded(array: Any, start: int, stop: int) -> np.ndarray:
     """array[start:stop] along the first axis, zero-filled where the range leaves the array."""
     n = array.shape[0]
     data = array[max(0, start) : max(0, min(n, stop))]
-    before, after = max(0, -start) if start < 0 else 0, max(0, stop - max(n, start))
+    before, after = max(0, -start), max(0, stop - max(n, start))
     if before or after:
         data = np.pad(data, [(before, after)] + [(0, 0)] * (data.ndim - 1))
     return data
@@ -457,12 +457,15 @@ def compute_drum_beats(
 
 def export_stems(
     store: ArtifactStore, stems: Entry, folder: Path, settings: Settings, *, rewrite: bool = False
-) -> dict[str, Path]:
-    """Write each stem as a WAV file in `folder`, atomically. Unless `rewrite`, files that already hold
-    this entry's stems (same entry key, size and modification time as when written) are left alone."""
+) -> tuple[dict[str, Path], bool]:
+    """Write each stem as a WAV file in `folder`, atomically; returns the files and whether all were reused.
+
+    Unless `rewrite`, files that already hold this entry's stems (same entry key, size and modification
+    time as when written) are left alone."""
     folder.mkdir(parents=True, exist_ok=True)
     sr = stems.attrs["sample_rate"]
     written: dict[str, Path] = {}
+    reused = True
     for name in stems.attrs["stems"]:
         path = folder / f"{name}.wav"
         memo = f"export:{path.resolve()}"
@@ -472,6 +475,7 @@ def export_stems(
             if record == {"entry": stems.key, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}:
                 written[name] = path
                 continue
+        reused = False
         tmp = folder / f".{name}.{uuid.uuid4().hex[:8]}.wav.tmp"
         try:
             array = stems[name]
@@ -487,7 +491,7 @@ def export_stems(
         stat = path.stat()
         store.index.set(memo, {"entry": stems.key, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns})
         written[name] = path
-    return written
+    return written, reused
 
 
 # -- segment ----------------------------------------------------------------------------------------

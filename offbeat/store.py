@@ -139,6 +139,10 @@ class ArtifactStore:
         self.fs, self._fs_root = fsspec.core.url_to_fs(self.root)
         self.fs.makedirs(self._fs_root, exist_ok=True)
         self.index = diskcache.Cache(str(index_path))
+        # Entries validated by this handle, by key, with the data folder they were validated at: stages
+        # read the same large entries many times (every track reads the decoded audio and the stems),
+        # and listing every chunk again each time costs more than the read itself.
+        self._validated: dict[str, tuple[str | None, Entry]] = {}
 
     def close(self) -> None:
         self.index.close()
@@ -154,6 +158,9 @@ class ArtifactStore:
         record = self.index.get(f"entry:{key}")
         if record is None:
             return None
+        known = self._validated.get(key)
+        if known is not None and known[0] == record.get("data") and not verify:
+            return known[1]
         try:
             entry = self._open(record)
             if verify:
@@ -162,6 +169,7 @@ class ArtifactStore:
         except Exception:
             self.invalidate(key, record.get("data"))
             return None
+        self._validated[key] = (record.get("data"), entry)
         return entry
 
     def _open(self, record: dict[str, Any]) -> Entry:
@@ -229,6 +237,7 @@ class ArtifactStore:
 
     def invalidate(self, key: str, data_path: str | None = None) -> None:
         """Forget an entry (only if it still points at `data_path`, when given) and delete its data."""
+        self._validated.pop(key, None)
         with self.index.transact():
             record = self.index.get(f"entry:{key}")
             if record is None or (data_path is not None and record.get("data") != data_path):

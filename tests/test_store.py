@@ -151,3 +151,16 @@ def test_garbled_chunk_fails_its_checksum(tmp_path: Path) -> None:
     with pytest.raises(Exception, match=r"(?i)checksum|crc"):
         entry["stereo"][500:600]  # ... but the damaged chunk never reads as data
     assert store.get(KEY, verify=True) is None  # a verifying read finds it and forgets the entry
+
+
+def test_a_handle_sees_entries_replaced_by_another(tmp_path: Path) -> None:
+    first, second = make_store(tmp_path), make_store(tmp_path)
+    with first.write(KEY, "decode") as writer:
+        writer.put_array("stereo", np.zeros((10, 2), np.float32))
+    assert first.get(KEY) is not None  # validated and remembered by this handle
+    second.invalidate(KEY)
+    assert first.get(KEY) is None
+    with second.write(KEY, "decode") as writer:
+        writer.put_array("stereo", np.ones((10, 2), np.float32))
+    entry = first.get(KEY)
+    assert entry is not None and float(entry["stereo"][0, 0]) == 1.0
