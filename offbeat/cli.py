@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -87,6 +88,32 @@ def schema() -> None:
     from offbeat.contract import json_schemas
 
     typer.echo(json.dumps(json_schemas(), indent=2))
+
+
+@app.command()
+def listen(
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, help="jobs analyzed at once (default OFFBEAT_WORKER_CONCURRENCY)")
+    ] = None,
+) -> None:
+    """Serve the Redis job queue: one analysis flow run per job, one result per job, until SIGINT/SIGTERM."""
+    _quiet_prefect()
+    from flows.listen import redis_listener
+
+    with contextlib.redirect_stdout(sys.stderr):
+        state = redis_listener(concurrency=concurrency, return_state=True)
+    code = 0 if state.is_completed() else 1
+    if code:
+        typer.echo(f"listener ended {state.type.value}: {state.message}", err=True)
+    if any(thread.name == "offbeat-job" and thread.is_alive() for thread in threading.enumerate()):
+        # Jobs abandoned in the middle (handed back to the queue): leave without waiting for them; their
+        # partial store entries are never committed, so nothing half-done remains.
+        from prefect.logging.handlers import APILogWorker
+
+        APILogWorker.drain_all(timeout=5)
+        sys.stderr.flush()
+        os._exit(code)
+    raise typer.Exit(code)
 
 
 @app.command("redis-check")

@@ -22,6 +22,13 @@ class Settings(BaseSettings):
     queue_name: str = Field("audio_analysis_queue", description="list the application pushes jobs to")
     results_queue_name: str = Field("audio_results_queue", description="list results are pushed to")
     worker_concurrency: int = Field(1, ge=1, description="jobs one worker analyzes at once")
+    worker_lease_sec: float = Field(
+        30.0, gt=0, description="a worker that has not renewed its lease for this long is gone; its jobs are recovered"
+    )
+    shutdown_grace_sec: float = Field(
+        30.0, ge=0, description="on SIGINT/SIGTERM, how long running jobs may finish before they are handed back"
+    )
+    redis_retry_max_sec: float = Field(30.0, gt=0, description="longest wait between reconnection attempts to Redis")
 
     # Files
     shared_mount_path: Path = Field(Path("shared"), description="root that job paths are resolved under")

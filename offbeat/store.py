@@ -259,6 +259,13 @@ class ArtifactStore:
             self.index.set(memo, digest)
         return digest
 
+    def answered(self, job_id: int) -> dict[str, Any] | None:
+        """The job ledger's record of a completed job id: {"job": its message, "result": the document}."""
+        return self.index.get(f"job:{job_id}")  # type: ignore[no-any-return]
+
+    def record_answer(self, job_id: int, job: str, result: dict[str, Any]) -> None:
+        self.index.set(f"job:{job_id}", {"job": job, "result": result, "at": time.time()})
+
     def entries(self) -> Iterator[dict[str, Any]]:
         for name in self.index.iterkeys():
             if isinstance(name, str) and name.startswith("entry:"):

@@ -2,11 +2,26 @@
 
 Queues are Redis lists: producers LPUSH jobs, the engine LPUSHes results, consumers pop from the
 other end (first in, first out).
+
+Reliable delivery (`WorkerQueue`), with keys beside the job queue `<q>`:
+
+- `<q>:processing:<worker>`: jobs a worker has taken (BLMOVE from `<q>`, atomic), until their result is out;
+- `<q>:worker:<worker>`: the worker's lease, a key that expires unless renewed by its heartbeat;
+- `<q>:workers`: the set of workers that may hold jobs, so the living can find the processing lists of the dead;
+- `<q>:lock:<job_id>`: which worker analyzes a job id now (renewed with the lease), so two copies of one job
+  are never analyzed at once.
+
+Publishing a result and removing its job from the processing list happen in one Lua script, so a job is
+either still held (and will be recovered if its worker dies) or answered, never both and never neither.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import socket
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +36,9 @@ class TransportError(RuntimeError):
     """Redis cannot be reached or refused the command; the message says where and why."""
 
 
-def connect(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_connect_timeout=5, health_check_interval=30)
+def connect(url: str, socket_timeout: float | None = None) -> redis.Redis:
+    """A client; `socket_timeout` bounds how long a silent connection (a network blip) can hang a command."""
+    return redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=socket_timeout, health_check_interval=30)
 
 
 def check(url: str) -> str:
@@ -61,3 +77,164 @@ def pop_result(client: redis.Redis, settings: Settings, timeout: float) -> dict[
     except redis.RedisError as exc:
         raise TransportError(f"could not read results: {exc}") from exc
     return None if item is None else json.loads(item[1])
+
+
+# -- reliable delivery ----------------------------------------------------------------------------------
+
+# Every script re-checks its condition inside Redis, where nothing can interleave.
+
+# Register or renew a worker: its lease, its membership, and the data epoch (a random value created once;
+# a different epoch later means Redis restarted without its data).
+_RENEW = """
+redis.call('SET', KEYS[1], ARGV[2], 'NX')
+redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('SET', KEYS[3], ARGV[1], 'PX', ARGV[3])
+for i = 4, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[1] then redis.call('PEXPIRE', KEYS[i], ARGV[3]) end
+end
+return redis.call('GET', KEYS[1])
+"""
+
+# Take the lock of a job id unless a worker with a live lease holds it.
+_LOCK = """
+local owner = redis.call('GET', KEYS[1])
+if owner and owner ~= ARGV[1] and redis.call('EXISTS', ARGV[3] .. owner) == 1 then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+
+# Publish a result and let go of its job in one step. Not published when the job is no longer this
+# worker's (recovered by another after this worker's lease lapsed), unless Redis lost its data since the
+# job was taken: then nobody else can hold it and this worker's answer is the only one.
+_PUBLISH = """
+if ARGV[4] == '1' then
+  local owner = redis.call('GET', KEYS[3])
+  if owner and owner ~= ARGV[3] then
+    redis.call('LREM', KEYS[1], 1, ARGV[1])
+    return 0
+  end
+end
+if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 and redis.call('GET', KEYS[4]) == ARGV[5] then return 0 end
+redis.call('LPUSH', KEYS[2], ARGV[2])
+if ARGV[4] == '1' and redis.call('GET', KEYS[3]) == ARGV[3] then redis.call('DEL', KEYS[3]) end
+return 1
+"""
+
+# Give a gone worker's jobs back to the queue, next in line and in their order, unless its lease is live.
+_RECOVER = """
+if redis.call('EXISTS', KEYS[3]) == 1 then return -1 end
+local moved = 0
+while redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT') do moved = moved + 1 end
+redis.call('SREM', KEYS[4], ARGV[1])
+return moved
+"""
+
+# A worker leaving: drop its lease and its locks, then recover its own jobs like a gone worker's.
+_RETIRE = (
+    """
+redis.call('DEL', KEYS[3])
+for i = 5, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[1] then redis.call('DEL', KEYS[i]) end
+end
+"""
+    + _RECOVER
+)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A job message as taken from the queue (bytes, exactly: removal matches by value) and the data
+    epoch of Redis when it was taken."""
+
+    raw: bytes
+    epoch: bytes | None
+
+
+class RedisUnavailable(TransportError):
+    """Redis does not answer (restart, network blip): wait and try again."""
+
+
+def _unavailable(exc: Exception) -> RedisUnavailable:
+    return RedisUnavailable(f"Redis unavailable: {exc}")
+
+
+class WorkerQueue:
+    """One worker's side of the job queue: take, lock, publish, renew the lease, recover, retire.
+
+    Methods raise `RedisUnavailable` when Redis cannot be reached; callers wait and retry, as every
+    operation is safe to repeat.
+    """
+
+    def __init__(self, settings: Settings, worker_id: str | None = None) -> None:
+        self.client = connect(settings.redis_url, socket_timeout=15)
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.lease_ms = max(1, int(settings.worker_lease_sec * 1000))
+        q = settings.queue_name
+        self.jobs, self.results = q, settings.results_queue_name
+        self.workers, self.epoch_key = f"{q}:workers", f"{q}:epoch"
+        self.lease_prefix, self.lock_prefix, self.processing_prefix = f"{q}:worker:", f"{q}:lock:", f"{q}:processing:"
+        self.processing = self.processing_prefix + self.worker_id
+        self.lease = self.lease_prefix + self.worker_id
+        self.epoch: bytes | None = None
+        self._renew = self.client.register_script(_RENEW)
+        self._lock = self.client.register_script(_LOCK)
+        self._publish = self.client.register_script(_PUBLISH)
+        self._recover = self.client.register_script(_RECOVER)
+        self._retire = self.client.register_script(_RETIRE)
+
+    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise _unavailable(exc) from exc
+
+    def lock_key(self, job_id: int) -> str:
+        return f"{self.lock_prefix}{job_id}"
+
+    def renew(self, job_ids: list[int] | None = None) -> bool:
+        """Register or renew this worker's lease and its job locks; True when Redis lost its data since
+        the last renewal (a restart without persistence)."""
+        keys = [self.epoch_key, self.workers, self.lease, *(self.lock_key(job_id) for job_id in job_ids or [])]
+        epoch = self._call(self._renew, keys=keys, args=[self.worker_id, uuid.uuid4().hex, self.lease_ms])
+        lost = self.epoch is not None and epoch != self.epoch
+        self.epoch = epoch
+        return lost
+
+    def take(self, timeout: float) -> Delivery | None:
+        """The oldest job, moved atomically to this worker's processing list; None after `timeout` s."""
+        raw = self._call(self.client.blmove, self.jobs, self.processing, timeout, src="RIGHT", dest="LEFT")
+        return None if raw is None else Delivery(raw, self.epoch)
+
+    def lock(self, job_id: int) -> bool:
+        """Claim a job id; False while another live worker analyzes it."""
+        args = [self.worker_id, self.lease_ms, self.lease_prefix]
+        return bool(self._call(self._lock, keys=[self.lock_key(job_id)], args=args))
+
+    def publish(self, delivery: Delivery, job_id: int, document: dict[str, Any], locked: bool) -> bool:
+        """LPUSH the result and drop the job from the processing list, atomically; False when the job
+        was no longer this worker's to answer."""
+        keys = [self.processing, self.results, self.lock_key(job_id), self.epoch_key]
+        args = [delivery.raw, json.dumps(document), self.worker_id, "1" if locked else "0", delivery.epoch or b""]
+        return bool(self._call(self._publish, keys=keys, args=args))
+
+    def recover(self) -> dict[str, int]:
+        """Give the jobs of workers whose lease expired back to the queue; {worker: jobs moved}."""
+        moved: dict[str, int] = {}
+        for member in self._call(self.client.smembers, self.workers):
+            worker = member.decode()
+            if worker == self.worker_id:
+                continue
+            keys = [self.processing_prefix + worker, self.jobs, self.lease_prefix + worker, self.workers]
+            count = self._call(self._recover, keys=keys, args=[worker])
+            if count >= 0:
+                moved[worker] = int(count)
+        return moved
+
+    def retire(self, job_ids: list[int]) -> int:
+        """Hand every job still held back to the queue, release this worker's locks and lease; returns
+        how many jobs went back."""
+        keys = [self.processing, self.jobs, self.lease, self.workers, *(self.lock_key(j) for j in job_ids)]
+        return int(self._call(self._retire, keys=keys, args=[self.worker_id]))
+
+    def held(self) -> int:
+        return int(self._call(self.client.llen, self.processing))

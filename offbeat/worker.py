@@ -1,0 +1,244 @@
+"""The Redis worker: takes jobs reliably, has each analyzed, publishes exactly one result per job.
+
+It knows nothing of Prefect: the listener flow (`flows/listen.py`) hands it the callable that runs one
+analysis flow per job. Redis itself is reached only through `offbeat.transport.WorkerQueue`.
+
+Threads: the caller's thread takes jobs and recovers those of gone workers; one thread per running job
+(at most `concurrency`); one heartbeat thread renews the lease. Every Redis call that fails because
+Redis is away is retried with exponential backoff, so a restart or a network blip only pauses the work.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from offbeat.contract import FailedResult, Job, dump_result, job_id_of, parse_job
+from offbeat.errors import AnalysisError, ErrorCode
+from offbeat.settings import Settings
+from offbeat.store import ArtifactStore, open_store
+from offbeat.transport import Delivery, RedisUnavailable, WorkerQueue
+
+Analyze = Callable[[Job], dict[str, Any]]
+T = TypeVar("T")
+
+
+class _Abandoned(Exception):
+    """The worker is leaving now: the job stays in the processing list and is handed back."""
+
+
+class Worker:
+    """Serve the job queue until `request_stop`: the first request stops taking jobs and lets the running
+    ones finish (up to `shutdown_grace_sec`), a second one hands them back at once."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        analyze: Analyze,
+        *,
+        concurrency: int | None = None,
+        log: logging.Logger | logging.LoggerAdapter[Any] | None = None,
+        store: ArtifactStore | None = None,
+    ) -> None:
+        self.settings = settings
+        self.analyze = analyze
+        self.concurrency = concurrency or settings.worker_concurrency
+        self.log = log or logging.getLogger("offbeat.worker")
+        self.store = store or open_store(settings)
+        self.queue = WorkerQueue(settings)
+        self.stopping = threading.Event()  # take no more jobs
+        self.leaving = threading.Event()  # hand running jobs back now
+        self._slots = threading.BoundedSemaphore(self.concurrency)
+        self._running: dict[threading.Thread, int | None] = {}  # job thread -> job id once parsed
+        self._guard = threading.Lock()
+        self.answered = 0
+        self._heartbeat_thread: threading.Thread | None = None
+
+    # -- control ---------------------------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        if self.stopping.is_set():
+            self.log.warning("second stop request: handing running jobs back to the queue now")
+            self.leaving.set()
+        else:
+            self.log.info("stop requested: taking no more jobs, letting running jobs finish")
+        self.stopping.set()
+
+    def run(self) -> int:
+        """Serve until stopped; returns how many results this worker published."""
+        try:
+            self._register("register")
+        except _Abandoned:
+            return 0
+        self.log.info(
+            "worker %s serving %s (results to %s), %d job(s) at a time",
+            self.queue.worker_id,
+            self.queue.jobs,
+            self.queue.results,
+            self.concurrency,
+        )
+        self._heartbeat_thread = threading.Thread(target=self._heartbeat, name="offbeat-heartbeat", daemon=True)
+        self._heartbeat_thread.start()
+        next_recovery = 0.0
+        while not self.stopping.is_set():
+            try:
+                if time.monotonic() >= next_recovery:
+                    self._recover()
+                    next_recovery = time.monotonic() + self.settings.worker_lease_sec / 2
+                if not self._slots.acquire(timeout=1.0):
+                    continue
+                delivery = self._take()
+                if delivery is None:
+                    self._slots.release()
+                    continue
+                thread = threading.Thread(target=self._serve, args=(delivery,), name="offbeat-job", daemon=True)
+                with self._guard:
+                    self._running[thread] = None
+                thread.start()
+            except _Abandoned:
+                break
+        self._shut_down()
+        return self.answered
+
+    def _register(self, what: str) -> None:
+        if self._retrying(self.queue.renew, what, until=self.stopping):
+            self.log.warning("Redis lost its data since the last renewal (restarted without persistence)")
+
+    def _take(self) -> Delivery | None:
+        try:
+            return self.queue.take(timeout=1.0)
+        except RedisUnavailable as exc:
+            self._slots.release()
+            self.log.warning("%s (taking jobs)", exc)
+            self._register("reconnect")
+            return None
+
+    def _recover(self) -> None:
+        for worker, count in self._retrying(self.queue.recover, "recover", until=self.stopping).items():
+            if count:
+                self.log.warning("worker %s is gone (lease expired): %d job(s) back in the queue", worker, count)
+
+    def _shut_down(self) -> None:
+        deadline = time.monotonic() + self.settings.shutdown_grace_sec
+        while self._jobs_running() and not self.leaving.is_set() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        self.leaving.set()
+        if self._heartbeat_thread is not None:
+            self._heartbeat_thread.join(timeout=30)  # a renewal in flight must not re-register after retiring
+        with self._guard:
+            job_ids = [job_id for job_id in self._running.values() if job_id is not None]
+        try:
+            handed_back = self.queue.retire(job_ids)
+        except RedisUnavailable as exc:
+            self.log.error("%s; jobs still held return to the queue when this worker's lease expires", exc)
+            return
+        if handed_back:
+            self.log.warning("handed %d unfinished job(s) back to the queue", handed_back)
+        self.log.info("worker %s stopped after publishing %d result(s)", self.queue.worker_id, self.answered)
+
+    def _jobs_running(self) -> bool:
+        with self._guard:
+            self._running = {t: j for t, j in self._running.items() if t.is_alive()}
+            return bool(self._running)
+
+    # -- Redis, patiently ------------------------------------------------------------------------------
+
+    def _retrying(self, operation: Callable[[], T], what: str, until: threading.Event | None = None) -> T:
+        """Run a Redis operation until it succeeds, waiting 0.25 s, 0.5 s, ... up to `redis_retry_max_sec`
+        between attempts; gives up (`_Abandoned`) only once `until` (default: leaving) is set."""
+        until = until or self.leaving
+        delay = 0.0
+        while True:
+            try:
+                result = operation()
+                if delay:
+                    self.log.info("Redis is back (%s)", what)
+                return result
+            except RedisUnavailable as exc:
+                delay = min(self.settings.redis_retry_max_sec, max(0.25, delay * 2))
+                self.log.warning("%s (%s); retrying in %.2f s", exc, what, delay)
+                if until.wait(delay):
+                    raise _Abandoned from exc
+
+    def _heartbeat(self) -> None:
+        interval = self.settings.worker_lease_sec / 3
+        while not self.leaving.wait(interval):
+            with self._guard:
+                job_ids = [job_id for job_id in self._running.values() if job_id is not None]
+            try:
+                if self.queue.renew(job_ids):
+                    self.log.warning("Redis lost its data (restarted without persistence): re-registered")
+            except RedisUnavailable as exc:
+                self.log.warning("%s (lease renewal)", exc)
+
+    # -- one job ---------------------------------------------------------------------------------------
+
+    def _serve(self, delivery: Delivery) -> None:
+        try:
+            self._answer(delivery)
+        except _Abandoned:
+            self.log.info("leaving: the job stays queued for another worker")
+        except Exception:
+            # A fault of the worker itself: the job stays in the processing list and is handed back.
+            self.log.exception("worker fault while serving a job")
+        finally:
+            self._slots.release()
+
+    def _answer(self, delivery: Delivery) -> None:
+        try:
+            job = parse_job(delivery.raw)
+        except AnalysisError as exc:
+            job_id = job_id_of(delivery.raw)
+            self.log.error("job %s refused: [%s] %s", job_id, exc.code, exc.message)
+            self._publish(delivery, job_id, dump_result(FailedResult.from_error(job_id, exc)), locked=False)
+            return
+        with self._guard:
+            self._running[threading.current_thread()] = job.job_id
+        self._claim(job.job_id)
+        message = job.model_dump_json()
+        record = self.store.answered(job.job_id)
+        if record is not None and record["job"] == message:
+            self.log.info("job %d was completed before: answered from the job ledger", job.job_id)
+            document = record["result"]
+        else:
+            document = self._analyze(job)
+            if document.get("status") == "completed":
+                self.store.record_answer(job.job_id, message, document)
+        self._publish(delivery, job.job_id, document, locked=True)
+
+    def _claim(self, job_id: int) -> None:
+        """Wait while another live worker analyzes the same job id (a duplicate message)."""
+        announced = False
+        while not self._retrying(lambda: self.queue.lock(job_id), f"lock job {job_id}"):
+            if not announced:
+                self.log.info("job %d is being analyzed by another worker; waiting for it", job_id)
+                announced = True
+            if self.leaving.wait(1.0):
+                raise _Abandoned
+
+    def _analyze(self, job: Job) -> dict[str, Any]:
+        self.log.info("job %d: analyzing %s", job.job_id, job.relative_path or job.file_path)
+        try:
+            document = self.analyze(job)
+        except Exception as exc:
+            self.log.exception("job %d: internal error", job.job_id)
+            error = AnalysisError(ErrorCode.INTERNAL, f"internal error: {exc}", stage="analysis", retryable=True)
+            return dump_result(FailedResult.from_error(job.job_id, error))
+        if not isinstance(document, dict) or "status" not in document:
+            error = AnalysisError(ErrorCode.INTERNAL, "the analysis returned no result", retryable=True)
+            return dump_result(FailedResult.from_error(job.job_id, error))
+        return document
+
+    def _publish(self, delivery: Delivery, job_id: int, document: dict[str, Any], *, locked: bool) -> None:
+        published = self._retrying(
+            lambda: self.queue.publish(delivery, job_id, document, locked), f"publish job {job_id}"
+        )
+        if published:
+            with self._guard:
+                self.answered += 1
+            self.log.info("job %s: %s result published", job_id, document.get("status"))
+        else:
+            self.log.warning("job %s: recovered by another worker meanwhile; this result is not published", job_id)

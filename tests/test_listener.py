@@ -1,0 +1,405 @@
+"""The Redis listener end to end: real `offbeat listen` processes, the machine's Redis (own database and queue
+names, cleaned up) or an own `redis-server` for the outage test, the session's Prefect API.
+
+Each worker process pays TensorFlow's and numba's start-up on its first job (about 20 s), which is also the
+window in which the fault tests stop or kill it mid-analysis.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from offbeat.settings import Settings, get_settings
+
+from .audio_files import write_wav
+
+OFFBEAT = str(Path(sys.executable).with_name("offbeat"))
+REDIS_URL = "redis://127.0.0.1:6379/13"
+
+
+@dataclass
+class Fleet:
+    """Workers of one test: their environment, queues, and the processes started."""
+
+    settings: Settings
+    env: dict[str, str]
+    client: redis.Redis
+    root: Path
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def mount(self) -> Path:
+        return self.settings.shared_mount_path
+
+    def push(self, job: dict[str, Any] | str) -> None:
+        self.client.lpush(self.settings.queue_name, job if isinstance(job, str) else json.dumps(job))
+
+    def start(self, name: str, *args: str, strace: Path | None = None, **env: str) -> subprocess.Popen[bytes]:
+        command = [OFFBEAT, "listen", *args]
+        if strace is not None:
+            command = ["strace", "-f", "-qq", "--seccomp-bpf", "-e", "trace=%file", "-o", str(strace), *command]
+        work = self.root / "cwd"
+        work.mkdir(exist_ok=True)
+        log = (self.root / f"{name}.log").open("wb")
+        proc = subprocess.Popen(command, env={**self.env, **env}, cwd=work, stdout=log, stderr=subprocess.STDOUT)
+        self.workers.append(proc)
+        return proc
+
+    @staticmethod
+    def worker_pid(proc: subprocess.Popen[bytes]) -> int:
+        """The listener's own pid (under strace, the tracer's child)."""
+        if Path(str(proc.args[0])).name != "strace":
+            return proc.pid
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+        wait_until(lambda: children.read_text().split(), 30, "strace to start the worker")
+        return int(children.read_text().split()[0])
+
+    def log(self, name: str) -> str:
+        return (self.root / f"{name}.log").read_text(errors="replace")
+
+    def registered(self) -> set[str]:
+        return {m.decode() for m in self.client.smembers(f"{self.settings.queue_name}:workers")}
+
+    def wait_for_workers(self, count: int, timeout: float = 120) -> set[str]:
+        deadline = time.monotonic() + timeout
+        while len(self.registered()) < count:
+            assert time.monotonic() < deadline, f"{count} worker(s) did not register in {timeout} s"
+            assert all(p.poll() is None for p in self.workers), "a worker exited"
+            time.sleep(0.2)
+        return self.registered()
+
+    def held_by(self, worker: str) -> int:
+        return int(self.client.llen(f"{self.settings.queue_name}:processing:{worker}"))
+
+    def results(self, count: int, timeout: float = 180, quiet: float = 0.0) -> list[dict[str, Any]]:
+        """`count` results (failing after `timeout`), then any further ones arriving within `quiet` s."""
+        found: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        while len(found) < count:
+            left = deadline - time.monotonic()
+            assert left > 0, f"only {len(found)} of {count} results in {timeout} s: {found}"
+            item = self.client.brpop([self.settings.results_queue_name], timeout=min(left, 5))
+            if item is not None:
+                found.append(json.loads(item[1]))
+        if quiet:
+            time.sleep(quiet)
+            found += [json.loads(raw) for raw in reversed(self.client.lrange(self.settings.results_queue_name, 0, -1))]
+        return found
+
+    def stop(self, proc: subprocess.Popen[bytes], timeout: float = 60) -> int:
+        os.kill(self.worker_pid(proc), signal.SIGTERM)
+        code = proc.wait(timeout=timeout)
+        self.workers.remove(proc)
+        return code
+
+    def kill_all(self) -> None:
+        for proc in self.workers:
+            if proc.poll() is None:
+                os.kill(self.worker_pid(proc), signal.SIGKILL)
+                proc.kill()
+                proc.wait()
+
+
+@pytest.fixture
+def fleet(settings: Settings, prefect_api: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Fleet]:
+    tag = uuid.uuid4().hex[:8]
+    for name, value in {
+        "OFFBEAT_REDIS_URL": REDIS_URL,
+        "OFFBEAT_QUEUE_NAME": f"test-jobs-{tag}",
+        "OFFBEAT_RESULTS_QUEUE_NAME": f"test-results-{tag}",
+        "OFFBEAT_WORKER_LEASE_SEC": "2",
+        "OFFBEAT_REDIS_RETRY_MAX_SEC": "1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    client = redis.Redis.from_url(REDIS_URL, socket_timeout=30)  # above the BRPOP waits
+    fleet = Fleet(get_settings(), {**os.environ, "PREFECT_API_URL": prefect_api}, client, tmp_path)
+    yield fleet
+    fleet.kill_all()
+    for key in client.scan_iter(f"test-*-{tag}*"):
+        client.delete(key)
+    get_settings.cache_clear()
+
+
+def by_id(results: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    return {r["job_id"]: r for r in results}
+
+
+# -- a pushed job, every bad input, and nothing touched outside the mount --------------------------------
+
+
+# Syscalls that only look at a path (needed to find out where it leads); anything else on a path outside
+# the mount would be reading, writing or running it.
+_LOOK_ONLY = {"stat", "lstat", "newfstatat", "statx", "readlink", "readlinkat", "access", "faccessat", "faccessat2"}
+_CALL = re.compile(r"^\d+\s+(\w+)\((.*)$")
+
+
+def touched(trace: Path, cwd: Path) -> list[tuple[str, Path]]:
+    """(syscall, absolute path) for every path-taking syscall in an strace log."""
+    calls = []
+    for line in trace.read_text(errors="replace").splitlines():
+        match = _CALL.match(line)
+        if match:
+            for raw in re.findall(r'"((?:[^"\\]|\\.)*)"', match.group(2)):
+                path = Path(raw)
+                calls.append((match.group(1), path if path.is_absolute() else cwd / path))
+    return calls
+
+
+def test_jobs_and_every_bad_input_get_their_result_and_nothing_outside_is_touched(fleet: Fleet, tmp_path: Path) -> None:
+    mount = fleet.mount
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    secret = write_wav(outside / "secret.wav", seconds=2.0)
+    (mount / "sets").mkdir()
+    (mount / "sets" / "link.wav").symlink_to(secret)
+    write_wav(mount / "sets" / "good.wav", seconds=3.0)
+    write_wav(mount / "sets" / "later.wav", seconds=2.5)
+    write_wav(mount / "sets" / "short.wav", seconds=0.4, lead=0.0, tail=0.0)
+    (mount / "sets" / "notes.txt").write_text("not audio at all\n" * 50)
+    write_wav(mount / "sets" / "blocked.wav", seconds=2.0)
+    (mount / "sets" / "blocked.stems").write_text("a file where the stems folder goes: export_stems cannot write")
+
+    strace = tmp_path / "trace.log" if shutil.which("strace") else None
+    worker = fleet.start("worker", strace=strace)
+
+    cases: list[tuple[dict[str, Any] | str, int, str]] = [  # (message, job id in the result, expected status/code)
+        ({"job_id": 1, "relative_path": "sets/good.wav", "cue_tracks": [{"title": "A", "start_time_sec": 0}]}, 1, ""),
+        ("this is not json", -1, "invalid_job"),
+        ("[1, 2, 3]", -1, "invalid_job"),
+        ({"relative_path": "sets/good.wav"}, -1, "invalid_job"),
+        ({"job_id": "7", "relative_path": "sets/good.wav"}, -1, "invalid_job"),
+        ({"job_id": 8, "relative_path": 5}, 8, "invalid_job"),
+        ({"job_id": -3, "relative_path": "sets/good.wav"}, -1, "invalid_job"),
+        ({"job_id": 2**80, "relative_path": "sets/good.wav"}, -1, "invalid_job"),
+        ({"job_id": 9, "relative_path": "sets/missing.mp3"}, 9, "file_not_found"),
+        ({"job_id": 10, "relative_path": "../outside/secret.wav"}, 10, "invalid_path"),
+        ({"job_id": 11, "file_path": str(secret)}, 11, "invalid_path"),
+        ({"job_id": 12, "relative_path": "sets/link.wav"}, 12, "invalid_path"),
+        ({"job_id": 13, "relative_path": "sets/notes.txt"}, 13, "unsupported_audio"),
+        ({"job_id": 14, "relative_path": "sets/short.wav"}, 14, "audio_too_short"),
+        ({"job_id": 15, "relative_path": "sets/blocked.wav"}, 15, "internal"),
+        ({"job_id": 16, "relative_path": "sets/later.wav"}, 16, ""),
+    ]
+    for message, _, _ in cases:
+        fleet.push(message)
+    results = fleet.results(len(cases), quiet=1.0)
+    assert fleet.stop(worker) == 0
+
+    assert [r["job_id"] for r in results] == [job_id for _, job_id, _ in cases]  # one each, in queue order
+    for result, (message, _, code) in zip(results, cases, strict=True):
+        if not code:
+            assert result["status"] == "completed", result
+            continue
+        assert result["status"] == "failed" and result["error_code"] == code, (message, result)
+        assert result["error"] and "Traceback" not in result["error"]
+        assert result["retryable"] is (code == "internal")
+    assert by_id(results)[15]["stage"] == "export_stems"
+
+    first = by_id(results)[1]
+    assert set(first) >= {"job_id", "status", "results", "engine"}
+    assert set(first["results"]) == {"global", "tracks"}
+    track = first["results"]["tracks"][0]
+    assert track["title"] == "A" and set(track["analysis"]) >= {"stable_bpm", "key", "loudness_lufs_total"}
+    assert first["results"]["global"]["stems"]["vocals"] == "sets/good.stems/vocals.wav"
+    assert (mount / "sets" / "good.stems" / "vocals.wav").is_file()
+    assert not list(outside.glob("*.stems")) and sorted(p.name for p in outside.iterdir()) == ["secret.wav"]
+
+    if strace is None:
+        pytest.skip("strace is not installed: the file-access trace was not checked")
+    calls = touched(strace, tmp_path / "cwd")
+    # The trace does see the worker's reads: the mixes it analyzed inside the mount.
+    assert any(path == mount / "sets" / "good.wav" and call.startswith("open") for call, path in calls)
+    mine = [(call, path) for call, path in calls if path.is_relative_to(tmp_path)]
+    allowed = (mount, Path(fleet.settings.artifact_store), tmp_path / "cwd")
+    strays = [(c, p) for c, p in mine if c not in _LOOK_ONLY and not any(p.is_relative_to(a) for a in allowed)]
+    assert strays == []
+    assert all(call in _LOOK_ONLY for call, path in mine if path.is_relative_to(outside))
+
+
+# -- two workers, twenty jobs ------------------------------------------------------------------------------
+
+
+def test_twenty_jobs_over_two_workers_give_one_result_each(fleet: Fleet) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName, FlowRunFilterTags
+
+    files = [write_wav(fleet.mount / f"mix-{n}.wav", seconds=2.0 + 0.25 * n, lead=0.2) for n in range(10)]
+    workers = [fleet.start("a", "--concurrency", "2"), fleet.start("b")]
+    first_id = 1000 + int(uuid.uuid4().int % 10**6) * 100  # unique run names in the shared Prefect API
+    ids = [first_id + n for n in range(20)]
+    for n, job_id in enumerate(ids):
+        fleet.push({"job_id": job_id, "relative_path": files[n % 10].name})
+    results = fleet.results(20, quiet=3.0)
+    assert sorted(r["job_id"] for r in results) == ids  # exactly one per job id
+    assert all(r["status"] == "completed" for r in results), [r for r in results if r["status"] != "completed"]
+    published = [fleet.log(name).count("result published") for name in ("a", "b")]
+    assert sum(published) == 20 and min(published) > 0, published  # both workers served
+    assert [fleet.stop(proc) for proc in workers] == [0, 0]
+    assert fleet.registered() == set()  # both retired cleanly
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                name=FlowRunFilterName(any_=[f"job-{job_id}" for job_id in ids]),
+                tags=FlowRunFilterTags(all_=["offbeat", "redis-job"]),
+            )
+        )
+    assert sorted(run.name for run in runs) == sorted(f"job-{job_id}" for job_id in ids)
+    assert all(run.state is not None and run.state.is_completed() for run in runs)
+
+
+# -- stopped and killed workers lose nothing ----------------------------------------------------------------
+
+
+def wait_until(condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def test_a_stopped_or_killed_worker_loses_no_job(fleet: Fleet) -> None:
+    write_wav(fleet.mount / "long.wav", seconds=45.0)
+    queue = fleet.settings.queue_name
+    job = {"job_id": 77, "relative_path": "long.wav"}
+
+    # SIGTERM with no grace time: the running job goes back to the queue, the worker exits cleanly.
+    first = fleet.start("first", OFFBEAT_SHUTDOWN_GRACE_SEC="0")
+    fleet.wait_for_workers(1)
+    fleet.push(job)
+    wait_until(lambda: "job 77: analyzing" in fleet.log("first"), 60, "the first worker to start the job")
+    assert fleet.stop(first) == 0
+    assert "handed 1 unfinished job(s) back" in fleet.log("first")
+    assert [json.loads(raw) for raw in fleet.client.lrange(queue, 0, -1)] == [job]
+    assert fleet.client.llen(fleet.settings.results_queue_name) == 0 and fleet.registered() == set()
+
+    # SIGKILL mid-analysis: the job stays in the dead worker's processing list ...
+    second = fleet.start("second")
+    wait_until(lambda: "job 77: analyzing" in fleet.log("second"), 120, "the second worker to take the job")
+    (second_id,) = fleet.registered()
+    third = fleet.start("third")  # a live worker beside it must not touch its job
+    fleet.wait_for_workers(2)
+    time.sleep(3)  # longer than the lease: the second worker renews it, so its job stays its own
+    assert fleet.held_by(second_id) == 1 and fleet.client.llen(queue) == 0
+    second.kill()
+    second.wait()
+    fleet.workers.remove(second)
+    assert fleet.client.llen(fleet.settings.results_queue_name) == 0
+    # ... until its lease expires; the third worker recovers and finishes it, exactly once.
+    (result,) = fleet.results(1, timeout=180, quiet=3.0)
+    assert result["job_id"] == 77 and result["status"] == "completed"
+    assert f"worker {second_id} is gone (lease expired): 1 job(s) back in the queue" in fleet.log("third")
+    assert second_id not in fleet.registered() and fleet.held_by(second_id) == 0
+    assert fleet.stop(third) == 0
+
+
+# -- Redis going away ------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class RedisServer:
+    """An own redis-server on a loopback port, without persistence (a restart loses everything)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.port, self.folder = free_port(), folder
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        args = ["--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        self.proc = subprocess.Popen(["redis-server", *args, "--dir", str(self.folder)], stdout=subprocess.DEVNULL)
+        client = redis.Redis(port=self.port)
+        wait_until(lambda: _pings(client), 10, "redis-server to start")
+
+    def stop(self) -> None:
+        assert self.proc is not None
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+def _pings(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.ConnectionError:
+        return False
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server to run an own Redis")
+def test_a_redis_restart_during_a_job_is_survived(fleet: Fleet, tmp_path: Path) -> None:
+    server = RedisServer(tmp_path)
+    server.start()
+    try:
+        fleet.env["OFFBEAT_REDIS_URL"] = f"redis://127.0.0.1:{server.port}/0"
+        fleet.client = redis.Redis(port=server.port, socket_timeout=30)
+        write_wav(fleet.mount / "a.wav", seconds=12.0)
+        write_wav(fleet.mount / "b.wav", seconds=3.0)
+        worker = fleet.start("worker")
+        fleet.wait_for_workers(1)
+        fleet.push({"job_id": 1, "relative_path": "a.wav"})
+        wait_until(lambda: "job 1: analyzing" in fleet.log("worker"), 60, "the job to start")
+        server.stop()  # the queue, the processing list and the lease are gone with it
+        time.sleep(4)
+        assert worker.poll() is None  # waiting, not exiting
+        server.start()
+        (result,) = fleet.results(1, timeout=120)
+        assert result["job_id"] == 1 and result["status"] == "completed"
+        fleet.push({"job_id": 2, "relative_path": "b.wav"})
+        (result,) = fleet.results(1, timeout=120, quiet=2.0)
+        assert result["job_id"] == 2 and result["status"] == "completed"
+        log = fleet.log("worker")
+        assert "Redis unavailable" in log and "Redis is back" in log
+        assert fleet.stop(worker) == 0
+    finally:
+        server.stop()
+
+
+def test_a_completed_job_id_is_answered_from_the_ledger(fleet: Fleet) -> None:
+    """In process (the Worker class the listener flow runs): a repeated job is not analyzed again."""
+    from flows.listen import analyze_job
+    from offbeat.worker import Worker
+
+    write_wav(fleet.mount / "a.wav", seconds=2.0)
+    analyzed: list[int] = []
+
+    def counting(job: Any) -> dict[str, Any]:
+        analyzed.append(job.job_id)
+        return analyze_job(job)
+
+    worker = Worker(get_settings(), counting)
+    runner = threading.Thread(target=worker.run)
+    runner.start()
+    try:
+        job = {"job_id": 5, "relative_path": "a.wav"}
+        fleet.push(job)
+        (first,) = fleet.results(1, timeout=120)
+        fleet.push(job)
+        fleet.push({"job_id": 6, "relative_path": "a.wav"})
+        second, other = fleet.results(2, timeout=120)
+    finally:
+        worker.request_stop()
+        runner.join(timeout=60)
+    assert first["status"] == "completed" and second == first
+    assert other["job_id"] == 6 and other["status"] == "completed"
+    assert analyzed == [5, 6]
