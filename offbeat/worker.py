@@ -181,9 +181,6 @@ class Worker:
             self._answer(delivery)
         except _Abandoned:
             self.log.info("leaving: the job stays queued for another worker")
-        except Exception:
-            # A fault of the worker itself: the job stays in the processing list and is handed back.
-            self.log.exception("worker fault while serving a job")
         finally:
             self._slots.release()
 
@@ -198,16 +195,27 @@ class Worker:
         with self._guard:
             self._running[threading.current_thread()] = job.job_id
         self._claim(job.job_id)
-        message = job.model_dump_json()
-        record = self.store.answered(job.job_id)
-        if record is not None and record["job"] == message:
-            self.log.info("job %d was completed before: answered from the job ledger", job.job_id)
-            document = record["result"]
-        else:
-            document = self._analyze(job)
-            if document.get("status") == "completed":
-                self.store.record_answer(job.job_id, message, document)
+        try:
+            document = self._from_ledger(job) or self._analyze(job)
+        except Exception as exc:  # a fault of the worker itself: still one failed result, never a lost job
+            self.log.exception("job %d: worker fault", job.job_id)
+            error = AnalysisError(
+                ErrorCode.INTERNAL, f"internal error in the worker: {exc}", stage="worker", retryable=True
+            )
+            document = dump_result(FailedResult.from_error(job.job_id, error))
         self._publish(delivery, job.job_id, document, locked=True)
+
+    def _from_ledger(self, job: Job) -> dict[str, Any] | None:
+        """The stored result of the same job completed before, if the ledger has it."""
+        try:
+            record = self.store.answered(job.job_id)
+        except Exception as exc:  # an unreadable ledger costs a recomputation, nothing more
+            self.log.warning("job ledger unreadable (%s): analyzing job %d again", exc, job.job_id)
+            return None
+        if record is None or record["job"] != job.model_dump_json():
+            return None
+        self.log.info("job %d was completed before: answered from the job ledger", job.job_id)
+        return record["result"]  # type: ignore[no-any-return]
 
     def _claim(self, job_id: int) -> None:
         """Wait while another live worker analyzes the same job id (a duplicate message)."""
@@ -230,6 +238,11 @@ class Worker:
         if not isinstance(document, dict) or "status" not in document:
             error = AnalysisError(ErrorCode.INTERNAL, "the analysis returned no result", retryable=True)
             return dump_result(FailedResult.from_error(job.job_id, error))
+        if document["status"] == "completed":
+            try:
+                self.store.record_answer(job.job_id, job.model_dump_json(), document)
+            except Exception as exc:
+                self.log.warning("job %d: not recorded in the job ledger (%s)", job.job_id, exc)
         return document
 
     def _publish(self, delivery: Delivery, job_id: int, document: dict[str, Any], *, locked: bool) -> None:

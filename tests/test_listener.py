@@ -213,11 +213,21 @@ def test_jobs_and_every_bad_input_get_their_result_and_nothing_outside_is_touche
         assert result["retryable"] is (code == "internal")
     assert by_id(results)[15]["stage"] == "export_stems"
 
-    first = by_id(results)[1]
+    first = by_id(results)[1]  # the documented fields of a completed result (DESIGN.md §1)
     assert set(first) >= {"job_id", "status", "results", "engine"}
     assert set(first["results"]) == {"global", "tracks"}
+    assert set(first["results"]["global"]) >= {
+        "duration_sec", "trimmed_start_sec", "trimmed_end_sec", "global_beat_grid_timestamps",
+        "global_drum_beat_grid_timestamps", "bpm_curve", "stems",
+    }  # fmt: skip
+    assert first["results"]["global"]["duration_sec"] == pytest.approx(4.5, abs=0.01)  # 1 s lead + 3 s + 0.5 s
     track = first["results"]["tracks"][0]
-    assert track["title"] == "A" and set(track["analysis"]) >= {"stable_bpm", "key", "loudness_lufs_total"}
+    assert track["title"] == "A" and {"track_id", "start_time_sec", "end_time_sec"} <= set(track)
+    assert set(track["analysis"]) >= {
+        "duration_sec", "stable_bpm", "bpm_confidence", "key", "loudness_lufs_total", "loudness_lufs_bass",
+        "average_brightness", "has_vocals", "vocal_energy_rms",
+    }  # fmt: skip
+    assert set(first["engine"]) >= {"version", "analysis_id", "timings_sec"}
     assert first["results"]["global"]["stems"]["vocals"] == "sets/good.stems/vocals.wav"
     assert (mount / "sets" / "good.stems" / "vocals.wav").is_file()
     assert not list(outside.glob("*.stems")) and sorted(p.name for p in outside.iterdir()) == ["secret.wav"]
@@ -375,31 +385,37 @@ def test_a_redis_restart_during_a_job_is_survived(fleet: Fleet, tmp_path: Path) 
         server.stop()
 
 
-def test_a_completed_job_id_is_answered_from_the_ledger(fleet: Fleet) -> None:
-    """In process (the Worker class the listener flow runs): a repeated job is not analyzed again."""
+def test_a_completed_job_id_is_answered_from_the_ledger_and_a_worker_fault_is_answered_too(fleet: Fleet) -> None:
+    """In process (the Worker class the listener flow runs). The fault is injected into the analysis callable:
+    a crash inside the worker's own code cannot be caused from outside."""
     from flows.listen import analyze_job
     from offbeat.worker import Worker
 
     write_wav(fleet.mount / "a.wav", seconds=2.0)
     analyzed: list[int] = []
 
-    def counting(job: Any) -> dict[str, Any]:
+    def analyze(job: Any) -> dict[str, Any]:
         analyzed.append(job.job_id)
+        if job.job_id == 6:
+            raise RuntimeError("injected fault")
         return analyze_job(job)
 
-    worker = Worker(get_settings(), counting)
+    worker = Worker(get_settings(), analyze)
     runner = threading.Thread(target=worker.run)
     runner.start()
     try:
         job = {"job_id": 5, "relative_path": "a.wav"}
         fleet.push(job)
         (first,) = fleet.results(1, timeout=120)
-        fleet.push(job)
-        fleet.push({"job_id": 6, "relative_path": "a.wav"})
-        second, other = fleet.results(2, timeout=120)
+        for message in (job, {"job_id": 6, "relative_path": "a.wav"}, {"job_id": 7, "relative_path": "a.wav"}):
+            fleet.push(message)
+        again, faulty, other = fleet.results(3, timeout=120)
     finally:
         worker.request_stop()
         runner.join(timeout=60)
-    assert first["status"] == "completed" and second == first
-    assert other["job_id"] == 6 and other["status"] == "completed"
-    assert analyzed == [5, 6]
+    assert first["status"] == "completed" and again == first
+    assert faulty["job_id"] == 6 and faulty["error_code"] == "internal" and faulty["retryable"] is True
+    assert "injected fault" in faulty["error"]
+    assert other["job_id"] == 7 and other["status"] == "completed"
+    assert analyzed == [5, 6, 7]  # the repeated job 5 was not analyzed again
+    assert not runner.is_alive() and fleet.registered() == set()
