@@ -8,25 +8,33 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import time
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+import numpy as np
 from prefect import Task, flow, get_run_logger, task, unmapped
+from prefect.artifacts import (
+    create_image_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from offbeat import stages
+from offbeat import report, segmentation, stages
 from offbeat.audio import check_file
-from offbeat.contract import NO_JOB_ID, FailedResult, dump_result, parse_job
+from offbeat.contract import NO_JOB_ID, CueTrack, FailedResult, dump_result, parse_job
 from offbeat.errors import AnalysisError, ErrorCode
 from offbeat.paths import export_folder, reported_path, resolve_job_source
-from offbeat.settings import Settings, get_settings
+from offbeat.settings import Settings, get_settings, overridden
 from offbeat.stages import StageRef
 from offbeat.store import ArtifactStore, Entry, EntryWriter
 
@@ -52,17 +60,27 @@ def _finish(ref: StageRef) -> StageRef | State:
     return ref
 
 
-def _progress_logger(stage: str):
+def _progress_logger(stage: str) -> Callable[[float], None]:
+    """Progress of a long stage in 10 % steps: a log line and the task run's progress artifact in the UI."""
     logger = get_run_logger()
     last = [-1]
+    artifact: list[Any] = []
 
-    def report(fraction: float) -> None:
+    def progress(fraction: float) -> None:
         step = int(fraction * 10)
-        if step > last[0]:
-            last[0] = step
-            logger.info("%s: %d%%", stage, step * 10)
+        if step <= last[0]:
+            return
+        last[0] = step
+        logger.info("%s: %d%%", stage, step * 10)
+        try:
+            if not artifact:
+                artifact.append(create_progress_artifact(step * 10.0, description=f"{stage} progress"))
+            else:
+                update_progress_artifact(artifact[0], step * 10.0)
+        except Exception as exc:  # progress is a convenience: never fail a stage over it
+            logger.debug("progress artifact not updated: %s", exc)
 
-    return report
+    return progress
 
 
 _TASK = {"cache_policy": NO_CACHE, "persist_result": False, "retries": 0}
@@ -231,6 +249,42 @@ def _run_name() -> str:
     return Path(str(params.get("source") or "mix")).name
 
 
+def _artifact_key(name: str, what: str) -> str:
+    """Artifact keys allow lowercase letters, digits and dashes only."""
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:60] or "mix"
+    return f"{slug}-{what}"
+
+
+@task(name="assemble", **_TASK)
+def assemble_task(job_id: int, refs: dict[str, StageRef], track_refs: list[StageRef]) -> dict[str, Any]:
+    """The result document, and what the UI shows of it: a table of tracks and a picture of the mix."""
+    logger = get_run_logger()
+    entries = {name: stages.read(store(), refs[name]) for name in ("decode", "trim", "beats", "drum_beats", "segment")}
+    result = stages.assemble(job_id, refs, entries, [stages.read(store(), ref) for ref in track_refs])
+    document = dump_result(result)
+    name = _run_name()
+    try:
+        create_table_artifact(
+            key=_artifact_key(name, "tracks"),
+            table=report.track_rows(document),
+            description=f"Tracks of {name} (analysis {result.engine.analysis_id})",
+        )
+        beats, segment = entries["beats"], entries["segment"]
+        seconds = beats["tempo"].shape[0]
+        rms = segmentation.per_second(beats["rms"][...], beats.attrs["frame_rate"], seconds)[:, 0]
+        png = report.mix_picture(
+            20 * np.log10(np.maximum(rms, 1e-10)), segment["novelty"][...], beats["bpm_curve"][...], document
+        )
+        create_image_artifact(
+            image_url=report.data_uri(png),
+            key=_artifact_key(name, "picture"),
+            description=f"{name}: level with the tracks found, novelty (boundaries at its peaks), beat-grid tempo",
+        )
+    except Exception:  # the UI's views are a convenience: never fail an analysis over them
+        logger.exception("could not publish the result artifacts")
+    return document
+
+
 @flow(
     name="analyze-mix",
     flow_run_name=_run_name,
@@ -242,27 +296,41 @@ def analyze_mix(
     source: str | None = None,
     job: dict[str, Any] | None = None,
     job_id: int = NO_JOB_ID,
-    refresh: list[str] | None = None,
+    cues: list[CueTrack] | None = None,
+    refresh: list[stages.StageName] | None = None,
+    model: Literal["2stems", "4stems"] | None = None,
 ) -> dict[str, Any]:
     """Analyze one mix and return its result document (a failed result leaves the run Failed).
 
-    `source` is a local path analyzed in place; `job` is a wire-contract job whose path is confined to
-    the shared mount. `refresh` names stages to recompute along with everything that depends on them.
+    `source`: a local path, analyzed in place. `job`: a wire-contract job instead, its path confined to
+    the shared mount. `cues`: track-start hints for a `source` (a job carries its own). `refresh`: stages
+    to recompute, with everything that depends on them; the rest is read from the store. `model`: the
+    Spleeter model for this run (default `OFFBEAT_SPLEETER_MODEL`).
     """
+    with overridden(spleeter_model=model):
+        return _analyze(source, job, job_id, cues, refresh)
+
+
+def _analyze(
+    source: str | None,
+    job: dict[str, Any] | None,
+    job_id: int,
+    cue_hints: list[CueTrack] | None,
+    refresh: list[str] | None,
+) -> dict[str, Any]:
     logger = get_run_logger()
     started = time.perf_counter()
-    cues: list[tuple[str, float]] | None = None
     try:
         if job is not None:
             parsed = parse_job(json.dumps(job))
             job_id = parsed.job_id
             path = resolve_job_source(parsed, get_settings().shared_mount_path)
-            if parsed.cue_tracks:
-                cues = [(cue.title, float(cue.start_time_sec)) for cue in parsed.cue_tracks]
+            cue_hints = parsed.cue_tracks
         elif source:
             path = Path(source).expanduser().resolve()
         else:
             raise AnalysisError(ErrorCode.INVALID_JOB, "either source or job is required", stage="intake")
+        cues = [(cue.title, float(cue.start_time_sec)) for cue in cue_hints] if cue_hints else None
         unknown = set(refresh or []) - set(stages.STAGES)
         if unknown:
             raise AnalysisError(
@@ -271,6 +339,8 @@ def analyze_mix(
                 stage="intake",
             )
         redo = stages.dependents(set(refresh or []))
+        if redo:
+            logger.info("refreshing %s", ", ".join(name for name in stages.STAGES if name in redo))
         decoded = ref_of(decode_task(str(path), refresh="decode" in redo, return_state=True))
         # Separation (TensorFlow) and the trim -> beats chain do not depend on each other: run them side by side.
         separating = separate_task.submit(decoded, refresh="separate" in redo)
@@ -293,18 +363,17 @@ def analyze_mix(
             "export_stems": ref_of(exporting), "segment": segmented,
             "track_features": stages.combined("track_features", track_refs),
         }  # fmt: skip
-        entries = {
-            name: stages.read(store(), refs[name]) for name in ("decode", "trim", "beats", "drum_beats", "segment")
-        }
-        result = stages.assemble(job_id, refs, entries, [stages.read(store(), ref) for ref in track_refs])
-        result.engine.timings_sec["total"] = round(time.perf_counter() - started, 4)
+        document = assemble_task(job_id, refs, track_refs)
+        document["engine"]["timings_sec"]["total"] = round(time.perf_counter() - started, 4)
+        cached = document["engine"]["cached_stages"]
         logger.info(
-            "analysis %s done in %.2f s (from the store: %s)",
-            result.engine.analysis_id,
+            "analysis %s done in %.2f s; computed: %s; from the store: %s",
+            document["engine"]["analysis_id"],
             time.perf_counter() - started,
-            ", ".join(result.engine.cached_stages) or "none",
+            ", ".join(name for name in refs if name not in cached) or "nothing",
+            ", ".join(cached) or "nothing",
         )
-        return dump_result(result)
+        return document
     except AnalysisError as exc:
         failed = dump_result(FailedResult.from_error(job_id, exc))
         logger.error("job %s failed at %s: [%s] %s", job_id, exc.stage, exc.code, exc.message)

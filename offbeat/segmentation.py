@@ -70,12 +70,16 @@ def novelty(features: np.ndarray, window: int) -> np.ndarray:
     return np.where(full, curve, curve * np.minimum(t - lo, hi - t) / window)  # damp the edges
 
 
+def novelty_window(min_track_sec: float) -> int:
+    """Seconds compared on each side: shorter for short tracks, so two boundaries never share a window."""
+    return int(max(4, min(NOVELTY_WINDOW_SEC, min_track_sec / 2)))
+
+
 def find_boundaries(
-    features: np.ndarray, music_start: float, music_end: float, min_track_sec: float
+    curve: np.ndarray, music_start: float, music_end: float, min_track_sec: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(boundary, transition start, transition end) seconds of each detected track change."""
-    window = int(max(4, min(NOVELTY_WINDOW_SEC, min_track_sec / 2)))
-    curve = novelty(features, window)
+    """(boundary, transition start, transition end) seconds of each track change: peaks of the per-second
+    novelty `curve`."""
     lo, hi = int(np.ceil(music_start + min_track_sec / 2)), int(music_end - min_track_sec / 2)
     if hi <= lo:
         return np.zeros(0), np.zeros(0), np.zeros(0)

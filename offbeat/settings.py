@@ -6,9 +6,12 @@ working directory of the process (the repository root in the README's commands).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -90,6 +93,29 @@ def env_example() -> str:
 
 
 @lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    """Settings read once per process; tests and the CLI that change the environment call `cache_clear()`."""
+def _from_environment() -> Settings:
     return Settings()
+
+
+_OVERRIDE: ContextVar[Settings | None] = ContextVar("offbeat_settings_override", default=None)
+
+
+def get_settings() -> Settings:
+    """Settings read once per process (tests that change the environment call `get_settings.cache_clear()`),
+    or the override in effect for this run (`overridden`)."""
+    return _OVERRIDE.get() or _from_environment()
+
+
+get_settings.cache_clear = _from_environment.cache_clear  # type: ignore[attr-defined]
+
+
+@contextmanager
+def overridden(**changes: Any) -> Iterator[Settings]:
+    """Settings with `changes` for the code run inside, e.g. one flow run's model; Prefect copies the
+    context into the task threads it starts, so every stage of that run sees the same settings."""
+    changed = get_settings().model_copy(update={k: v for k, v in changes.items() if v is not None})
+    token = _OVERRIDE.set(changed)
+    try:
+        yield changed
+    finally:
+        _OVERRIDE.reset(token)

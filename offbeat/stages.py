@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import soundfile as sf
@@ -78,7 +78,7 @@ STAGES: dict[str, StageSpec] = {
         ),
         StageSpec(
             "segment",
-            2,
+            3,  # 3: stores the novelty curve
             ("beats", "trim"),
             lambda s: {
                 "min_track_sec": s.min_track_sec,
@@ -107,6 +107,10 @@ def chunk_segments(settings: Settings) -> int:
 
 def crossfade(settings: Settings) -> int:
     return int(settings.separation_crossfade_sec * settings.sample_rate)
+
+
+# The stages by name, for flow parameters (the Prefect UI offers them as choices); equals STAGES' keys.
+StageName = Literal["decode", "trim", "beats", "separate", "drum_beats", "segment", "track_features"]
 
 
 def dependents(names: set[str]) -> set[str]:
@@ -514,7 +518,9 @@ def compute_segment(
     )
     described = segmentation.describe(chroma, centroid, rms, onset, beats["tempo"][...])
     start, end = _music_bounds(decoded, trimmed)
-    found, left, right = segmentation.find_boundaries(described, start, end, settings.min_track_sec)
+    curve = segmentation.novelty(described, segmentation.novelty_window(settings.min_track_sec))
+    writer.put_array("novelty", curve.astype(np.float32))
+    found, left, right = segmentation.find_boundaries(curve, start, end, settings.min_track_sec)
     titles: list[str | None]
     if cues:
         ordered = sorted(cues, key=lambda cue: cue[1])

@@ -1,5 +1,6 @@
 """The analysis flow through a real Prefect API: results, caching, refresh, bad input."""
 
+import typing
 from pathlib import Path
 
 import numpy as np
@@ -49,8 +50,13 @@ def test_refresh_recomputes_the_stage_and_its_dependents(settings: Settings, tmp
     assert set(trim_only["engine"]["cached_stages"]) == {"decode", "separate", "export_stems"}
     _, everything = run(source=str(path), refresh=["decode"])
     assert everything["engine"]["cached_stages"] == []
-    _, bad = run(source=str(path), refresh=["nonsense"])
-    assert bad["error_code"] == "invalid_job" and "nonsense" in bad["error"]
+    # The parameter is typed with the stage names (the UI offers them as choices): others are refused.
+    state, _ = run(source=str(path), refresh=["nonsense"])
+    assert state.is_failed() and "refresh" in state.message and "track_features" in state.message
+
+
+def test_stage_names_of_the_flow_parameter_are_the_stages() -> None:
+    assert set(typing.get_args(stages.StageName)) == set(stages.STAGES)
 
 
 def test_parameter_change_recomputes(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
