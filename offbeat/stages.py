@@ -145,6 +145,27 @@ def combined(name: str, refs: list[StageRef]) -> StageRef:
     return StageRef(name, key, source, all(r.cached for r in refs), sum(r.seconds for r in refs))
 
 
+def stage_key(
+    name: str, source: str, settings: Settings, upstream: Mapping[str, str], inputs: Mapping[str, Any] | None = None
+) -> str:
+    """The entry key of stage `name` for a source, given its inputs' keys (by stage name)."""
+    spec = STAGES[name]
+    params = {**spec.params(settings), **(inputs or {})}
+    return entry_key(source, name, spec.version, params, {u: upstream[u] for u in spec.upstream})
+
+
+def current_keys(store: ArtifactStore, source: str, settings: Settings) -> dict[str, str]:
+    """The keys a run without cue hints would use now, stage by stage; per-track keys (`track_features:<i>`)
+    once the segment entry exists to tell how many tracks there are."""
+    keys: dict[str, str] = {}
+    for name in ("decode", "trim", "beats", "separate", "drum_beats", "segment"):
+        keys[name] = stage_key(name, source, settings, keys, {"cues": []} if name == "segment" else None)
+    segment = store.get(keys["segment"])
+    for index in range(len(segment.attrs["starts"]) if segment is not None else 0):
+        keys[f"track_features:{index}"] = stage_key("track_features", source, settings, keys, {"track": index})
+    return keys
+
+
 def run_stage(
     store: ArtifactStore,
     name: str,
@@ -161,9 +182,7 @@ def run_stage(
     `inputs` are job-specific parameters (cue hints, the track index) that shape the output.
     """
     started = time.perf_counter()
-    spec = STAGES[name]
-    params = {**spec.params(settings), **(inputs or {})}
-    key = entry_key(source, name, spec.version, params, {u: upstream[u].key for u in spec.upstream})
+    key = stage_key(name, source, settings, {stage: ref.key for stage, ref in upstream.items()}, inputs)
     if refresh:
         store.invalidate(key)
     elif store.get(key) is not None:

@@ -143,6 +143,7 @@ class ArtifactStore:
         # read the same large entries many times (every track reads the decoded audio and the stems),
         # and listing every chunk again each time costs more than the read itself.
         self._validated: dict[str, tuple[str | None, Entry]] = {}
+        self._touched: dict[str, float] = {}
 
     def close(self) -> None:
         self.index.close()
@@ -160,6 +161,7 @@ class ArtifactStore:
             return None
         known = self._validated.get(key)
         if known is not None and known[0] == record.get("data") and not verify:
+            self._touch(key)
             return known[1]
         try:
             entry = self._open(record)
@@ -170,6 +172,7 @@ class ArtifactStore:
             self.invalidate(key, record.get("data"))
             return None
         self._validated[key] = (record.get("data"), entry)
+        self._touch(key)
         return entry
 
     def _open(self, record: dict[str, Any]) -> Entry:
@@ -234,6 +237,7 @@ class ArtifactStore:
         if not self.index.add(f"entry:{key}", record) and arrays:
             # Another writer committed first; its entry is equivalent, keep one copy.
             self._remove_data(data_path)
+        self._touch(key)
 
     def invalidate(self, key: str, data_path: str | None = None) -> None:
         """Forget an entry (only if it still points at `data_path`, when given) and delete its data."""
@@ -243,8 +247,59 @@ class ArtifactStore:
             if record is None or (data_path is not None and record.get("data") != data_path):
                 return
             del self.index[f"entry:{key}"]
+            self.index.delete(f"used:{key}")
         if record.get("data"):
             self._remove_data(record["data"])
+
+    # -- use and eviction ----------------------------------------------------------------------------
+
+    TOUCH_EVERY_SEC = 60.0  # last-use times are this coarse, so reading an entry rarely writes the index
+
+    def _touch(self, key: str) -> None:
+        now = time.time()
+        if now - self._touched.get(key, 0.0) >= self.TOUCH_EVERY_SEC:
+            self.index.set(f"used:{key}", now)
+            self._touched[key] = now
+
+    def last_used(self, record: dict[str, Any]) -> float:
+        return float(self.index.get(f"used:{record['key']}", record["created"]))
+
+    def collect_garbage(
+        self, *, max_bytes: int | None = None, older_than_sec: float | None = None, grace_sec: float = 3600.0
+    ) -> list[dict[str, Any]]:
+        """Remove least recently used entries: those unused for `older_than_sec`, then more until the store
+        holds at most `max_bytes`. Entries used within `grace_sec` are kept whatever the size, because a
+        running analysis may be reading them (a reader renews the use time every minute); removal takes the
+        index record first, so a process that looks the entry up afterwards recomputes it. Returns the
+        records removed; also sweeps data folders no record points at."""
+        now = time.time()
+        records = sorted(self.entries(), key=self.last_used)
+        total = sum(record["nbytes"] for record in records)
+        removed = []
+        for record in records:
+            idle = now - self.last_used(record)
+            if idle < grace_sec:
+                break  # sorted by last use: every later entry is in use too
+            stale = older_than_sec is not None and idle > older_than_sec
+            if not stale and (max_bytes is None or total <= max_bytes):
+                if older_than_sec is None:
+                    break
+                continue
+            self.invalidate(record["key"])
+            total -= record["nbytes"]
+            removed.append(record)
+        self.sweep_orphans(older_than_sec=grace_sec)
+        return removed
+
+    def source_names(self) -> dict[str, str]:
+        """Content digest -> the last path it was read from (for listings)."""
+        names: dict[str, str] = {}
+        for name in self.index.iterkeys():
+            if isinstance(name, str) and name.startswith("digest:"):
+                digest = self.index.get(name)
+                if digest is not None:
+                    names[digest] = name.removeprefix("digest:").rsplit(":", 3)[0]
+        return names
 
     # -- small records -------------------------------------------------------------------------------
 

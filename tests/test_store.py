@@ -164,3 +164,57 @@ def test_a_handle_sees_entries_replaced_by_another(tmp_path: Path) -> None:
         writer.put_array("stereo", np.ones((10, 2), np.float32))
     entry = first.get(KEY)
     assert entry is not None and float(entry["stereo"][0, 0]) == 1.0
+
+
+def _put(store: ArtifactStore, key: str, frames: int = 4000) -> None:
+    with store.write(key, "decode", source="src") as writer:
+        writer.put_array("stereo", np.random.default_rng(1).standard_normal((frames, 2)).astype(np.float32))
+
+
+def test_gc_removes_least_recently_used_first(tmp_path: Path) -> None:
+    store = make_store(tmp_path)
+    keys = [entry_key("src", "decode", 1, {"n": n}, {}) for n in range(3)]
+    for n, key in enumerate(keys):
+        _put(store, key)
+        store.index.set(f"used:{key}", time.time() - 3600 * (10 - n))  # used 10 h, 9 h, 8 h ago
+    store.index.set(f"used:{keys[0]}", time.time() - 60 * 5)  # ... but the oldest was read 5 minutes ago
+    size = store.get(keys[1]).nbytes  # type: ignore[union-attr]
+    removed = store.collect_garbage(max_bytes=int(size * 1.5), grace_sec=60)
+    assert [r["key"] for r in removed] == [keys[1], keys[2]]
+    assert store.get(keys[0]) is not None and store.get(keys[1]) is None
+    assert not list((tmp_path / "artifacts" / "data").glob(f"*/{keys[1]}*"))  # its data went too
+    # --older-than takes only what has not been used for that long; the grace period protects the rest.
+    _put(store, keys[1])
+    store.index.set(f"used:{keys[1]}", time.time() - 7200)
+    assert [r["key"] for r in store.collect_garbage(older_than_sec=3600, grace_sec=60)] == [keys[1]]
+    assert store.collect_garbage(max_bytes=0, grace_sec=3600) == []  # keys[0] was used 5 min ago
+
+
+def _read_for(root: str, key: str, seconds: float, reading: "mp.synchronize.Event", ok: "mp.synchronize.Event") -> None:
+    store = make_store(Path(root))
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        entry = store.get(key)
+        assert entry is not None
+        reading.set()
+        entry["stereo"][...]  # every chunk, again and again
+    ok.set()
+
+
+def test_gc_leaves_an_entry_being_read_by_another_process_alone(tmp_path: Path) -> None:
+    store = make_store(tmp_path)
+    busy, idle = (entry_key("src", "decode", 1, {"n": n}, {}) for n in (1, 2))
+    _put(store, busy, frames=200_000)
+    _put(store, idle)
+    for key in (busy, idle):
+        store.index.set(f"used:{key}", time.time() - 86400)  # both look a day old ...
+    ctx = mp.get_context("spawn")
+    reading, ok = ctx.Event(), ctx.Event()
+    reader = ctx.Process(target=_read_for, args=(str(tmp_path), busy, 3.0, reading, ok))
+    reader.start()
+    assert reading.wait(60)  # ... until the reader opens one
+    removed = store.collect_garbage(max_bytes=0, grace_sec=600)
+    reader.join(30)
+    assert [r["key"] for r in removed] == [idle]
+    assert reader.exitcode == 0 and ok.is_set()  # the reader never saw its entry vanish
+    assert store.get(busy) is not None

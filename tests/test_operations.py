@@ -1,0 +1,195 @@
+"""Operating the engine through Prefect as the README's operator guide says: a real `prefect server`, the
+work pool, `prefect deploy --all` from prefect.yaml, a process worker, `prefect deployment run`; and the
+`rerun` and `cache` commands.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from offbeat import synth
+from offbeat.settings import Settings
+
+from .conftest import REPO
+from .test_listener import free_port, wait_until
+
+BIN = Path(sys.executable).parent
+OFFBEAT, PREFECT = str(BIN / "offbeat"), str(BIN / "prefect")
+
+
+def two_track_mix(path: Path) -> Path:
+    sections = (synth.Section(12.0, 124.0, vocals=True), synth.Section(12.0, 100.0, root_hz=98.0))
+    return synth.write_mix(synth.MixSpec(sections, crossfades=(2.0,), lead_silence_sec=0.5), path)
+
+
+CUES = [{"title": "First", "start_time_sec": 0.0}, {"title": "Second", "start_time_sec": 11.5}]
+
+
+@pytest.fixture(scope="module")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
+    """`prefect server start` on a free loopback port with its own home (database); (API URL, the variables
+    that point a process at it)."""
+    home = tmp_path_factory.mktemp("prefect-home")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/api"
+    env = {"PREFECT_HOME": str(home), "PREFECT_API_URL": url, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    log = (home / "server.log").open("wb")
+    server = subprocess.Popen(
+        [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env={**os.environ, **env},
+        stdout=log,
+        stderr=log,
+    )
+
+    def healthy() -> bool:
+        try:
+            return httpx.get(f"{url}/health", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_until(healthy, 120, "the Prefect server to start")
+        yield url, env
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def prefect(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run([PREFECT, *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def api(url: str, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    response = httpx.request(method, f"{url}{path}", json=body, timeout=30)
+    response.raise_for_status()
+    return response.json()
+
+
+def test_deploy_run_and_read_it_back_through_the_api(
+    prefect_server: tuple[str, dict[str, str]], settings: Settings
+) -> None:
+    url, server_env = prefect_server
+    env = {**os.environ, **server_env, "OFFBEAT_PROJECT_DIR": str(REPO), "PREFECT_WORKER_QUERY_SECONDS": "1"}
+    mix = two_track_mix(settings.shared_mount_path / "set.wav")
+
+    prefect(env, "work-pool", "create", "offbeat", "--type", "process")
+    deployed = prefect(env, "--no-prompt", "deploy", "--all")
+    assert "analyze-mix/default" in deployed and "redis-listener/default" in deployed
+    deployments = {d["name"] for d in api(url, "POST", "/deployments/filter", {})}
+    assert deployments == {"default"} and len(api(url, "POST", "/deployments/filter", {})) == 2
+
+    log = (settings.shared_mount_path.parent / "worker.log").open("wb")
+    worker = subprocess.Popen(
+        [PREFECT, "worker", "start", "--pool", "offbeat"], env=env, cwd=REPO, stdout=log, stderr=log
+    )
+    try:
+        out = prefect(
+            env, "deployment", "run", "analyze-mix/default",
+            "--param", f"source={mix}", "--param", f"cues={json.dumps(CUES)}",
+        )  # fmt: skip
+        run_id = re.search(r"UUID: ([0-9a-f-]{36})", out).group(1)  # type: ignore[union-attr]
+
+        def finished() -> bool:
+            return api(url, "GET", f"/flow_runs/{run_id}")["state_type"] in {"COMPLETED", "FAILED", "CRASHED"}
+
+        wait_until(finished, 300, "the deployment run to finish")
+    finally:
+        worker.terminate()
+        worker.wait(timeout=60)
+    run = api(url, "GET", f"/flow_runs/{run_id}")
+    assert run["state_type"] == "COMPLETED", run["state"]
+    assert run["name"] == "set.wav" and {"offbeat", "analysis"} <= set(run["tags"])
+
+    tasks = api(url, "POST", "/task_runs/filter", {"flow_runs": {"id": {"any_": [run_id]}}})
+    names = sorted(re.sub(r"-[0-9a-f]{3}$", "", t["name"]) for t in tasks)
+    stages = ["assemble", "beats", "decode", "drum_beats", "export_stems", "segment", "separate", "trim"]
+    assert names == sorted([*stages, "track-0", "track-1"])  # one task run per stage and one per track
+    assert all(t["state_type"] == "COMPLETED" for t in tasks)
+
+    artifacts = api(url, "POST", "/artifacts/filter", {"flow_runs": {"id": {"any_": [run_id]}}})
+    by_type = {a["type"]: a for a in artifacts if a["type"] in {"table", "image"}}
+    assert by_type["table"]["key"] == "set-wav-tracks" and by_type["image"]["key"] == "set-wav-picture"
+    table = by_type["table"]["data"]
+    table = json.loads(table) if isinstance(table, str) else table
+    assert [row["title"] for row in table] == ["First", "Second"] and table[0]["bpm"] == pytest.approx(124, abs=2)
+    assert by_type["image"]["data"].startswith("data:image/png;base64,")
+    assert any(a["type"] == "progress" for a in artifacts)  # long stages report progress
+
+    page = httpx.get(url.removesuffix("/api") + "/", timeout=30)
+    assert page.status_code == 200 and "<html" in page.text.lower()
+
+
+def test_rerun_of_one_stage_recomputes_it_alone(settings: Settings, prefect_api: str, tmp_path: Path) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    mix = two_track_mix(tmp_path / f"rerun-{uuid.uuid4().hex[:8]}.wav")
+    env = {**os.environ, "PREFECT_API_URL": prefect_api}
+    cue_file = tmp_path / "cues.json"
+    cue_file.write_text(json.dumps(CUES))
+
+    def offbeat(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([OFFBEAT, *args], env=env, capture_output=True, text=True, timeout=300)
+
+    first = offbeat("analyze", str(mix), "--cue-file", str(cue_file))
+    assert first.returncode == 0, first.stderr
+    again = offbeat("rerun", str(mix), "--stage", "track_features", "--cue-file", str(cue_file))
+    assert again.returncode == 0, again.stderr
+    assert "ran: track_features, assemble;" in again.stderr
+
+    before, after = json.loads(first.stdout), json.loads(again.stdout)
+    assert set(after["engine"]["cached_stages"]) == {
+        "decode", "trim", "beats", "separate", "drum_beats", "export_stems", "segment",
+    }  # fmt: skip
+    assert after["results"] == before["results"]  # recomputed, and nothing else changed
+    assert after["engine"]["analysis_id"] == before["engine"]["analysis_id"]
+
+    with get_client(sync_client=True) as client:
+        (run,) = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[mix.name])), sort=FlowRunSort.START_TIME_DESC,
+            limit=1,
+        )  # fmt: skip
+        tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id={"any_": [run.id]}))
+    states = {re.sub(r"-[0-9a-f]{3}$", "", t.name): t.state.name for t in tasks if t.state is not None}
+    ran = {name for name, state in states.items() if state != "Cached"}
+    assert ran == {"track-0", "track-1", "assemble"}, states
+
+    unknown = offbeat("rerun", str(mix), "--stage", "nonsense")
+    assert unknown.returncode == 2 and "unknown stage(s) nonsense" in unknown.stderr
+
+
+def test_cache_commands(settings: Settings, prefect_api: str, tmp_path: Path) -> None:
+    from flows.analyze import analyze_mix
+
+    mix = two_track_mix(tmp_path / "cached.wav")
+    assert analyze_mix(source=str(mix))["status"] == "completed"
+    env = {**os.environ, "PREFECT_API_URL": prefect_api}
+
+    def offbeat(*args: str) -> str:
+        done = subprocess.run([OFFBEAT, "cache", *args], env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    listing = offbeat("ls")
+    assert str(mix) in listing and "separate" in listing and "entries," in listing
+    shown = offbeat("show", str(mix))
+    assert re.search(r"decode\s+cached", shown) and re.search(r"track_features:0\s+cached", shown)
+    # Everything was used a moment ago: inside the grace period nothing goes, whatever the size asked for.
+    assert offbeat("gc", "--max-size", "0").startswith("removed 0 entries")
+    assert offbeat("gc", "--max-size", "0", "--grace", "0s").startswith("removed ")
+    assert re.search(r"decode\s+missing", offbeat("show", str(mix)))
+    assert offbeat("ls").strip().endswith(f" entries, 0 B in {settings.artifact_store}")  # only array-less records
