@@ -10,7 +10,6 @@ import io
 from typing import Any
 
 import numpy as np
-from matplotlib.figure import Figure  # the object API: no global pyplot state, safe in task threads
 
 
 def _clock(seconds: float) -> str:
@@ -55,6 +54,10 @@ def mix_picture(
 
     `level_db`, `novelty`, `bpm_curve` hold one value per second of the file.
     """
+    # matplotlib's object API: no global pyplot state, safe in task threads; imported here, as only this
+    # step needs it and it costs every flow process a second at start-up.
+    from matplotlib.figure import Figure
+
     tracks = result["results"]["tracks"]
     minutes = np.arange(len(level_db)) / 60.0
     fig = Figure(figsize=(12, 6), dpi=80)
