@@ -114,9 +114,10 @@ if ARGV[4] == '1' then
     return 0
   end
 end
+local mine = ARGV[4] == '1' and redis.call('GET', KEYS[3]) == ARGV[3]
+if mine then redis.call('DEL', KEYS[3]) end
 if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 and redis.call('GET', KEYS[4]) == ARGV[5] then return 0 end
 redis.call('LPUSH', KEYS[2], ARGV[2])
-if ARGV[4] == '1' and redis.call('GET', KEYS[3]) == ARGV[3] then redis.call('DEL', KEYS[3]) end
 return 1
 """
 

@@ -90,7 +90,11 @@ class Worker:
                     next_recovery = time.monotonic() + self.settings.worker_lease_sec / 2
                 if not self._slots.acquire(timeout=1.0):
                     continue
-                delivery = self._take()
+                try:
+                    delivery = self._take()
+                except _Abandoned:
+                    self._slots.release()
+                    raise
                 if delivery is None:
                     self._slots.release()
                     continue
@@ -108,10 +112,10 @@ class Worker:
             self.log.warning("Redis lost its data since the last renewal (restarted without persistence)")
 
     def _take(self) -> Delivery | None:
+        """The next job, or None (no job within a second, or Redis was away and is back now)."""
         try:
             return self.queue.take(timeout=1.0)
         except RedisUnavailable as exc:
-            self._slots.release()
             self.log.warning("%s (taking jobs)", exc)
             self._register("reconnect")
             return None
@@ -181,8 +185,11 @@ class Worker:
             self._answer(delivery)
         except _Abandoned:
             self.log.info("leaving: the job stays queued for another worker")
+            return  # still listed as running, so retiring releases its lock
         finally:
             self._slots.release()
+        with self._guard:
+            self._running.pop(threading.current_thread(), None)
 
     def _answer(self, delivery: Delivery) -> None:
         try:

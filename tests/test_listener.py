@@ -375,6 +375,11 @@ def test_a_redis_restart_during_a_job_is_survived(fleet: Fleet, tmp_path: Path) 
         server.start()
         (result,) = fleet.results(1, timeout=120)
         assert result["job_id"] == 1 and result["status"] == "completed"
+        # Away again while the worker is idle, waiting on the queue.
+        server.stop()
+        time.sleep(3)
+        assert worker.poll() is None
+        server.start()
         fleet.push({"job_id": 2, "relative_path": "b.wav"})
         (result,) = fleet.results(1, timeout=120, quiet=2.0)
         assert result["job_id"] == 2 and result["status"] == "completed"

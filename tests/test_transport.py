@@ -92,3 +92,31 @@ def test_pop_result(queues: redis.Redis) -> None:
     assert popped.returncode == 0 and json.loads(popped.stdout) == document
     empty = offbeat("pop-result", "--timeout", "1")
     assert empty.returncode == 1 and "no result within 1 s" in empty.stderr
+
+
+def test_a_worker_back_from_a_lapsed_lease_does_not_answer_a_recovered_job(queues: redis.Redis) -> None:
+    """Two workers' queues on the real Redis: A takes a job, stalls past its lease, B recovers the job; A's late
+    result is dropped (and its lock released), B's is the one result."""
+    import time
+
+    from offbeat.transport import WorkerQueue
+
+    settings = get_settings().model_copy(update={"worker_lease_sec": 0.5})
+    a, b = WorkerQueue(settings, "worker-a"), WorkerQueue(settings, "worker-b")
+    a.renew()
+    b.renew()
+    queues.lpush(settings.queue_name, json.dumps({"job_id": 3, "relative_path": "x.wav"}))
+    taken = a.take(timeout=1)
+    assert taken is not None and a.lock(3)
+    assert b.recover() == {} and not b.lock(3)  # A's lease is live: its job and lock are its own
+    time.sleep(0.7)  # A stalls: no renewal
+    b.renew()
+    assert b.recover() == {"worker-a": 1}
+    a.renew()  # A is back ...
+    assert not a.publish(taken, 3, {"job_id": 3, "status": "completed"}, locked=True)  # ... and too late
+    again = b.take(timeout=1)
+    assert again is not None and b.lock(3)
+    assert b.publish(again, 3, {"job_id": 3, "status": "completed", "by": "b"}, locked=True)
+    results = [json.loads(raw) for raw in queues.lrange(settings.results_queue_name, 0, -1)]
+    assert results == [{"job_id": 3, "status": "completed", "by": "b"}]
+    assert b.held() == 0 and a.held() == 0 and queues.llen(settings.queue_name) == 0
