@@ -138,9 +138,10 @@ def rerun(
         raise typer.BadParameter("name at least one --stage to recompute")
     from offbeat.store import open_store
 
+    store = open_store()
     job, message = None, ""
     if job_id is not None:
-        record = open_store().answered(job_id)
+        record = store.answered(job_id)
         if record is None:
             typer.echo(f"error: job {job_id} is not in the job ledger (completed jobs are recorded there)", err=True)
             raise typer.Exit(1)
@@ -154,7 +155,7 @@ def rerun(
         typer.echo(f"ran: {', '.join([*ran, 'assemble'])}; from the store: "
                    f"{', '.join(engine['cached_stages']) or 'nothing'}", err=True)  # fmt: skip
         if job is not None and job_id is not None:
-            open_store().record_answer(job_id, message, document)
+            store.record_answer(job_id, message, document)
     _finish(document, output)
 
 

@@ -281,9 +281,8 @@ class ArtifactStore:
             if idle < grace_sec:
                 break  # sorted by last use: every later entry is in use too
             stale = older_than_sec is not None and idle > older_than_sec
-            if not stale and (max_bytes is None or total <= max_bytes):
-                if older_than_sec is None:
-                    break
+            oversize = max_bytes is not None and total > max_bytes
+            if not (stale or oversize):
                 continue
             self.invalidate(record["key"])
             total -= record["nbytes"]

@@ -204,11 +204,9 @@ class Worker:
         self._claim(job.job_id)
         try:
             document = self._from_ledger(job) or self._analyze(job)
-        except Exception as exc:  # a fault of the worker itself: still one failed result, never a lost job
-            self.log.exception("job %d: worker fault", job.job_id)
-            error = AnalysisError(
-                ErrorCode.INTERNAL, f"internal error in the worker: {exc}", stage="worker", retryable=True
-            )
+        except Exception as exc:  # a fault outside the stages: still one failed result, never a lost job
+            self.log.exception("job %d: internal error", job.job_id)
+            error = AnalysisError(ErrorCode.INTERNAL, f"internal error: {exc}", stage="analysis", retryable=True)
             document = dump_result(FailedResult.from_error(job.job_id, error))
         self._publish(delivery, job.job_id, document, locked=True)
 
@@ -236,12 +234,7 @@ class Worker:
 
     def _analyze(self, job: Job) -> dict[str, Any]:
         self.log.info("job %d: analyzing %s", job.job_id, job.relative_path or job.file_path)
-        try:
-            document = self.analyze(job)
-        except Exception as exc:
-            self.log.exception("job %d: internal error", job.job_id)
-            error = AnalysisError(ErrorCode.INTERNAL, f"internal error: {exc}", stage="analysis", retryable=True)
-            return dump_result(FailedResult.from_error(job.job_id, error))
+        document = self.analyze(job)
         if not isinstance(document, dict) or "status" not in document:
             error = AnalysisError(ErrorCode.INTERNAL, "the analysis returned no result", retryable=True)
             return dump_result(FailedResult.from_error(job.job_id, error))
