@@ -3,7 +3,7 @@
 Starts `offbeat listen` worker processes against Redis (`OFFBEAT_REDIS_URL`, own queue names, cleaned up),
 a private store and shared mount, waits until they are registered and warmed up by one job each, then queues
 `--jobs` distinct generated mixes of `--seconds` each and measures the time until every result is back:
-jobs per minute and seconds of audio per second of work.
+jobs per minute, seconds of audio per second of work, and each worker's peak resident memory.
 
     .venv/bin/python bench/bench_listener.py --jobs 30 --seconds 30 --workers 1 --concurrency 1
 
@@ -102,8 +102,10 @@ def main() -> None:
         finally:
             for proc in procs:
                 proc.send_signal(signal.SIGTERM)
+            peaks = []
             for proc in procs:
-                proc.wait(timeout=120)
+                _, _, usage = os.wait4(proc.pid, 0)  # each worker's own peak resident memory
+                peaks.append(usage.ru_maxrss / 1024)
             for key in client.scan_iter(f"bench-*-{tag}*"):
                 client.delete(key)
 
@@ -117,6 +119,7 @@ def main() -> None:
         "wall_sec": round(wall, 2),
         "jobs_per_minute": round(args.jobs / wall * 60, 1),
         "audio_sec_per_sec": round(args.jobs * args.seconds / wall, 1),
+        "worker_peak_rss_mib": [round(peak) for peak in peaks],
         "nproc": os.cpu_count(),
     }
     print(json.dumps(figures, indent=2))
