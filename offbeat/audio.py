@@ -171,11 +171,11 @@ def decode_blocks(
         stereo = to_stereo(raw)
         if stereo_rs is not None:
             stereo = stereo_rs.resample_chunk(stereo)
-        yield stereo, mono_rs.resample_chunk(stereo.mean(axis=1))
+        yield stereo, mono_rs.resample_chunk(0.5 * (stereo[:, 0] + stereo[:, 1]))
     tail = np.zeros((0, 2), dtype=np.float32)
     if stereo_rs is not None:
         tail = stereo_rs.resample_chunk(tail, last=True)
-    yield tail, mono_rs.resample_chunk(tail.mean(axis=1), last=True)
+    yield tail, mono_rs.resample_chunk(0.5 * (tail[:, 0] + tail[:, 1]), last=True)
 
 
 # -- trimming ---------------------------------------------------------------------------------------

@@ -6,11 +6,12 @@ track gives it nothing to measure.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import pyloudnorm
-from scipy.signal import butter, sosfilt
+from scipy.signal import butter, lfilter, sosfilt
 
 PITCHES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 # Krumhansl-Kessler key profiles (probe-tone ratings), tonic first.
@@ -86,20 +87,62 @@ def stable_bpm(beat_times: np.ndarray, context_bpm: float | None) -> tuple[float
     return round(bpm, 2), round(confidence, 3)
 
 
-def loudness(stereo: np.ndarray, sr: int) -> float:
-    """Integrated loudness (LUFS, ITU-R BS.1770) of a (frames, 2) signal."""
-    if len(stereo) < int(0.4 * sr):
+LOUDNESS_STEP_SEC = 0.1  # BS.1770 gating blocks are 400 ms long, one every 100 ms: four 100 ms steps each
+ABSOLUTE_GATE_LUFS, RELATIVE_GATE_LU = -70.0, -10.0
+
+
+def loudness(signal: np.ndarray | Iterable[np.ndarray], sr: int) -> float:
+    """Integrated loudness (LUFS, ITU-R BS.1770-4, pyloudnorm's K-weighting) of a (frames, channels) signal,
+    or of consecutive blocks of one.
+
+    Blocks are filtered with the filter state carried across them and reduced to 100 ms mean squares at
+    once, so memory stays that of one block however long the track (pyloudnorm's meter holds several
+    float64 copies of the whole signal). Same result as pyloudnorm's meter, except that only whole 400 ms
+    blocks count (pyloudnorm may add a shorter last one: a difference of a hundredth of a LU at most).
+    """
+    meter = pyloudnorm.Meter(sr)
+    stages = [(f.passband_gain, f.b, f.a) for f in meter._filters.values()]
+    step = round(sr * LOUDNESS_STEP_SEC)
+    states: list[np.ndarray] | None = None
+    carry: np.ndarray | None = None
+    powers: list[np.ndarray] = []  # (steps, channels) sums of squares per 100 ms
+    for block in [signal] if isinstance(signal, np.ndarray) else signal:
+        x = np.asarray(block, dtype=np.float64).reshape(len(block), -1)
+        if states is None:
+            states = [np.zeros((max(len(a), len(b)) - 1, x.shape[1])) for _, b, a in stages]
+        for i, (gain, b, a) in enumerate(stages):
+            x, states[i] = lfilter(b, a, x, axis=0, zi=states[i])
+            x *= gain
+        if carry is not None:
+            x = np.concatenate([carry, x])
+        whole = len(x) // step * step
+        powers.append(np.square(x[:whole]).reshape(-1, step, x.shape[1]).sum(axis=1))
+        carry = x[whole:]
+    steps = np.concatenate(powers) if powers else np.zeros((0, 1))
+    if len(steps) < 4:
         raise Unmeasurable("shorter than one 400 ms loudness block")
-    value = pyloudnorm.Meter(sr).integrated_loudness(stereo.astype(np.float64))
-    if not np.isfinite(value):
+    per_step = steps.sum(axis=1)  # channel weights are 1 for left and right
+    mean_square = (per_step[:-3] + per_step[1:-2] + per_step[2:-1] + per_step[3:]) / (4 * step)
+    with np.errstate(divide="ignore"):
+        block_lufs = -0.691 + 10 * np.log10(mean_square)
+    gated = mean_square[block_lufs >= ABSOLUTE_GATE_LUFS]
+    if len(gated) == 0:
         raise Unmeasurable("silent: loudness is below the absolute gate")
-    return round(float(value), 2)
+    relative = -0.691 + 10 * np.log10(gated.mean()) + RELATIVE_GATE_LU
+    kept = mean_square[(block_lufs > relative) & (block_lufs > ABSOLUTE_GATE_LUFS)]
+    return round(float(-0.691 + 10 * np.log10(kept.mean())), 2)
 
 
-def low_band(stereo: np.ndarray, sr: int) -> np.ndarray:
-    """The signal below BASS_CUTOFF_HZ (4th-order Butterworth): the bass when there is no bass stem."""
+def low_band(blocks: Iterable[np.ndarray], sr: int) -> Iterator[np.ndarray]:
+    """The signal below BASS_CUTOFF_HZ (4th-order Butterworth), block by block with the filter state carried:
+    the bass when there is no bass stem."""
     sos = butter(4, BASS_CUTOFF_HZ, btype="low", fs=sr, output="sos")
-    return sosfilt(sos, stereo, axis=0)
+    state: np.ndarray | None = None
+    for block in blocks:
+        if state is None:
+            state = np.zeros((sos.shape[0], 2, *block.shape[1:]))
+        out, state = sosfilt(sos, block, axis=0, zi=state)
+        yield out
 
 
 def brightness(centroid: np.ndarray, rms: np.ndarray, floor: float) -> float:

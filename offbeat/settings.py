@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     separation_chunk_sec: float = Field(
         60.0, gt=0, description="audio per Spleeter call, rounded to whole 11.9 s model segments (memory vs speed)"
     )
+    separation_threads: int = Field(
+        0,
+        ge=0,
+        description="TensorFlow threads inside each separation op; 0: one per CPU core. Ops run one at a time",
+    )
     separation_crossfade_sec: float = Field(
         1.0, ge=0, le=11, description="cross-fade length at each join between separation chunks"
     )

@@ -52,7 +52,7 @@ STAGES: dict[str, StageSpec] = {
     for spec in (
         StageSpec(
             "decode",
-            1,
+            2,  # 2: audio stored as 24-bit fixed point
             (),
             lambda s: {
                 "sample_rate": s.sample_rate,
@@ -66,7 +66,7 @@ STAGES: dict[str, StageSpec] = {
         StageSpec("beats", 2, ("decode", "trim"), _rhythm_params),
         StageSpec(
             "separate",
-            1,
+            2,  # 2: stems stored as 24-bit fixed point
             ("decode",),
             lambda s: {"model": s.spleeter_model, "chunk_segments": chunk_segments(s), "crossfade": crossfade(s)},
         ),
@@ -219,9 +219,11 @@ def compute_decode(writer: EntryWriter, path: Path, settings: Settings, progress
         check_duration(info.duration_sec, settings)
     sr, ar = settings.sample_rate, settings.analysis_sample_rate
     stereo = writer.create_array(
-        "stereo", shape=(0, 2), dtype="float32", chunks=(int(settings.decode_block_sec * sr), 2)
+        "stereo", shape=(0, 2), dtype="float32", chunks=(int(settings.decode_block_sec * sr), 2), audio=True
     )
-    mono = writer.create_array("mono", shape=(0,), dtype="float32", chunks=(int(settings.decode_block_sec * ar),))
+    mono = writer.create_array(
+        "mono", shape=(0,), dtype="float32", chunks=(int(settings.decode_block_sec * ar),), audio=True
+    )
     stereo_out, mono_out = ChunkAppender(stereo), ChunkAppender(mono)
     expected = info.frames * sr / info.sample_rate if info.frames else None
     done = 0
@@ -347,6 +349,13 @@ def read_padded(array: Any, start: int, stop: int) -> np.ndarray:
     return data
 
 
+def blocks(array: Any, start: float, stop: float) -> Iterator[np.ndarray]:
+    """array[int(start):int(stop)] one stored chunk at a time."""
+    step = array.chunks[0]
+    for first in range(int(start), int(stop), step):
+        yield array[first : min(int(stop), first + step)]
+
+
 def frame_blocks(array: Any) -> Iterator[tuple[np.ndarray, slice]]:
     """(samples, keep) per block of analysis frames: the samples cover the block's frames plus
     BLOCK_CONTEXT frames each side, and `keep` picks the block's own frames from the result."""
@@ -428,10 +437,15 @@ def compute_separate(writer: EntryWriter, decoded: Entry, settings: Settings, pr
     model = settings.spleeter_model
     names = separation.STEMS[model]
     block = int(settings.decode_block_sec * sr)
-    full = {n: ChunkAppender(writer.create_array(n, shape=(0, 2), dtype="float32", chunks=(block, 2))) for n in names}
+    full = {
+        n: ChunkAppender(writer.create_array(n, shape=(0, 2), dtype="float32", chunks=(block, 2), audio=True))
+        for n in names
+    }
     mono_chunk = int(settings.decode_block_sec * ar)
     mono = {
-        n: ChunkAppender(writer.create_array(f"{n}_mono", shape=(0,), dtype="float32", chunks=(mono_chunk,)))
+        n: ChunkAppender(
+            writer.create_array(f"{n}_mono", shape=(0,), dtype="float32", chunks=(mono_chunk,), audio=True)
+        )
         for n in names
     }
     resamplers = {n: soxr.ResampleStream(sr, ar, 1, dtype="float32", quality="HQ") for n in names}
@@ -442,11 +456,12 @@ def compute_separate(writer: EntryWriter, decoded: Entry, settings: Settings, pr
         settings.model_dir,
         chunk_segments=chunk_segments(settings),
         crossfade=crossfade(settings),
+        threads=settings.separation_threads,
         progress=progress,
     ):
         for name, data in stems.items():
             full[name].append(data)
-            mono[name].append(resamplers[name].resample_chunk(data.mean(axis=1)))
+            mono[name].append(resamplers[name].resample_chunk(0.5 * (data[:, 0] + data[:, 1])))
     for name in names:
         full[name].close()
         mono[name].append(resamplers[name].resample_chunk(np.zeros(0, np.float32), last=True))
@@ -616,23 +631,26 @@ def compute_track_features(
         return {"musical": found.musical, "camelot": found.camelot, "confidence": found.confidence}
 
     measure(("key",), key)
-    stereo = decoded["stereo"][int(lo * sr) : int(hi * sr)]
-    measure(("loudness_lufs_total",), lambda: features.loudness(stereo, sr))
+    # Full-rate audio is read a chunk at a time: a track may be as long as the mix.
+    measure(("loudness_lufs_total",), lambda: features.loudness(blocks(decoded["stereo"], lo * sr, hi * sr), sr))
     if "bass" in stems.attrs["stems"]:
-        bass = stems["bass"][int(lo * sr) : int(hi * sr)]
+        bass = blocks(stems["bass"], lo * sr, hi * sr)
     else:
-        bass = features.low_band(stems["accompaniment"][int(lo * sr) : int(hi * sr)], sr)
+        bass = features.low_band(blocks(stems["accompaniment"], lo * sr, hi * sr), sr)
     measure(("loudness_lufs_bass",), lambda: features.loudness(bass, sr))
     rms = beats["rms"][frames]
     measure(("average_brightness",), lambda: features.brightness(beats["centroid"][frames], rms, floor))
 
-    def frame_rms(x: np.ndarray) -> np.ndarray:
-        x = np.pad(x, (0, -len(x) % rhythm.HOP))
-        return np.sqrt(np.mean(x.reshape(-1, rhythm.HOP) ** 2, axis=1))
+    def frame_rms(array: Any) -> np.ndarray:
+        parts = []
+        for first in range(int(lo * ar), int(hi * ar), rhythm.HOP * 1024):  # whole frames per read
+            x = array[first : min(int(hi * ar), first + rhythm.HOP * 1024)]
+            x = np.pad(x, (0, -len(x) % rhythm.HOP))
+            parts.append(np.sqrt(np.mean(x.reshape(-1, rhythm.HOP) ** 2, axis=1)))
+        return np.concatenate(parts) if parts else np.zeros(0, np.float32)
 
-    span = slice(int(lo * ar), int(hi * ar))
     measure(
         ("has_vocals", "vocal_energy_rms"),
-        lambda: features.vocals(frame_rms(stems["vocals_mono"][span]), frame_rms(decoded["mono"][span]), floor),
+        lambda: features.vocals(frame_rms(stems["vocals_mono"]), frame_rms(decoded["mono"]), floor),
     )
     writer.attrs.update(analysis=values, unmeasured=reasons, steady=[lo, hi])

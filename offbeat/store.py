@@ -16,6 +16,7 @@ import hashlib
 import json
 import time
 import uuid
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -26,10 +27,19 @@ import diskcache
 import fsspec
 import numpy as np
 import zarr
-from zarr.codecs import Crc32cCodec, ZstdCodec
+from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
+from zarr.codecs.numcodecs import FixedScaleOffset
 
 KEY_LENGTH = 32  # hex digits of blake2b: 128 bits, ample for content addressing
 _COMPRESSORS = (ZstdCodec(level=1), Crc32cCodec())  # crc32c makes a damaged chunk fail loudly on read
+# Audio arrays (decoded mix, stems, their analysis copies) are stored as 24-bit fixed point: lossless for
+# 16- and 24-bit sources, the precision of the exported stem files, a noise floor 144 dB below full scale
+# for float sources, and room for peaks up to 256x full scale. With the bytes of each sample shuffled into
+# planes, zstd then finds the always-equal top byte and the structure of the others: about half the size
+# of zstd on float32, at the same speed. Readers get float32 back.
+warnings.filterwarnings("ignore", message="Numcodecs codecs are not in the Zarr version 3 specification")
+_AUDIO_FILTERS = (FixedScaleOffset(offset=0, scale=2**23, dtype="<f4", astype="<i4"),)
+_AUDIO_COMPRESSORS = (BloscCodec(cname="zstd", clevel=1, shuffle="shuffle"), Crc32cCodec())
 
 
 def _canonical(value: Any) -> str:
@@ -76,14 +86,19 @@ class EntryWriter:
         self.attrs: dict[str, Any] = {}
         self._arrays: dict[str, zarr.Array] = {}
 
-    def create_array(self, name: str, *, shape: tuple[int, ...], dtype: Any, chunks: tuple[int, ...]) -> zarr.Array:
-        """A chunked array; create it with a zero first dimension and `append` to stream into it."""
+    def create_array(
+        self, name: str, *, shape: tuple[int, ...], dtype: Any, chunks: tuple[int, ...], audio: bool = False
+    ) -> zarr.Array:
+        """A chunked array; create it with a zero first dimension and `append` to stream into it.
+
+        `audio`: float32 samples, stored as 24-bit fixed point (see _AUDIO_FILTERS)."""
         array = self._group.create_array(
             name,
             shape=shape,
-            dtype=dtype,
+            dtype="float32" if audio else dtype,
             chunks=chunks,
-            compressors=_COMPRESSORS,
+            filters=_AUDIO_FILTERS if audio else None,
+            compressors=_AUDIO_COMPRESSORS if audio else _COMPRESSORS,
             config={"write_empty_chunks": True},  # a missing chunk must mean damage, never silence
         )
         self._arrays[name] = array

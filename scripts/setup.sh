@@ -17,7 +17,7 @@ else
 fi
 export UV
 
-"$UV" sync --locked --python 3.11 --quiet
+"$UV" sync --locked --python 3.11 --quiet --compile-bytecode
 if ! .venv/bin/offbeat models check 2stems >/dev/null 2>&1; then
   .venv/bin/offbeat models pull 2stems
 fi

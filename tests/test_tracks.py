@@ -5,7 +5,9 @@ from typing import Any
 
 import librosa
 import numpy as np
+import pyloudnorm
 import pytest
+from scipy.signal import butter, sosfilt
 
 from offbeat import features, segmentation, synth
 from offbeat.settings import get_settings
@@ -121,7 +123,7 @@ def test_loudness_matches_the_isolated_track(analyzed: dict[str, Any]) -> None:
     for spec, i, track in pairs(analyzed):
         lo, hi = spec.spans()[i]
         alone = spec.render_section(i, lo, hi - lo, faded=False)  # the source track, before the DJ's fades
-        reference = features.loudness(alone, spec.sample_rate)
+        reference = pyloudnorm.Meter(spec.sample_rate).integrated_loudness(alone.astype(np.float64))
         assert track["analysis"]["loudness_lufs_total"] == pytest.approx(reference, abs=1.0)
         assert track["analysis"]["loudness_lufs_bass"] < track["analysis"]["loudness_lufs_total"]
 
@@ -175,6 +177,22 @@ def test_camelot_code_of_every_key() -> None:
 def test_snap_cues() -> None:
     snapped = segmentation.snap_cues(np.array([10.0, 50.0, 200.0]), np.array([14.0, 120.0]), tolerance=20)
     np.testing.assert_allclose(snapped, [14.0, 50.0, 200.0])
+
+
+def test_streamed_loudness_equals_pyloudnorm() -> None:
+    """Block by block, with the filter state carried, the integrated loudness is pyloudnorm's, whatever the
+    block size; so is the bass band filtered block by block."""
+    sr, rng = 44100, np.random.default_rng(3)
+    n = 37 * sr // 10 * 10  # whole 100 ms steps: pyloudnorm then gates exactly the same blocks
+    signal = (rng.standard_normal((n, 2)) * np.linspace(0.005, 0.4, n)[:, None]).astype(np.float32)
+    signal[: n // 4] *= 1e-4  # a quiet start the gates must drop
+    reference = pyloudnorm.Meter(sr).integrated_loudness(signal.astype(np.float64))
+    for step in (n, 44100, 12345):
+        pieces = (signal[i : i + step] for i in range(0, n, step))
+        assert features.loudness(pieces, sr) == pytest.approx(round(reference, 2), abs=1e-9)
+    bass = np.concatenate(list(features.low_band((signal[i : i + 5000] for i in range(0, n, 5000)), sr)))
+    whole = sosfilt(butter(4, features.BASS_CUTOFF_HZ, btype="low", fs=sr, output="sos"), signal, axis=0)
+    np.testing.assert_allclose(bass, whole, atol=1e-6)
 
 
 def test_unmeasurable_features_say_why() -> None:
