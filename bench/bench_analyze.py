@@ -7,7 +7,7 @@ For each mix length it reports:
   audio per second of work, and the peak resident memory while the stage ran;
 - the store size.
 
-    .venv/bin/python bench/bench_analyze.py --minutes 10 60
+    .venv/bin/python bench/bench_analyze.py --minutes 60 180
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -126,11 +127,13 @@ def bench(minutes: float, work: Path) -> None:
     work.mkdir(parents=True, exist_ok=True)
     mix = work / f"mix-{minutes:g}min.wav"
     spec = synth.demo_mix(minutes)
-    if not mix.exists():
-        synth.write_mix(spec, mix, subtype="PCM_16")
+    if not mix.exists():  # written aside and renamed: an interrupted run leaves no short mix behind
+        synth.write_mix(spec, mix.with_suffix(".part.wav"), subtype="PCM_16").rename(mix)
     audio_sec = spec.duration_sec
     print(f"\n== {audio_sec / 60:.1f} min mix ({mix.stat().st_size / 2**20:.0f} MiB WAV), nproc={os.cpu_count()}")
 
+    for store in ("artifacts", "artifacts-stages", "exports"):  # cold means cold, also in a reused workdir
+        shutil.rmtree(work / store, ignore_errors=True)
     env = dict(os.environ, PREFECT_SERVER_ANALYTICS_ENABLED="false")
     env["OFFBEAT_ARTIFACT_STORE"] = str(work / "artifacts")
     env["OFFBEAT_LOCAL_EXPORTS_PATH"] = str(work / "exports")

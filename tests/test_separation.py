@@ -48,6 +48,16 @@ def test_model_is_loaded_once_per_process(separator_ready: Path) -> None:
     )
 
 
+def test_tensorflow_threads_are_set(separator_ready: Path) -> None:
+    """One op at a time, each over every core (OFFBEAT_SEPARATION_THREADS=0)."""
+    import os
+
+    import tensorflow as tf
+
+    assert tf.config.threading.get_inter_op_parallelism_threads() == 1
+    assert tf.config.threading.get_intra_op_parallelism_threads() == os.cpu_count()
+
+
 def test_tampered_weights_do_not_verify(tmp_path: Path) -> None:
     copy = tmp_path / "models"
     shutil.copytree(MODELS / "2stems", copy / "2stems")

@@ -57,6 +57,30 @@ def test_streamed_appends_keep_chunks_whole(tmp_path: Path) -> None:
     np.testing.assert_array_equal(entry["stereo"][...], np.concatenate(blocks))
 
 
+def test_audio_arrays_keep_24_bits_and_shrink(tmp_path: Path) -> None:
+    """Audio is stored as 24-bit fixed point: 16-bit samples come back exactly, float samples within half a
+    24-bit step (peaks above full scale included), in less space than zstd on float32."""
+    store, rng = make_store(tmp_path), np.random.default_rng(5)
+    pcm16 = (rng.integers(-(2**15), 2**15, (44100, 2)) / 2**15).astype(np.float32)
+    music = np.cumsum(rng.standard_normal((44100, 2)), axis=0).astype(np.float32)  # correlated, like audio
+    music *= 1.5 / np.abs(music).max()
+    plain_key = entry_key("src", "decode", 1, {"plain": True}, {})
+    for key, audio in ((KEY, True), (plain_key, False)):
+        with store.write(key, "decode") as writer:
+            writer.create_array("pcm16", shape=pcm16.shape, dtype="float32", chunks=(44100, 2), audio=audio)[...] = (
+                pcm16
+            )
+            writer.create_array("music", shape=music.shape, dtype="float32", chunks=(44100, 2), audio=audio)[...] = (
+                music
+            )
+    entry, plain = store.get(KEY), store.get(plain_key)
+    assert entry is not None and plain is not None
+    assert entry["music"].dtype == np.float32
+    np.testing.assert_array_equal(entry["pcm16"][...], pcm16)
+    assert np.abs(entry["music"][...] - music).max() <= 2.0**-24
+    assert entry.nbytes < 0.8 * plain.nbytes
+
+
 def test_failed_write_leaves_nothing(tmp_path: Path) -> None:
     store = make_store(tmp_path)
     with pytest.raises(RuntimeError), store.write(KEY, "decode") as writer:
