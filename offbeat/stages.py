@@ -349,9 +349,9 @@ def read_padded(array: Any, start: int, stop: int) -> np.ndarray:
     return data
 
 
-def blocks(array: Any, start: float, stop: float) -> Iterator[np.ndarray]:
-    """array[int(start):int(stop)] one stored chunk at a time."""
-    step = array.chunks[0]
+def blocks(array: Any, start: float, stop: float, step: int | None = None) -> Iterator[np.ndarray]:
+    """array[int(start):int(stop)] `step` items (default: one stored chunk) at a time."""
+    step = step or array.chunks[0]
     for first in range(int(start), int(stop), step):
         yield array[first : min(int(stop), first + step)]
 
@@ -461,7 +461,7 @@ def compute_separate(writer: EntryWriter, decoded: Entry, settings: Settings, pr
     ):
         for name, data in stems.items():
             full[name].append(data)
-            mono[name].append(resamplers[name].resample_chunk(0.5 * (data[:, 0] + data[:, 1])))
+            mono[name].append(resamplers[name].resample_chunk(audio.to_mono(data)))
     for name in names:
         full[name].close()
         mono[name].append(resamplers[name].resample_chunk(np.zeros(0, np.float32), last=True))
@@ -643,8 +643,7 @@ def compute_track_features(
 
     def frame_rms(array: Any) -> np.ndarray:
         parts = []
-        for first in range(int(lo * ar), int(hi * ar), rhythm.HOP * 1024):  # whole frames per read
-            x = array[first : min(int(hi * ar), first + rhythm.HOP * 1024)]
+        for x in blocks(array, lo * ar, hi * ar, rhythm.HOP * 1024):  # whole frames per read
             x = np.pad(x, (0, -len(x) % rhythm.HOP))
             parts.append(np.sqrt(np.mean(x.reshape(-1, rhythm.HOP) ** 2, axis=1)))
         return np.concatenate(parts) if parts else np.zeros(0, np.float32)
