@@ -20,9 +20,16 @@ cache_app = typer.Typer(help="Inspect and prune the artifact store.", no_args_is
 app.add_typer(cache_app, name="cache")
 
 
-def _quiet_prefect() -> None:
-    # A fresh machine has no route to Prefect's telemetry endpoint; don't log failures about it.
+def _prefect_defaults() -> None:
+    """Prefect settings this command line needs, unless the operator set them.
+
+    A fresh machine has no route to Prefect's telemetry endpoint: don't log failures about it. Prefect's
+    embedded API server (used when `PREFECT_API_URL` is unset) must start within 20 s by default, which a
+    machine with a little load misses about one start in three (measured at load 2-3 on 2 cores), killing
+    the command before it did anything: wait up to 3 minutes instead.
+    """
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 
 def _emit(document: dict[str, Any], output: Path | None) -> None:
@@ -79,7 +86,7 @@ def run_analysis(
     if model not in (None, "2stems", "4stems"):
         raise typer.BadParameter(f"model must be 2stems or 4stems, not {model}")
     refresh = _checked_stages(refresh)
-    _quiet_prefect()
+    _prefect_defaults()
     from prefect import tags
 
     from flows.analyze import analyze_mix
@@ -198,7 +205,7 @@ def listen(
     ] = None,
 ) -> None:
     """Serve the Redis job queue: one analysis flow run per job, one result per job, until SIGINT/SIGTERM."""
-    _quiet_prefect()
+    _prefect_defaults()
     from flows.listen import redis_listener
 
     with contextlib.redirect_stdout(sys.stderr):
@@ -224,7 +231,7 @@ def serve(
     """Serve both flows as deployments `analyze-mix/served` and `redis-listener/served` from this process,
     without a work pool: their runs, triggered from the UI or `prefect deployment run`, execute here.
     (Named apart from prefect.yaml's `default` deployments, which run on the work pool.)"""
-    _quiet_prefect()
+    _prefect_defaults()
     from prefect import serve as serve_deployments
     from prefect.deployments import run_deployment
 

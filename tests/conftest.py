@@ -12,6 +12,7 @@ from offbeat.settings import Settings, get_settings
 
 REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")  # loaded machines start slowly
 
 
 @pytest.fixture
