@@ -1,0 +1,79 @@
+"""Beat and bar grids from activations (pure arrays), and madmom's network on synthesized drums."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from offbeat.dsp import beat_activation, beat_grid
+from offbeat.dsp.beat_activation import FPS
+
+
+def spikes(times: np.ndarray, frames: int, height: float = 0.9) -> np.ndarray:
+    """An activation curve with a peak (3 frames wide) at each time."""
+    curve = np.full(frames, 0.01)
+    for t in times:
+        i = int(round(t * FPS))
+        if 1 <= i < frames - 1:
+            curve[i - 1 : i + 2] = [height / 3, height, height / 3]
+    return curve
+
+
+def test_tempo_change_between_windows_is_followed() -> None:
+    first = np.arange(0.5, 90, 60 / 124)
+    second = np.arange(first[-1] + 60 / 174, 180, 60 / 174)
+    beats = beat_grid.track_beats(spikes(np.concatenate([first, second]), 180 * FPS))
+    early, late = beats[beats < 80], beats[beats > 100]
+    assert beat_grid.bpm_of(early) == pytest.approx(124, rel=0.02)
+    assert beat_grid.bpm_of(late) == pytest.approx(174, rel=0.02)
+    # no beat lost or doubled where windows were joined
+    assert np.all(np.diff(beats) > 0.25) and np.all(np.diff(beats) < 0.6)
+
+
+def test_half_tempo_path_is_doubled_when_the_skipped_beats_are_as_strong() -> None:
+    truth = np.arange(1.0, 60, 60 / 190)
+    strength = spikes(truth[::2], 60 * FPS, 0.8) + spikes(truth[1::2], 60 * FPS, 0.7)
+    beats = beat_grid.track_beats(np.clip(strength, 0, 1))
+    assert beat_grid.bpm_of(beats) == pytest.approx(190, rel=0.03)
+
+
+def test_bar_positions_follow_downbeats_and_a_phase_jump() -> None:
+    n = 64
+    downbeat = np.full(n, 0.05)
+    downbeat[0:32:4] = 0.8  # bars start on beat 0 ...
+    downbeat[34:64:4] = 0.8  # ... and on beat 34 after the next track comes in
+    position, meter = beat_grid.bar_positions(downbeat)
+    assert set(np.flatnonzero(position == 1)) == set(range(0, 32, 4)) | set(range(34, 64, 4))
+    assert np.all(meter == 4)
+
+
+def test_three_four_is_recognized() -> None:
+    downbeat = np.full(48, 0.05)
+    downbeat[::3] = 0.7
+    position, meter = beat_grid.bar_positions(downbeat)
+    assert np.all(meter == 3) and np.all(position[::3] == 1)
+
+
+@pytest.mark.slow
+def test_network_marks_the_beats_of_a_drum_pattern() -> None:
+    """madmom's network on a synthesized kick/snare/hat groove at 128 BPM: beats at 128, downbeats on 1."""
+    sr, bpm = beat_activation.SAMPLE_RATE, 128.0
+    period = 60 / bpm
+    t = np.arange(int(sr * 0.25)) / sr
+    kick = np.sin(2 * np.pi * (50 + 100 * np.exp(-t * 30)) * t) * np.exp(-t * 12)
+    rng = np.random.default_rng(0)
+    snare = rng.standard_normal(len(t)) * np.exp(-t * 25) * 0.5
+    hat = rng.standard_normal(len(t)) * np.exp(-t * 80) * 0.15
+    x = np.zeros(int(sr * 40))
+    for k in range(int(40 / period * 2)):
+        at = int(k * period / 2 * sr) + sr // 2
+        if at + len(t) >= len(x):
+            break
+        x[at : at + len(t)] += hat
+        if k % 2 == 0:
+            x[at : at + len(t)] += kick if (k // 2) % 2 == 0 else snare
+    bass = 0.2 * np.sin(2 * np.pi * 55 * np.arange(len(x)) / sr) * ((np.arange(len(x)) / sr) % (4 * period) < period)
+    act = beat_activation.activations((x + bass).astype(np.float32))
+    assert act.shape == (beat_activation.frame_count(len(x)), 2)
+    beats = beat_grid.track_beats(beat_grid.beat_strength(act))
+    assert beat_grid.bpm_of(beats) == pytest.approx(bpm, rel=0.03)

@@ -1,0 +1,51 @@
+"""Track boundaries by optimal partition of a self-similarity matrix (pure arrays, no audio)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from offbeat.dsp import track_boundaries as tb
+
+
+def song(seconds: int, sections: list[np.ndarray], bpm: float, rng: np.random.Generator, bars: int = 16) -> tuple:
+    """Per-second descriptions of a song that cycles through its `sections` (mel shapes), 16 s each."""
+    mel = np.concatenate([sections[(i // bars) % len(sections)][None, :] for i in range(seconds)])
+    mel = mel + rng.normal(0, 0.5, mel.shape)
+    chroma = np.abs(rng.normal(0, 0.1, (seconds, 12)))
+    chroma[:, int(bpm) % 12] += 1.0
+    return mel, chroma, np.full(seconds, bpm)
+
+
+def mix(songs: list[tuple]) -> tb.Description:
+    return tb.Description(*(np.concatenate([s[i] for s in songs]) for i in range(3)))
+
+
+def test_tracks_are_cut_where_songs_change_not_where_their_sections_do() -> None:
+    rng = np.random.default_rng(3)
+    songs, edges = [], [0]
+    for length, bpm in ((150, 128), (200, 140), (120, 96), (180, 174)):
+        palette = rng.normal(0, 6, (40,))
+        sections = [palette + rng.normal(0, 2.5, 40) for _ in range(3)]  # verse, chorus, bridge of one song
+        songs.append(song(length, sections, bpm, rng))
+        edges.append(edges[-1] + length)
+    desc = mix(songs)
+    found, left, right = tb.find_boundaries(desc, 0.0, float(edges[-1]), min_track_sec=30.0)
+    assert len(found) == 3
+    assert np.all(np.abs(found - np.array(edges[1:-1])) <= 6.0)
+    assert np.all(left <= found) and np.all(found <= right)
+
+
+def test_one_long_song_is_not_cut() -> None:
+    rng = np.random.default_rng(4)
+    palette = rng.normal(0, 6, (40,))
+    sections = [palette + rng.normal(0, 2.5, 40) for _ in range(3)]
+    desc = mix([song(400, sections, 120, rng)])
+    found, _, _ = tb.find_boundaries(desc, 0.0, 400.0, min_track_sec=30.0)
+    assert len(found) == 0
+
+
+def test_partition_finds_blocks_of_a_block_diagonal_matrix() -> None:
+    sim = np.full((60, 60), 0.1)
+    for a, b in ((0, 20), (20, 45), (45, 60)):
+        sim[a:b, a:b] = 1.0
+    assert tb.partition(sim, min_len=5, max_len=60, penalty=2.0).tolist() == [20, 45]
