@@ -17,7 +17,8 @@ from pathlib import Path
 import librosa
 import numpy as np
 
-from offbeat import features, synth
+from offbeat import synth
+from offbeat.dsp import features
 
 
 def random_mix(rng: np.random.Generator, seed: int) -> synth.MixSpec:
@@ -49,7 +50,7 @@ def main() -> None:
         OFFBEAT_MIN_TRACK_SEC="30",
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
     )
-    from flows.analyze import analyze_mix
+    from offbeat.flows.analyze import analyze_mix
 
     rng = np.random.default_rng(args.seed)
     hits = found_n = true_n = 0

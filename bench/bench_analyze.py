@@ -70,56 +70,23 @@ class PeakRss:
 
 
 def stages_alone(path: Path) -> None:
-    """Child mode: run every stage in turn through the store, without Prefect, and print JSON figures."""
-    from offbeat import stages
+    """Child mode: run every step of the registry in turn through the store, without Prefect, and print JSON
+    figures (seconds and peak resident memory per step)."""
+    from offbeat.pipeline.runner import Run, run_all
     from offbeat.settings import get_settings
-    from offbeat.store import open_store
+    from offbeat.storage import open_store
 
-    settings, store, rss = get_settings(), open_store(), PeakRss()
-    digest = store.source_digest(path)
-    refs: dict[str, Any] = {}
+    rss = PeakRss()
     figures: dict[str, dict[str, float]] = {}
 
-    def measure(name: str, work: Any) -> None:
+    def measure(name: str, work: Any) -> Any:
         rss.reset()
         started = time.perf_counter()
         result = work()
         figures[name] = {"seconds": time.perf_counter() - started, "peak_mib": rss.peak()}
-        if isinstance(result, stages.StageRef):
-            refs[name] = result
+        return result
 
-    def stage(name: str, compute: Any) -> None:
-        measure(name, lambda: stages.run_stage(store, name, digest, settings, refs, compute))
-
-    def entry(name: str) -> Any:
-        return stages.read(store, refs[name])
-
-    stage("decode", lambda w: stages.compute_decode(w, path, settings))
-    stage("trim", lambda w: stages.compute_trim(w, entry("decode"), settings))
-    stage("beats", lambda w: stages.compute_beats(w, entry("decode"), entry("trim"), settings))
-    stage("separate", lambda w: stages.compute_separate(w, entry("decode"), settings))
-    stage(
-        "drum_beats",
-        lambda w: stages.compute_drum_beats(
-            w, entry("separate"), entry("beats"), entry("decode"), entry("trim"), settings
-        ),
-    )
-    measure("export_stems", lambda: stages.export_stems(store, entry("separate"), path.parent / "stems", settings))
-    stage("segment", lambda w: stages.compute_segment(w, entry("beats"), entry("decode"), entry("trim"), settings))
-
-    def track(index: int) -> stages.StageRef:
-        inputs = ("segment", "beats", "drum_beats", "separate", "decode")
-        return stages.run_stage(
-            store,
-            "track_features",
-            digest,
-            settings,
-            refs,
-            lambda w: stages.compute_track_features(w, index, *map(entry, inputs), settings, lambda _: None),
-            inputs={"track": index},
-        )
-
-    measure("track_features", lambda: [track(i) for i in range(len(entry("segment").attrs["starts"]))])
+    run_all(Run(open_store(), get_settings(), path), measure)
     print(json.dumps(figures))
 
 

@@ -134,8 +134,21 @@ class FailedResult(BaseModel):
     retryable: bool = False
 
     @classmethod
-    def from_error(cls, job_id: int, exc: AnalysisError) -> FailedResult:
-        return cls(job_id=job_id, error=exc.message, error_code=exc.code, stage=exc.stage, retryable=exc.retryable)
+    def from_error(cls, job_id: int, exc: BaseException, stage: str | None = None) -> FailedResult:
+        """The one constructor of failed results: an AnalysisError as it is, anything else as a retryable
+        internal error (a bug or an environment fault) attributed to `stage`."""
+        error = as_analysis_error(exc, stage)
+        return cls(
+            job_id=job_id, error=error.message, error_code=error.code, stage=error.stage, retryable=error.retryable
+        )
+
+
+def as_analysis_error(exc: BaseException, stage: str | None = None) -> AnalysisError:
+    """`exc` as an AnalysisError: itself, or an internal (retryable) one naming `stage` and the fault."""
+    if isinstance(exc, AnalysisError):
+        return exc
+    where = f" in {stage}" if stage else ""
+    return AnalysisError(ErrorCode.INTERNAL, f"internal error{where}: {exc}", stage=stage, retryable=True)
 
 
 Result = Annotated[CompletedResult | FailedResult, Field(discriminator="status")]
@@ -152,6 +165,13 @@ def parse_job(raw: str | bytes) -> Job:
         data = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise AnalysisError(ErrorCode.INVALID_JOB, f"job is not valid JSON: {exc}", stage="intake") from exc
+    return validate_job(data)
+
+
+def validate_job(data: Any) -> Job:
+    """A job from decoded JSON (a message, or the flow's `job` parameter), with readable `invalid_job` errors."""
+    if isinstance(data, Job):
+        return data
     if not isinstance(data, dict):
         raise AnalysisError(
             ErrorCode.INVALID_JOB, f"job must be a JSON object, got {type(data).__name__}", stage="intake"

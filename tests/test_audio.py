@@ -7,17 +7,19 @@ import pytest
 import soundfile as sf
 import soxr
 
-from offbeat import audio
+from offbeat.dsp import channels as chans
+from offbeat.dsp import silence
 from offbeat.errors import AnalysisError, ErrorCode
+from offbeat.media import decode as dec
 
 from .audio_files import write_samples, write_wav
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 
 
-def decode_all(path: Path, ffmpeg: str = "ffmpeg") -> tuple[audio.SourceInfo, np.ndarray, np.ndarray]:
-    info = audio.probe(path, ffmpeg)
-    blocks = list(audio.decode_blocks(path, info, sample_rate=44100, analysis_rate=22050, block_sec=1.0, ffmpeg=ffmpeg))
+def decode_all(path: Path, ffmpeg: str = "ffmpeg") -> tuple[dec.SourceInfo, np.ndarray, np.ndarray]:
+    info = dec.probe(path, ffmpeg)
+    blocks = list(dec.decode_blocks(path, info, sample_rate=44100, analysis_rate=22050, block_sec=1.0, ffmpeg=ffmpeg))
     return info, np.concatenate([b[0] for b in blocks]), np.concatenate([b[1] for b in blocks])
 
 
@@ -51,7 +53,7 @@ def test_decodes_formats_rates_and_layouts(tmp_path: Path, suffix: str, subtype:
     assert abs(len(stereo) - 2.5 * 44100) <= slack
     assert abs(len(mono) - 2.5 * 22050) <= slack / 2
     # Content preserved: compare to the reference resampled independently (skip codec delay at the edges).
-    expected = soxr.resample(audio.to_stereo(source.astype(np.float32)), rate, 44100)
+    expected = soxr.resample(chans.to_stereo(source.astype(np.float32)), rate, 44100)
     mid = slice(22050, 66150)
     if suffix in (".wav", ".flac"):
         tolerance = 0.02 if subtype == "PCM_U8" else 1e-3
@@ -65,7 +67,7 @@ def test_m4a_goes_through_ffmpeg(tmp_path: Path) -> None:
     m4a = tmp_path / "x.m4a"
     subprocess.run([FFMPEG, "-v", "error", "-i", str(wav), "-c:a", "aac", str(m4a)], check=True)
     with pytest.raises(AnalysisError) as caught:
-        audio.probe(m4a, "no-such-ffmpeg")
+        dec.probe(m4a, "no-such-ffmpeg")
     assert caught.value.code is ErrorCode.UNSUPPORTED_AUDIO and "ffmpeg" in caught.value.message
     info, stereo, _ = decode_all(m4a, FFMPEG)
     assert info.decoder == "ffmpeg" and info.sample_rate == 44100
@@ -85,7 +87,7 @@ def test_m4a_goes_through_ffmpeg(tmp_path: Path) -> None:
 def test_bad_files_get_their_error_code(tmp_path: Path, make, code: ErrorCode) -> None:
     path = make(tmp_path / "input.wav")
     with pytest.raises(AnalysisError) as caught:
-        audio.probe(path, FFMPEG)
+        dec.probe(path, FFMPEG)
     assert caught.value.code is code
     assert "input.wav" in caught.value.message
 
@@ -95,24 +97,24 @@ def test_truncated_wav_is_corrupt(tmp_path: Path) -> None:
     raw = path.read_bytes()
     (tmp_path / "cut.wav").write_bytes(raw[: len(raw) // 2])
     with pytest.raises(AnalysisError) as caught:
-        audio.probe(tmp_path / "cut.wav")
+        dec.probe(tmp_path / "cut.wav")
     assert caught.value.code is ErrorCode.CORRUPT_AUDIO and "truncated" in caught.value.message
 
 
 def test_silence_bounds_find_leading_and_trailing_silence() -> None:
     rate = 22050
     signal = np.concatenate([np.zeros(int(1.5 * rate)), 0.3 * np.ones(3 * rate), np.zeros(int(0.75 * rate))])
-    levels = audio.frame_levels_db(signal.astype(np.float32))
-    start, end = audio.silence_bounds(levels, -60.0, audio.TRIM_FRAME / rate, len(signal) / rate)
+    levels = silence.frame_levels_db(signal.astype(np.float32))
+    start, end = silence.silence_bounds(levels, -60.0, silence.TRIM_FRAME / rate, len(signal) / rate)
     assert start == pytest.approx(1.5, abs=0.025)
     assert end == pytest.approx(0.75, abs=0.025)
-    assert audio.silence_bounds(audio.frame_levels_db(np.zeros(rate, np.float32)), -60.0, 0.02, 1.0) is None
+    assert silence.silence_bounds(silence.frame_levels_db(np.zeros(rate, np.float32)), -60.0, 0.02, 1.0) is None
 
 
 def test_libsndfile_channel_folding() -> None:
     six = np.arange(12, dtype=np.float32).reshape(2, 6)
-    np.testing.assert_array_equal(audio.to_stereo(six), [[2, 3], [8, 9]])
-    np.testing.assert_array_equal(audio.to_stereo(np.ones((3, 1), np.float32)), np.ones((3, 2)))
+    np.testing.assert_array_equal(chans.to_stereo(six), [[2, 3], [8, 9]])
+    np.testing.assert_array_equal(chans.to_stereo(np.ones((3, 1), np.float32)), np.ones((3, 2)))
 
 
 def test_sf_reads_what_we_write(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ def spikes(times: np.ndarray, frames: int, height: float = 0.9) -> np.ndarray:
     """An activation curve with a peak (3 frames wide) at each time."""
     curve = np.full(frames, 0.01)
     for t in times:
-        i = int(round(t * FPS))
+        i = int(np.rint(t * FPS))
         if 1 <= i < frames - 1:
             curve[i - 1 : i + 2] = [height / 3, height, height / 3]
     return curve

@@ -22,6 +22,7 @@ def offbeat(*args: str, api: str | None = None) -> subprocess.CompletedProcess[s
     return subprocess.run([OFFBEAT, *args], capture_output=True, text=True, env=env, timeout=300)
 
 
+@pytest.mark.slow
 def test_analyze_prints_the_document_and_caches(settings: Settings, tmp_path: Path, prefect_api: str) -> None:
     path = write_wav(tmp_path / "set.ogg", seconds=5.0, lead=2.0, subtype="VORBIS")
     first = offbeat("analyze", str(path), api=prefect_api)
@@ -39,6 +40,7 @@ def test_analyze_prints_the_document_and_caches(settings: Settings, tmp_path: Pa
     assert "read from the store" in second.stderr
 
 
+@pytest.mark.slow
 def test_analyze_failure_exits_non_zero_without_traceback(settings: Settings, tmp_path: Path, prefect_api: str) -> None:
     (tmp_path / "notes.mp3").write_text("these are not audio bytes\n" * 50)
     result = offbeat("analyze", str(tmp_path / "notes.mp3"), api=prefect_api)

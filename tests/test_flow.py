@@ -7,17 +7,17 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from offbeat import stages
+from offbeat.pipeline import registry as stages
 from offbeat.settings import Settings
 
 from .audio_files import write_samples, write_wav
 
-pytestmark = pytest.mark.usefixtures("prefect_api")
+pytestmark = [pytest.mark.usefixtures("prefect_api"), pytest.mark.slow]
 ALL_STAGES = set(stages.STAGES) | {"export_stems"}
 
 
 def run(**params):
-    from flows.analyze import analyze_mix
+    from offbeat.flows.analyze import analyze_mix
 
     state = analyze_mix(return_state=True, **params)
     return state, state.result(raise_on_failure=False)

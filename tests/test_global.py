@@ -10,10 +10,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from offbeat import stages, synth
+from offbeat import synth
+from offbeat.pipeline import registry as stages
 from offbeat.settings import get_settings
 
 from .conftest import REPO
+
+pytestmark = pytest.mark.slow  # runs flows or loads TensorFlow/Spleeter
 
 MIX = synth.MixSpec(
     (synth.Section(24, 124.0, 110.0, True), synth.Section(24, 140.0, 146.83, False, vocals=True)),
@@ -37,7 +40,7 @@ def mount(tmp_path_factory: pytest.TempPathFactory, prefect_api: str) -> Iterato
 
 
 def analyze(**params: Any) -> dict[str, Any]:
-    from flows.analyze import analyze_mix
+    from offbeat.flows.analyze import analyze_mix
 
     doc = analyze_mix(return_state=True, **params).result(raise_on_failure=False)
     assert doc["status"] == "completed", doc

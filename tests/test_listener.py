@@ -30,6 +30,8 @@ from offbeat.settings import Settings, get_settings
 
 from .audio_files import write_wav
 
+pytestmark = pytest.mark.slow  # runs flows or loads TensorFlow/Spleeter
+
 OFFBEAT = str(Path(sys.executable).with_name("offbeat"))
 REDIS_URL = "redis://127.0.0.1:6379/13"
 
@@ -393,8 +395,8 @@ def test_a_redis_restart_during_a_job_is_survived(fleet: Fleet, tmp_path: Path) 
 def test_a_completed_job_id_is_answered_from_the_ledger_and_a_worker_fault_is_answered_too(fleet: Fleet) -> None:
     """In process (the Worker class the listener flow runs). The fault is injected into the analysis callable:
     a crash inside the worker's own code cannot be caused from outside."""
-    from flows.listen import analyze_job
-    from offbeat.worker import Worker
+    from offbeat.flows.listen import analyze_job
+    from offbeat.service.worker import Worker
 
     write_wav(fleet.mount / "a.wav", seconds=2.0)
     analyzed: list[int] = []

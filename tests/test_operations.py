@@ -24,6 +24,8 @@ from offbeat.settings import Settings
 from .conftest import REPO
 from .test_listener import free_port, wait_until
 
+pytestmark = pytest.mark.slow  # runs flows or loads TensorFlow/Spleeter
+
 BIN = Path(sys.executable).parent
 OFFBEAT, PREFECT = str(BIN / "offbeat"), str(BIN / "prefect")
 
@@ -173,7 +175,7 @@ def test_rerun_of_one_stage_recomputes_it_alone(settings: Settings, prefect_api:
 
 
 def test_cache_commands(settings: Settings, prefect_api: str, tmp_path: Path) -> None:
-    from flows.analyze import analyze_mix
+    from offbeat.flows.analyze import analyze_mix
 
     mix = two_track_mix(tmp_path / "cached.wav")
     assert analyze_mix(source=str(mix))["status"] == "completed"

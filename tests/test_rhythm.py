@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import soxr
 
-from offbeat import rhythm, synth
-from offbeat.stages import FRAMES_PER_BLOCK, chroma_slice, frame_blocks
+from offbeat import synth
+from offbeat.dsp import rhythm
+from offbeat.pipeline.blocks import FRAMES_PER_BLOCK, chroma_slice, frame_blocks
 
 SR = 22050
 

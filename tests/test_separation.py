@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from offbeat import separation, synth, weights
+from offbeat import synth
+from offbeat.media import separation, weights
 
 from .conftest import REPO
 
@@ -27,6 +28,7 @@ def _voice_and_beat(seconds: float) -> tuple[np.ndarray, np.ndarray]:
     return with_voice, beat_only
 
 
+@pytest.mark.slow
 def test_two_stems_of_the_input_length(separator_ready: Path) -> None:
     mix, beat = _voice_and_beat(4.0)
     stems = separation.separate(mix, "2stems", separator_ready)
@@ -42,12 +44,14 @@ def test_two_stems_of_the_input_length(separator_ready: Path) -> None:
     assert corr > 0.7
 
 
+@pytest.mark.slow
 def test_model_is_loaded_once_per_process(separator_ready: Path) -> None:
     assert separation.get_separator("2stems", str(separator_ready)) is separation.get_separator(
         "2stems", str(separator_ready)
     )
 
 
+@pytest.mark.slow
 def test_tensorflow_threads_are_set(separator_ready: Path) -> None:
     """One op at a time, each over every core (OFFBEAT_SEPARATION_THREADS=0)."""
     import os
@@ -93,6 +97,7 @@ def test_pull_refuses_a_checkpoint_with_the_wrong_digest(tmp_path: Path) -> None
     assert list((tmp_path / "models").iterdir()) == []  # nothing half-installed is left behind
 
 
+@pytest.mark.slow
 def test_chunked_separation_equals_one_whole_call(separator_ready: Path) -> None:
     spec = synth.MixSpec(
         (synth.Section(20, 124.0, vocals=True), synth.Section(20, 132.0, 146.83, vocals=True)), seed=11

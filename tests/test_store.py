@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from offbeat.store import ArtifactStore, entry_key
+from offbeat.storage import ArtifactStore, entry_key
 
 KEY = entry_key("src", "decode", 1, {"rate": 44100}, {})
 
@@ -43,7 +43,7 @@ def test_hit_returns_what_was_written(tmp_path: Path) -> None:
 
 
 def test_streamed_appends_keep_chunks_whole(tmp_path: Path) -> None:
-    from offbeat.store import ChunkAppender
+    from offbeat.storage import ChunkAppender
 
     store = make_store(tmp_path)
     blocks = [np.full((n, 2), i, np.float32) for i, n in enumerate((70, 130, 1, 299, 33))]

@@ -9,7 +9,8 @@ import pyloudnorm
 import pytest
 from scipy.signal import butter, sosfilt
 
-from offbeat import features, segmentation, synth
+from offbeat import synth
+from offbeat.dsp import features, segmentation
 from offbeat.settings import get_settings
 
 from .conftest import REPO
@@ -46,7 +47,7 @@ def analyzed(tmp_path_factory: pytest.TempPathFactory, prefect_api: str) -> Iter
         mp.setenv("OFFBEAT_MODEL_DIR", str(REPO / "models"))
         mp.setenv("OFFBEAT_MIN_TRACK_SEC", "30")
         get_settings.cache_clear()
-        from flows.analyze import analyze_mix
+        from offbeat.flows.analyze import analyze_mix
 
         docs = {}
         for job_id, (name, spec) in enumerate(MIXES.items()):
@@ -70,6 +71,7 @@ def pairs(analyzed: dict[str, Any]) -> list[tuple[synth.MixSpec, int, dict[str, 
     return out
 
 
+@pytest.mark.slow
 def test_boundaries_within_ten_seconds_of_the_crossfade_middle(analyzed: dict[str, Any]) -> None:
     hits = found_total = true_total = 0
     for name, spec in MIXES.items():
@@ -94,12 +96,14 @@ def test_boundaries_within_ten_seconds_of_the_crossfade_middle(analyzed: dict[st
     assert f_measure >= 0.8, (precision, recall)
 
 
+@pytest.mark.slow
 def test_stable_bpm_without_octave_errors(analyzed: dict[str, Any]) -> None:
     results = [(t["analysis"]["stable_bpm"], spec.sections[i].bpm) for spec, i, t in pairs(analyzed)]
     right = [bpm is not None and abs(bpm / truth - 1) <= 0.02 for bpm, truth in results]
     assert np.mean(right) >= 0.9, results
 
 
+@pytest.mark.slow
 def test_keys(analyzed: dict[str, Any]) -> None:
     exact = close = 0
     results = []
@@ -119,6 +123,7 @@ def test_keys(analyzed: dict[str, Any]) -> None:
     assert close / total >= 0.9, results
 
 
+@pytest.mark.slow
 def test_loudness_matches_the_isolated_track(analyzed: dict[str, Any]) -> None:
     for spec, i, track in pairs(analyzed):
         lo, hi = spec.spans()[i]
@@ -128,6 +133,7 @@ def test_loudness_matches_the_isolated_track(analyzed: dict[str, Any]) -> None:
         assert track["analysis"]["loudness_lufs_bass"] < track["analysis"]["loudness_lufs_total"]
 
 
+@pytest.mark.slow
 def test_vocals(analyzed: dict[str, Any]) -> None:
     results = [(t["analysis"]["has_vocals"], spec.sections[i].vocals) for spec, i, t in pairs(analyzed)]
     assert np.mean([got == truth for got, truth in results]) >= 0.9, results
@@ -137,6 +143,7 @@ def test_vocals(analyzed: dict[str, Any]) -> None:
             assert track["analysis"]["vocal_energy_rms"] > 0.002
 
 
+@pytest.mark.slow
 def test_cue_hints_snap_and_carry_titles(analyzed: dict[str, Any]) -> None:
     spec = MIXES["mix-a"]
     detected = [t["start_time_sec"] for t in analyzed["docs"]["mix-a"]["results"]["tracks"][1:]]

@@ -99,7 +99,7 @@ def test_a_worker_back_from_a_lapsed_lease_does_not_answer_a_recovered_job(queue
     result is dropped (and its lock released), B's is the one result."""
     import time
 
-    from offbeat.transport import WorkerQueue
+    from offbeat.service.transport import WorkerQueue
 
     settings = get_settings().model_copy(update={"worker_lease_sec": 0.5})
     a, b = WorkerQueue(settings, "worker-a"), WorkerQueue(settings, "worker-b")

@@ -13,6 +13,8 @@ import numpy as np
 import pyloudnorm
 from scipy.signal import butter, lfilter, sosfilt
 
+from offbeat.dsp import levels
+
 PITCHES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 # Krumhansl-Kessler key profiles (probe-tone ratings), tonic first.
 MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
@@ -165,4 +167,4 @@ def vocals(vocal_rms: np.ndarray, mix_rms: np.ndarray, floor: float) -> tuple[bo
         raise Unmeasurable("no frame above the silence threshold")
     share = vocal_rms[audible] / np.maximum(mix_rms[audible], 1e-9)
     has = float(np.mean(share >= VOCAL_RATIO)) >= VOCAL_FRACTION
-    return bool(has), round(float(np.sqrt(np.mean(vocal_rms[audible] ** 2))), 5)
+    return bool(has), round(levels.rms(vocal_rms[audible]), 5)

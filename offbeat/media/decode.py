@@ -1,8 +1,9 @@
-"""Decoding and silence trimming: numpy in, numpy out, no store and no Prefect.
+"""Decoding audio files into float32 blocks: the one module that opens the user's audio files.
 
-Decoding streams fixed-size blocks so memory does not grow with the length of the mix: libsndfile reads
-WAV/FLAC/OGG/MP3 and the rest of its formats; other containers (M4A/AAC, ...) go through an `ffmpeg`
-binary when one is installed.
+Pure sample math (channel folding) lives in `offbeat.dsp.channels`; this module is the part that touches files
+and subprocesses, hence outside `offbeat.dsp`. Decoding streams fixed-size blocks so memory does not grow with
+the length of the mix: libsndfile reads WAV/FLAC/OGG/MP3 and the rest of its formats; other containers
+(M4A/AAC, ...) go through an `ffmpeg` binary when one is installed.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from offbeat.dsp.channels import to_mono, to_stereo
 from offbeat.errors import AnalysisError, ErrorCode
 
 STAGE = "decode"
@@ -116,25 +118,6 @@ def _probe_ffmpeg(path: Path, binary: str, looks_like_audio: bool) -> SourceInfo
     return SourceInfo("ffmpeg", match.group(1), "", int(match.group(2)), channels, None)
 
 
-def to_stereo(block: np.ndarray) -> np.ndarray:
-    """(frames, channels) of any width to (frames, 2): mono is duplicated, wider layouts are folded
-    evenly (even-indexed channels left, odd right), since libsndfile does not report speaker layouts."""
-    if block.ndim == 1:
-        block = block[:, None]
-    channels = block.shape[1]
-    if channels == 2:
-        return block
-    if channels == 1:
-        return np.repeat(block, 2, axis=1)
-    return np.stack([block[:, 0::2].mean(axis=1), block[:, 1::2].mean(axis=1)], axis=1)
-
-
-def to_mono(stereo: np.ndarray) -> np.ndarray:
-    """(frames, 2) to (frames,): the mean of the channels (as a sum of two columns: `mean(axis=1)` over
-    the short rows of a (frames, 2) array is several times slower)."""
-    return 0.5 * (stereo[:, 0] + stereo[:, 1])
-
-
 def _raw_blocks(path: Path, info: SourceInfo, block_frames: int, ffmpeg: str) -> Iterator[np.ndarray]:
     """Float32 (frames, channels) blocks at the source rate."""
     if info.decoder == "libsndfile":
@@ -182,29 +165,3 @@ def decode_blocks(
     if stereo_rs is not None:
         tail = stereo_rs.resample_chunk(tail, last=True)
     yield tail, mono_rs.resample_chunk(to_mono(tail), last=True)
-
-
-# -- trimming ---------------------------------------------------------------------------------------
-
-TRIM_FRAME = 512  # samples at the analysis rate per level frame (23 ms at 22.05 kHz)
-
-
-def frame_levels_db(mono: np.ndarray, frame: int = TRIM_FRAME) -> np.ndarray:
-    """RMS level in dBFS of consecutive non-overlapping frames (a partial last frame counts)."""
-    if len(mono) == 0:
-        return np.zeros(0, dtype=np.float32)
-    padded = np.pad(mono, (0, -len(mono) % frame))
-    rms = np.sqrt(np.mean(np.square(padded.reshape(-1, frame), dtype=np.float64), axis=1))
-    return (20 * np.log10(np.maximum(rms, 1e-10))).astype(np.float32)
-
-
-def silence_bounds(
-    levels_db: np.ndarray, threshold_db: float, frame_sec: float, duration_sec: float
-) -> tuple[float, float] | None:
-    """(leading silence, trailing silence) in seconds, or None when every frame is silent."""
-    loud = np.flatnonzero(levels_db > threshold_db)
-    if len(loud) == 0:
-        return None
-    start = float(loud[0]) * frame_sec
-    end = min(duration_sec, float(loud[-1] + 1) * frame_sec)
-    return round(start, 3), round(max(0.0, duration_sec - end), 3)

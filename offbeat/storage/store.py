@@ -7,7 +7,9 @@ disk. A writer killed mid-way leaves an unreferenced data folder (swept later), 
 reads as complete; two writers of one key both finish, the first commit wins, the other discards its
 copy. An entry whose data went missing or unreadable fails validation and is recomputed.
 
-`entry_key` is the one place cache keys are computed.
+Cache keys are computed in `offbeat.storage.keys`; entries and their writer are in `offbeat.storage.entries`;
+the job ledger and the export records keep their small records in the same index, behind their own APIs
+(`offbeat.storage.ledger`, `offbeat.storage.exports`).
 """
 
 from __future__ import annotations
@@ -16,132 +18,17 @@ import hashlib
 import json
 import time
 import uuid
-import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import diskcache
 import fsspec
-import numpy as np
 import zarr
-from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
-from zarr.codecs.numcodecs import FixedScaleOffset
 
-KEY_LENGTH = 32  # hex digits of blake2b: 128 bits, ample for content addressing
-_COMPRESSORS = (ZstdCodec(level=1), Crc32cCodec())  # crc32c makes a damaged chunk fail loudly on read
-# Audio arrays (decoded mix, stems, their analysis copies) are stored as 24-bit fixed point: lossless for
-# 16- and 24-bit sources, the precision of the exported stem files, a noise floor 144 dB below full scale
-# for float sources, and room for peaks up to 256x full scale. With the bytes of each sample shuffled into
-# planes, zstd then finds the always-equal top byte and the structure of the others: about half the size
-# of zstd on float32, at the same speed. Readers get float32 back.
-warnings.filterwarnings("ignore", message="Numcodecs codecs are not in the Zarr version 3 specification")
-_AUDIO_FILTERS = (FixedScaleOffset(offset=0, scale=2**23, dtype="<f4", astype="<i4"),)
-_AUDIO_COMPRESSORS = (BloscCodec(cname="zstd", clevel=1, shuffle="shuffle"), Crc32cCodec())
-
-
-def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-
-
-def entry_key(
-    source_digest: str, stage: str, version: int, params: Mapping[str, Any], upstream: Mapping[str, str]
-) -> str:
-    """Key of a stage's output: change the source, stage version, parameters or any input, get a new key."""
-    material = _canonical(
-        {"source": source_digest, "stage": stage, "version": version, "params": params, "upstream": upstream}
-    )
-    return hashlib.blake2b(material.encode(), digest_size=KEY_LENGTH // 2).hexdigest()
-
-
-class CorruptEntryError(RuntimeError):
-    """Stored data that cannot be read back as it was written."""
-
-
-@dataclass(frozen=True)
-class Entry:
-    """A committed store entry: small attributes inline, arrays opened lazily from Zarr."""
-
-    key: str
-    stage: str
-    attrs: dict[str, Any]
-    array_specs: dict[str, tuple[list[int], str]]
-    created: float
-    nbytes: int
-    _group: zarr.Group | None = field(default=None, repr=False, compare=False)
-
-    def __getitem__(self, name: str) -> zarr.Array:
-        if self._group is None or name not in self.array_specs:
-            raise KeyError(f"entry {self.key} ({self.stage}) has no array {name!r}")
-        return self._group[name]  # type: ignore[return-value]
-
-
-class EntryWriter:
-    """Stages an entry's arrays in a private data folder; `ArtifactStore.write` commits it."""
-
-    def __init__(self, group: zarr.Group) -> None:
-        self._group = group
-        self.attrs: dict[str, Any] = {}
-        self._arrays: dict[str, zarr.Array] = {}
-
-    def create_array(
-        self, name: str, *, shape: tuple[int, ...], dtype: Any, chunks: tuple[int, ...], audio: bool = False
-    ) -> zarr.Array:
-        """A chunked array; create it with a zero first dimension and `append` to stream into it.
-
-        `audio`: float32 samples, stored as 24-bit fixed point (see _AUDIO_FILTERS)."""
-        array = self._group.create_array(
-            name,
-            shape=shape,
-            dtype="float32" if audio else dtype,
-            chunks=chunks,
-            filters=_AUDIO_FILTERS if audio else None,
-            compressors=_AUDIO_COMPRESSORS if audio else _COMPRESSORS,
-            config={"write_empty_chunks": True},  # a missing chunk must mean damage, never silence
-        )
-        self._arrays[name] = array
-        return array
-
-    def put_array(self, name: str, data: np.ndarray, chunk_len: int | None = None) -> None:
-        """Store a whole (small) array in one go."""
-        chunks = (max(1, min(chunk_len or len(data), len(data))), *data.shape[1:])
-        self.create_array(name, shape=data.shape, dtype=data.dtype, chunks=chunks)[...] = data
-
-    def array(self, name: str) -> zarr.Array:
-        """An array created earlier in this entry (to read back what was streamed into it)."""
-        return self._arrays[name]
-
-    def specs(self) -> dict[str, tuple[list[int], str]]:
-        return {name: (list(a.shape), str(a.dtype)) for name, a in self._arrays.items()}
-
-
-class ChunkAppender:
-    """Buffers streamed blocks and appends whole chunks, so each Zarr chunk is written exactly once."""
-
-    def __init__(self, array: zarr.Array) -> None:
-        self._array = array
-        self._chunk = array.chunks[0]
-        self._pending: list[np.ndarray] = []
-        self._pending_len = 0
-
-    def append(self, block: np.ndarray) -> None:
-        if len(block) == 0:
-            return
-        self._pending.append(block)
-        self._pending_len += len(block)
-        if self._pending_len >= self._chunk:
-            data = np.concatenate(self._pending)
-            whole = len(data) - len(data) % self._chunk
-            self._array.append(data[:whole], axis=0)
-            rest = data[whole:]
-            self._pending, self._pending_len = ([rest] if len(rest) else []), len(rest)
-
-    def close(self) -> None:
-        if self._pending_len:
-            self._array.append(np.concatenate(self._pending), axis=0)
-        self._pending, self._pending_len = [], 0
+from offbeat.storage.entries import CorruptEntryError, Entry, EntryWriter
+from offbeat.storage.keys import canonical
 
 
 class ArtifactStore:
@@ -243,7 +130,7 @@ class ArtifactStore:
             "source": source,
             "data": data_path if arrays else None,
             "arrays": arrays,
-            "attrs": json.loads(_canonical(writer.attrs)),
+            "attrs": json.loads(canonical(writer.attrs)),
             "created": time.time(),
             "nbytes": self._size(data_path) if arrays else 0,
         }
@@ -327,13 +214,6 @@ class ArtifactStore:
                 digest = hashlib.file_digest(fh, lambda: hashlib.blake2b(digest_size=16)).hexdigest()
             self.index.set(memo, digest)
         return digest
-
-    def answered(self, job_id: int) -> dict[str, Any] | None:
-        """The job ledger's record of a completed job id: {"job": its message, "result": the document}."""
-        return self.index.get(f"job:{job_id}")  # type: ignore[no-any-return]
-
-    def record_answer(self, job_id: int, job: str, result: dict[str, Any]) -> None:
-        self.index.set(f"job:{job_id}", {"job": job, "result": result, "at": time.time()})
 
     def entries(self) -> Iterator[dict[str, Any]]:
         for name in self.index.iterkeys():

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.signal import find_peaks, peak_widths
 
+from offbeat.dsp import levels
+
 NOVELTY_WINDOW_SEC = 20  # seconds compared on each side of a candidate boundary (capped by min track / 2)
 PEAK_PROMINENCE = 0.35  # of the novelty's robust range: smaller peaks are changes within a track
 MAX_TRANSITION_SEC = 60.0
@@ -45,7 +47,7 @@ def describe(
     groups = [
         chroma,
         np.log(np.maximum(centroid, 1.0)),
-        20 * np.log10(np.maximum(rms, 1e-6)),
+        levels.db(rms, floor=1e-6),
         np.log(np.maximum(onset, 1e-6)),
         np.log2(tempo)[:, None],
     ]

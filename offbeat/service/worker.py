@@ -1,7 +1,8 @@
 """The Redis worker: takes jobs reliably, has each analyzed, publishes exactly one result per job.
 
-It knows nothing of Prefect: the listener flow (`flows/listen.py`) hands it the callable that runs one
-analysis flow per job. Redis itself is reached only through `offbeat.transport.WorkerQueue`.
+It knows nothing of Prefect: the listener flow (`offbeat/flows/listen.py`) hands it the callable that runs one
+analysis flow per job, with the job parsed once here. Redis itself is reached only through
+`offbeat.service.transport.WorkerQueue`; completed answers are kept in the job ledger (`offbeat.storage.ledger`).
 
 Threads: the caller's thread takes jobs and recovers those of gone workers; one thread per running job
 (at most `concurrency`); one heartbeat thread renews the lease. Every Redis call that fails because
@@ -18,9 +19,9 @@ from typing import Any, TypeVar
 
 from offbeat.contract import FailedResult, Job, dump_result, job_id_of, parse_job
 from offbeat.errors import AnalysisError, ErrorCode
+from offbeat.service.transport import Delivery, RedisUnavailable, WorkerQueue
 from offbeat.settings import Settings
-from offbeat.store import ArtifactStore, open_store
-from offbeat.transport import Delivery, RedisUnavailable, WorkerQueue
+from offbeat.storage import ArtifactStore, JobLedger, open_store
 
 Analyze = Callable[[Job], dict[str, Any]]
 T = TypeVar("T")
@@ -47,7 +48,7 @@ class Worker:
         self.analyze = analyze
         self.concurrency = concurrency or settings.worker_concurrency
         self.log = log or logging.getLogger("offbeat.worker")
-        self.store = store or open_store(settings)
+        self.ledger = JobLedger(store or open_store(settings))
         self.queue = WorkerQueue(settings)
         self.stopping = threading.Event()  # take no more jobs
         self.leaving = threading.Event()  # hand running jobs back now
@@ -206,14 +207,13 @@ class Worker:
             document = self._from_ledger(job) or self._analyze(job)
         except Exception as exc:  # a fault outside the stages: still one failed result, never a lost job
             self.log.exception("job %d: internal error", job.job_id)
-            error = AnalysisError(ErrorCode.INTERNAL, f"internal error: {exc}", stage="analysis", retryable=True)
-            document = dump_result(FailedResult.from_error(job.job_id, error))
+            document = dump_result(FailedResult.from_error(job.job_id, exc, stage="analysis"))
         self._publish(delivery, job.job_id, document, locked=True)
 
     def _from_ledger(self, job: Job) -> dict[str, Any] | None:
         """The stored result of the same job completed before, if the ledger has it."""
         try:
-            record = self.store.answered(job.job_id)
+            record = self.ledger.answered(job.job_id)
         except Exception as exc:  # an unreadable ledger costs a recomputation, nothing more
             self.log.warning("job ledger unreadable (%s): analyzing job %d again", exc, job.job_id)
             return None
@@ -240,7 +240,7 @@ class Worker:
             return dump_result(FailedResult.from_error(job.job_id, error))
         if document["status"] == "completed":
             try:
-                self.store.record_answer(job.job_id, job.model_dump_json(), document)
+                self.ledger.record(job.job_id, job.model_dump_json(), document)
             except Exception as exc:
                 self.log.warning("job %d: not recorded in the job ledger (%s)", job.job_id, exc)
         return document

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from offbeat import weights
 from offbeat.errors import AnalysisError, ErrorCode
+from offbeat.media import weights
 
 STEMS = {"2stems": ("vocals", "accompaniment"), "4stems": ("vocals", "drums", "bass", "other")}
 _lock = threading.RLock()  # a Spleeter Separator is not safe to call from several threads at once

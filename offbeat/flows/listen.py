@@ -17,18 +17,18 @@ from typing import Any
 
 from prefect import flow, get_run_logger, tags
 
-from flows.analyze import analyze_mix
 from offbeat.contract import Job
+from offbeat.flows.analyze import analyze_mix
+from offbeat.service.worker import Worker
 from offbeat.settings import get_settings
-from offbeat.worker import Worker
 
 JOB_TAGS = ("offbeat", "redis-job")
 
 
 def analyze_job(job: Job) -> dict[str, Any]:
-    """Run one analysis flow for a job and return its result document (completed or failed)."""
+    """Run one analysis flow for a job (parsed once, by the worker) and return its result document."""
     with tags(*JOB_TAGS):
-        state = analyze_mix(job=job.model_dump(mode="json", exclude_none=True), job_id=job.job_id, return_state=True)
+        state = analyze_mix(job=job, job_id=job.job_id, return_state=True)
     return state.result(raise_on_failure=False)  # type: ignore[no-any-return]
 
 

@@ -1,0 +1,1 @@
+"""Evaluation corpora for the Offbeat Engine: DJ mixes with exact ground truth (see ``truth.py`` for the format)."""

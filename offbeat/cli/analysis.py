@@ -1,0 +1,155 @@
+"""Analysis commands: analyze, rerun, demo, config, schema."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from offbeat.cli.app import CueOption, ModelOption, RefreshOption, _finish, _prefect_defaults, app
+
+
+def _checked_stages(names: list[str] | None) -> list[str]:
+    from offbeat.pipeline.registry import STAGES
+
+    unknown = sorted(set(names or []) - set(STAGES))
+    if unknown:
+        raise typer.BadParameter(f"unknown stage(s) {', '.join(unknown)}; stages are {', '.join(STAGES)}")
+    return list(names or [])
+
+
+def _read_cues(path: Path | None) -> list[Any] | None:
+    if path is None:
+        return None
+    from pydantic import TypeAdapter, ValidationError
+
+    from offbeat.contract import CueTrack
+
+    try:
+        return TypeAdapter(list[CueTrack]).validate_json(path.read_text())
+    except (OSError, ValidationError) as exc:
+        raise typer.BadParameter(f"cue file {path}: {exc}") from exc
+
+
+def run_analysis(
+    source: Path | None = None,
+    *,
+    job: dict[str, Any] | None = None,
+    job_id: int = -1,
+    refresh: list[str] | None = None,
+    cues: list[Any] | None = None,
+    model: str | None = None,
+) -> dict[str, Any]:
+    """Run the analysis flow in this process (Prefect's embedded API unless PREFECT_API_URL is set)."""
+    if model not in (None, "2stems", "4stems"):
+        raise typer.BadParameter(f"model must be 2stems or 4stems, not {model}")
+    refresh = _checked_stages(refresh)
+    _prefect_defaults()
+    from prefect import tags
+
+    from offbeat.flows.analyze import analyze_mix
+
+    # Whatever prints during the run is a log line, never part of the document on stdout.
+    with contextlib.redirect_stdout(sys.stderr), tags("offbeat", "cli"):
+        state = analyze_mix(
+            source=str(source) if source is not None else None,
+            job=job,
+            job_id=job_id,
+            cues=cues,
+            refresh=refresh or None,
+            model=model,
+            return_state=True,
+        )
+    return state.result(raise_on_failure=False)  # type: ignore[no-any-return]
+
+
+
+@app.command()
+def analyze(
+    path: Annotated[Path, typer.Argument(help="audio file to analyze, in place")],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="write the result here")] = None,
+    refresh: RefreshOption = None,
+    job_id: Annotated[int, typer.Option(help="job id to put in the result (-1: none)")] = -1,
+    cue_file: CueOption = None,
+    model: ModelOption = None,
+) -> None:
+    """Analyze a mix and print its result document; exit status 1 when the analysis failed."""
+    _finish(run_analysis(path, job_id=job_id, refresh=refresh, cues=_read_cues(cue_file), model=model), output)
+
+
+@app.command()
+def rerun(
+    source: Annotated[Path | None, typer.Argument(help="audio file analyzed before")] = None,
+    stage: Annotated[
+        list[str] | None, typer.Option("--stage", "-s", help="stage to recompute with its dependents (repeatable)")
+    ] = None,
+    job_id: Annotated[
+        int | None, typer.Option("--job-id", help="re-run a completed job from the job ledger instead of a file")
+    ] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="write the result here")] = None,
+    cue_file: CueOption = None,
+) -> None:
+    """Recompute the named stages and what depends on them, read everything else from the store, and say which
+    stages ran. The result is printed (and, for a job, becomes the job ledger's answer for that id)."""
+    if (source is None) == (job_id is None):
+        raise typer.BadParameter("give either SOURCE or --job-id")
+    if not stage:
+        raise typer.BadParameter("name at least one --stage to recompute")
+    from offbeat.storage import JobLedger, open_store
+
+    ledger = JobLedger(open_store())
+    job, message = None, ""
+    if job_id is not None:
+        record = ledger.answered(job_id)
+        if record is None:
+            typer.echo(f"error: job {job_id} is not in the job ledger (completed jobs are recorded there)", err=True)
+            raise typer.Exit(1)
+        message = record["job"]
+        job = json.loads(message)
+    document = run_analysis(source, job=job, job_id=job_id if job_id is not None else -1, refresh=stage,
+                            cues=_read_cues(cue_file))  # fmt: skip
+    if document.get("status") == "completed":
+        engine = document["engine"]
+        ran = [name for name in engine["timings_sec"] if name != "total" and name not in engine["cached_stages"]]
+        typer.echo(f"ran: {', '.join([*ran, 'assemble'])}; from the store: "
+                   f"{', '.join(engine['cached_stages']) or 'nothing'}", err=True)  # fmt: skip
+        if job is not None and job_id is not None:
+            ledger.record(job_id, message, document)
+    _finish(document, output)
+
+
+@app.command()
+def demo(
+    minutes: Annotated[float, typer.Option(help="length of the generated mix")] = 4.0,
+    folder: Annotated[Path, typer.Option(help="where the demo mix is written")] = Path("demo"),
+    output: Annotated[Path | None, typer.Option("--output", "-o")] = None,
+) -> None:
+    """Generate a demo mix (known tempos, keys, vocals, silence) and analyze it."""
+    from offbeat import synth
+
+    path = folder / f"demo-mix-{minutes:g}min.wav"
+    if not path.exists():
+        typer.echo(f"writing {path} ...", err=True)
+        synth.write_mix(synth.demo_mix(minutes), path, subtype="PCM_16")
+    _finish(run_analysis(path), output)
+
+
+@app.command()
+def config(example: Annotated[bool, typer.Option(help="print .env.example instead")] = False) -> None:
+    """Print the effective settings (from the environment and .env) as JSON."""
+    from offbeat.settings import env_example, get_settings
+
+    typer.echo(env_example() if example else get_settings().model_dump_json(indent=2))
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schemas of the job and the result documents."""
+    from offbeat.contract import json_schemas
+
+    typer.echo(json.dumps(json_schemas(), indent=2))
+

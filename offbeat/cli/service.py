@@ -1,0 +1,130 @@
+"""The Redis side and serving: listen, serve, redis-check, push-job, pop-result."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from offbeat.cli.app import _prefect_defaults, app
+
+
+@app.command()
+def listen(
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, help="jobs analyzed at once (default OFFBEAT_WORKER_CONCURRENCY)")
+    ] = None,
+) -> None:
+    """Serve the Redis job queue: one analysis flow run per job, one result per job, until SIGINT/SIGTERM."""
+    _prefect_defaults()
+    from offbeat.flows.listen import redis_listener
+
+    with contextlib.redirect_stdout(sys.stderr):
+        state = redis_listener(concurrency=concurrency, return_state=True)
+    code = 0 if state.is_completed() else 1
+    if code:
+        typer.echo(f"listener ended {state.type.value}: {state.message}", err=True)
+    if any(thread.name == "offbeat-job" and thread.is_alive() for thread in threading.enumerate()):
+        # Jobs abandoned in the middle (handed back to the queue): leave without waiting for them; their
+        # partial store entries are never committed, so nothing half-done remains.
+        from prefect.logging.handlers import APILogWorker
+
+        APILogWorker.drain_all(timeout=5)
+        sys.stderr.flush()
+        os._exit(code)
+    raise typer.Exit(code)
+
+
+@app.command()
+def serve(
+    listen: Annotated[bool, typer.Option(help="also start a run of the Redis listener right away")] = False,
+) -> None:
+    """Serve both flows as deployments `analyze-mix/served` and `redis-listener/served` from this process,
+    without a work pool: their runs, triggered from the UI or `prefect deployment run`, execute here.
+    (Named apart from prefect.yaml's `default` deployments, which run on the work pool.)"""
+    _prefect_defaults()
+    from prefect import serve as serve_deployments
+    from prefect.deployments import run_deployment
+
+    from offbeat.flows.analyze import analyze_mix
+    from offbeat.flows.listen import redis_listener
+
+    deployments = [
+        analyze_mix.to_deployment(name="served", tags=["offbeat", "analysis"]),
+        redis_listener.to_deployment(name="served", tags=["offbeat", "listener"]),
+    ]
+    if listen:
+
+        def start_listener() -> None:
+            time.sleep(5)  # the deployments are registered by then
+            run_deployment("redis-listener/served", timeout=0)
+
+        threading.Thread(target=start_listener, daemon=True).start()
+    serve_deployments(*deployments)
+
+
+@app.command("redis-check")
+def redis_check() -> None:
+    """Say whether Redis answers at OFFBEAT_REDIS_URL (exit status 1 when it does not)."""
+    from offbeat.service import transport
+    from offbeat.settings import get_settings
+
+    try:
+        typer.echo(transport.check(get_settings().redis_url))
+    except transport.TransportError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+
+
+@app.command("push-job")
+def push_job(
+    path: Annotated[Path, typer.Argument(help="audio file inside the shared mount")],
+    job_id: Annotated[int | None, typer.Option(help="job id (default: the next from a Redis counter)")] = None,
+    cue_file: Annotated[
+        Path | None, typer.Option(help='JSON list of cues: [{"title": ..., "start_time_sec": ...}]')
+    ] = None,
+) -> None:
+    """Push an analysis job to the job queue, as the web application does; prints the job."""
+    from pydantic import ValidationError
+
+    from offbeat.service import transport
+    from offbeat.settings import get_settings
+
+    settings = get_settings()
+    try:
+        cues = json.loads(cue_file.read_text()) if cue_file else None
+        client = transport.connect(settings.redis_url)
+        job = transport.make_job(
+            path, settings, job_id if job_id is not None else transport.next_job_id(client, settings), cues
+        )
+        transport.push_job(client, settings, job)
+    except (OSError, ValueError, ValidationError, transport.TransportError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(job.model_dump_json(exclude_none=True))
+
+
+@app.command("pop-result")
+def pop_result(timeout: Annotated[float, typer.Option(help="seconds to wait for a result")] = 10.0) -> None:
+    """Print the oldest result from the results queue (exit status 1 when none came in time)."""
+    from offbeat.service import transport
+    from offbeat.settings import get_settings
+
+    settings = get_settings()
+    try:
+        result = transport.pop_result(transport.connect(settings.redis_url), settings, timeout)
+    except transport.TransportError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    if result is None:
+        typer.echo(f"no result within {timeout:g} s", err=True)
+        raise typer.Exit(1)
+    typer.echo(json.dumps(result, indent=2))
+

@@ -1,0 +1,159 @@
+"""Prefect tasks generated from the stage registry: one task per step, named after it, and the wiring that runs
+each step as soon as its inputs are done.
+
+Tasks run with Prefect's own caching and result persistence off: the artifact store is the cache, and a stage
+found there finishes in a "Cached" state so the UI shows hits and misses. A failed task carries its
+AnalysisError as data; `run_graph` re-raises the first one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from prefect import Task, get_run_logger, task
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.futures import PrefectFuture, as_completed
+from prefect.states import Completed, Failed, State
+
+from offbeat.contract import as_analysis_error
+from offbeat.errors import AnalysisError
+from offbeat.pipeline import registry
+from offbeat.pipeline.runner import Cues, Run, StageRef, combined
+from offbeat.pipeline.stage import Sink, Step
+from offbeat.settings import get_settings
+from offbeat.storage import ArtifactStore
+
+TASK_OPTIONS: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False, "retries": 0}
+
+
+@lru_cache(maxsize=4)
+def _store(root: str, index: str) -> ArtifactStore:
+    """One store handle per process and configuration, shared by every task thread."""
+    return ArtifactStore(root, Path(index))
+
+
+def store() -> ArtifactStore:
+    settings = get_settings()
+    return _store(settings.artifact_store, str(settings.index_path))
+
+
+def _progress_logger(stage: str) -> Callable[[float], None]:
+    """Progress of a long stage in 10 % steps: a log line and the task run's progress artifact in the UI."""
+    logger = get_run_logger()
+    last = [-1]
+    artifact: list[Any] = []
+
+    def progress(fraction: float) -> None:
+        step = int(fraction * 10)
+        if step <= last[0]:
+            return
+        last[0] = step
+        logger.info("%s: %d%%", stage, step * 10)
+        try:
+            if not artifact:
+                artifact.append(create_progress_artifact(step * 10.0, description=f"{stage} progress"))
+            else:
+                update_progress_artifact(artifact[0], step * 10.0)
+        except Exception as exc:  # progress is a convenience: never fail a stage over it
+            logger.debug("progress artifact not updated: %s", exc)
+
+    return progress
+
+
+def _run_step(
+    name: str, source_path: str, cues: Cues | None, refresh: bool, upstream: dict[str, StageRef], index: int | None
+) -> StageRef | State:
+    """Body of every step task: run it through the store; a store hit ends in a "Cached" Completed state.
+
+    Bad input is logged in one line, any other exception (a bug, a broken store) with its traceback as a
+    retryable internal error; either way the task ends Failed with the AnalysisError as data."""
+    logger = get_run_logger()
+    try:
+        run = Run(
+            store(), get_settings(), Path(source_path), cues, frozenset({name} if refresh else ()),
+            progress=_progress_logger, log=logger.warning,
+        )  # fmt: skip
+        ref = run.sink(name, upstream) if name in registry.SINKS else run.stage(name, upstream, index)
+    except AnalysisError as exc:
+        logger.error("%s: [%s] %s", exc.stage or name, exc.code, exc.message)
+        return Failed(message=str(exc), data=exc)
+    except Exception as exc:
+        logger.exception("%s: internal error", name)
+        error = as_analysis_error(exc, name)
+        return Failed(message=str(error), data=error)
+    if ref.cached:
+        logger.info("%s: read from the store (entry %s)", name, ref.key)
+        return Completed(name="Cached", data=ref)
+    logger.info("%s: computed in %.2f s (entry %s)", name, ref.seconds, ref.key)
+    return ref
+
+
+def _task(step: Step) -> Task:
+    if step.per_track:
+
+        def per_track(
+            index: int, source_path: str, cues: Cues | None, refresh: bool, upstream: dict[str, StageRef]
+        ) -> StageRef | State:
+            return _run_step(step.name, source_path, cues, refresh, upstream, index)
+
+        # One task run per track, named after it in the UI.
+        return task(name=step.name, task_run_name="track-{index}", **TASK_OPTIONS)(per_track)
+
+    def whole(source_path: str, cues: Cues | None, refresh: bool, upstream: dict[str, StageRef]) -> StageRef | State:
+        return _run_step(step.name, source_path, cues, refresh, upstream, None)
+
+    return task(name=step.name, **TASK_OPTIONS)(whole)
+
+
+# The Prefect tasks, one per step of the registry, in its order.
+TASKS: dict[str, Task] = {step.name: _task(step) for step in registry.GRAPH}
+
+
+def run_graph(
+    path: Path, cues: Cues | None, redo: set[str]
+) -> tuple[dict[str, StageRef], dict[str, list[StageRef]]]:
+    """Submit every step as soon as its inputs are done (so `separate` and the trim -> beats -> segment chain run
+    side by side on the flow's task threads). Returns the references by step name, in registry order (a
+    per-track stage's as one combined reference), and each per-track stage's references by track. The first
+    failed step's AnalysisError is raised."""
+    refs: dict[str, StageRef] = {}
+    tracks: dict[str, list[StageRef | None]] = {}
+    running: dict[PrefectFuture[Any], tuple[str, int | None]] = {}
+    pending = registry.steps()
+    while pending or running:
+        ready = [s for s in pending if all(name in refs for name in s.inputs)]
+        for step in ready:
+            pending.remove(step)
+            upstream = {name: refs[name] for name in step.inputs}
+            refresh = step.name in redo and not isinstance(step, Sink)
+            args = (str(path), cues, refresh, upstream)
+            if step.per_track:
+                count = Run(store(), get_settings(), path).tracks(refs["segment"])
+                tracks[step.name] = [None] * count
+                for index in range(count):
+                    running[TASKS[step.name].submit(index, *args)] = (step.name, index)
+                if count == 0:
+                    refs[step.name] = combined(step.name, [])
+            else:
+                running[TASKS[step.name].submit(*args)] = (step.name, None)
+        if not running:
+            if ready:  # steps that finished without a task (no tracks): look for what they unblocked
+                continue
+            break
+        future = next(as_completed(list(running)))
+        name, index = running.pop(future)
+        ref = future.result()  # raises the step's AnalysisError
+        if index is None:
+            refs[name] = ref
+            continue
+        tracks[name][index] = ref
+        if all(r is not None for r in tracks[name]):
+            refs[name] = combined(name, [r for r in tracks[name] if r is not None])
+    if pending:
+        raise as_analysis_error(RuntimeError(f"steps never became ready: {[s.name for s in pending]}"), "flow")
+    by_track = {name: [r for r in found if r is not None] for name, found in tracks.items()}
+    return {step.name: refs[step.name] for step in registry.GRAPH}, by_track

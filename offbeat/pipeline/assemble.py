@@ -1,0 +1,67 @@
+"""The completed result document, put together from the stage entries; timestamps in original-file seconds."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from offbeat import __version__
+from offbeat.contract import CompletedResult, EngineInfo, GlobalAnalysis, Results, Track, TrackAnalysis
+from offbeat.pipeline.runner import StageRef
+from offbeat.storage import Entry, entry_key
+
+# The entries the document is made of (besides the per-track ones).
+READS = ("decode", "trim", "beats", "drum_beats", "segment")
+
+
+def assemble(
+    job_id: int, refs: Mapping[str, StageRef], entries: Mapping[str, Entry], tracks: list[Entry]
+) -> CompletedResult:
+    """The completed result document from the stage entries; timestamps in original-file seconds."""
+    segment = entries["segment"].attrs
+    decoded, trimmed = entries["decode"], entries["trim"]
+    analysis_id = entry_key(
+        refs["decode"].source, "analysis", 1, {}, {name: ref.key for name, ref in sorted(refs.items())}
+    )
+    curve = entries["beats"]["bpm_curve"][...]
+    return CompletedResult(
+        job_id=job_id,
+        results=Results(
+            global_=GlobalAnalysis(
+                duration_sec=round(decoded.attrs["duration_sec"], 3),
+                trimmed_start_sec=trimmed.attrs["trimmed_start_sec"],
+                trimmed_end_sec=trimmed.attrs["trimmed_end_sec"],
+                global_beat_grid_timestamps=np.round(entries["beats"]["beats"][...], 3).tolist(),
+                global_drum_beat_grid_timestamps=np.round(entries["drum_beats"]["beats"][...], 3).tolist(),
+                bpm_curve=[None if np.isnan(v) else round(float(v), 2) for v in curve],
+                stems=refs["export_stems"].outputs,
+            ),
+            tracks=[
+                Track(
+                    track_id=i,
+                    title=segment["titles"][i],
+                    start_time_sec=segment["starts"][i],
+                    end_time_sec=segment["ends"][i],
+                    transition_in=_window(segment, i - 1),
+                    transition_out=_window(segment, i),
+                    analysis=TrackAnalysis(**track.attrs["analysis"]),
+                )
+                for i, track in enumerate(tracks)
+            ],
+        ),
+        engine=EngineInfo(
+            version=__version__,
+            analysis_id=analysis_id,
+            timings_sec={name: round(ref.seconds, 4) for name, ref in refs.items()},
+            cached_stages=[name for name, ref in refs.items() if ref.cached],
+        ),
+    )
+
+
+def _window(segment: Mapping[str, Any], boundary: int) -> list[float] | None:
+    """[start, end] of the transition at boundary `boundary` (between tracks boundary and boundary + 1)."""
+    if not 0 <= boundary < len(segment["transition_starts"]):
+        return None
+    return [segment["transition_starts"][boundary], segment["transition_ends"][boundary]]

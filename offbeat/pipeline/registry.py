@@ -1,0 +1,68 @@
+"""The stage graph, declared once: every step in the order a single thread would run them.
+
+Everything else is derived from this list: the Prefect tasks and their wiring (`offbeat.flows.tasks`), cache
+keys (each stage's inputs are its compute function's parameters named after earlier stages), what `refresh`
+recomputes (`dependents`), `offbeat cache show` and `rerun` (`runner.current_keys`), the benchmark's
+stage-by-stage run (`runner.run_all`) and the `StageName` choices of the flow parameter.
+
+Adding a stage: write `offbeat/pipeline/stages/<name>.py` declaring `STAGE`, import it and list it below.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from offbeat.pipeline.stage import CONTEXT, Sink, Stage, Step
+from offbeat.pipeline.stages import beats, decode, drum_beats, export_stems, segment, separate, track_features, trim
+
+GRAPH: tuple[Step, ...] = (
+    decode.STAGE,
+    trim.STAGE,
+    beats.STAGE,
+    separate.STAGE,
+    drum_beats.STAGE,
+    export_stems.SINK,
+    segment.STAGE,
+    track_features.STAGE,
+)
+
+# Stored (cached) stages and sinks by name. Looked up at run time, so a test may swap a declaration.
+STAGES: dict[str, Stage] = {step.name: step for step in GRAPH if isinstance(step, Stage)}
+SINKS: dict[str, Sink] = {step.name: step for step in GRAPH if isinstance(step, Sink)}
+
+# The stored stages by name, for flow parameters (the Prefect UI offers them as choices).
+StageName = Literal[tuple(STAGES)]  # type: ignore[valid-type]
+
+
+def steps() -> list[Step]:
+    """The graph in order, with the current declaration of each stage."""
+    return [STAGES.get(step.name, step) for step in GRAPH]
+
+
+def dependents(names: set[str]) -> set[str]:
+    """The named stages and every stage that reads from them, directly or not."""
+    result = set(names)
+    for step in steps():  # in order: a step's inputs come before it
+        if isinstance(step, Stage) and result.intersection(step.inputs):
+            result.add(step.name)
+    return result
+
+
+def check_graph(graph: tuple[Step, ...] = GRAPH) -> None:
+    """Refuse a graph whose steps read a stage declared after them (or none), or take unknown context."""
+    seen: dict[str, Any] = {}
+    for step in graph:
+        if step.name in seen:
+            raise ValueError(f"step {step.name} is declared twice")
+        for name in step.inputs:
+            if not isinstance(seen.get(name), Stage):
+                raise ValueError(
+                    f"{step.name} reads {name!r}, which is no stage declared before it "
+                    f"(compute parameters are earlier stages or one of {', '.join(CONTEXT)})"
+                )
+        if step.per_track and "segment" not in step.inputs:
+            raise ValueError(f"{step.name} runs per track, so it must read segment")
+        seen[step.name] = step
+
+
+check_graph()

@@ -1,0 +1,69 @@
+"""export_stems: each stem as a WAV file beside the source (inside the shared mount) or under the local exports
+folder, written atomically; files that still hold these stems are left alone. A sink: its output is files, not
+a store entry, so it is not cached or refreshed, only checked."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import soundfile as sf
+
+from offbeat.paths import export_folder, reported_path
+from offbeat.pipeline.stage import Sink
+from offbeat.settings import Settings
+from offbeat.storage import ArtifactStore, Entry, ExportRecords
+
+if TYPE_CHECKING:
+    from offbeat.pipeline.runner import Run, StageRef
+
+
+def export_stems(
+    store: ArtifactStore, stems: Entry, folder: Path, settings: Settings, *, rewrite: bool = False
+) -> tuple[dict[str, Path], bool]:
+    """Write each stem as a WAV file in `folder`, atomically; returns the files and whether all were reused.
+
+    Unless `rewrite`, files that already hold this entry's stems (same entry key, size and modification
+    time as when written) are left alone."""
+    folder.mkdir(parents=True, exist_ok=True)
+    records = ExportRecords(store)
+    sr = stems.attrs["sample_rate"]
+    written: dict[str, Path] = {}
+    reused = True
+    for name in stems.attrs["stems"]:
+        path = folder / f"{name}.wav"
+        if not rewrite and records.holds(path, stems.key):
+            written[name] = path
+            continue
+        reused = False
+        tmp = folder / f".{name}.{uuid.uuid4().hex[:8]}.wav.tmp"
+        try:
+            array = stems[name]
+            with sf.SoundFile(
+                str(tmp), "w", samplerate=sr, channels=2, subtype=settings.stem_subtype, format="WAV"
+            ) as fh:
+                step = array.chunks[0]
+                for first in range(0, array.shape[0], step):
+                    fh.write(np.clip(array[first : first + step], -1.0, 1.0))
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        records.written(path, stems.key)
+        written[name] = path
+    return written, reused
+
+
+def run(run: Run, separate: StageRef) -> tuple[dict[str, str], bool]:
+    """Stems computed in this run (new, or refreshed) are written out again; cached ones are checked."""
+    from offbeat.pipeline.runner import read
+
+    settings, mount = run.settings, run.settings.shared_mount_path
+    folder = export_folder(run.source_path, separate.source, mount, settings.local_exports_path)
+    files, reused = export_stems(run.store, read(run.store, separate), folder, settings, rewrite=not separate.cached)
+    return {name: reported_path(path, mount) for name, path in files.items()}, reused
+
+
+SINK = Sink("export_stems", run)

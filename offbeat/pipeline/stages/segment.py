@@ -1,0 +1,73 @@
+"""segment: track boundaries and transition windows from the novelty of per-second descriptions; with cue hints,
+one track per cue, snapped to nearby boundaries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from offbeat.dsp import cues as cue_hints
+from offbeat.dsp import segmentation
+from offbeat.pipeline.stage import Stage
+from offbeat.pipeline.stages.trim import music_bounds
+from offbeat.settings import Settings
+from offbeat.storage import Entry, EntryWriter
+
+
+def params(s: Settings) -> dict[str, Any]:
+    return {"min_track_sec": s.min_track_sec, "cue_tolerance": s.cue_snap_tolerance_sec}
+
+
+def compute(
+    out: EntryWriter,
+    params: dict[str, Any],
+    beats: Entry,
+    decode: Entry,
+    trim: Entry,
+    cues: list[tuple[str, float]] | None,
+) -> None:
+    """Track boundaries from novelty; with cue hints, one track per cue, snapped to nearby boundaries."""
+    rate = beats.attrs["frame_rate"]
+    seconds = beats["tempo"].shape[0]
+    chroma = segmentation.per_second(beats["chroma"][...], beats.attrs["chroma_rate"], seconds)
+    centroid, rms, onset = (
+        segmentation.per_second(beats[n][...], rate, seconds)[:, 0] for n in ("centroid", "rms", "onset")
+    )
+    described = segmentation.describe(chroma, centroid, rms, onset, beats["tempo"][...])
+    start, end = music_bounds(decode, trim)
+    min_track_sec = params["min_track_sec"]
+    curve = segmentation.novelty(described, segmentation.novelty_window(min_track_sec))
+    out.put_array("novelty", curve.astype(np.float32))
+    found, left, right = segmentation.find_boundaries(curve, start, end, min_track_sec)
+    titles: list[str | None]
+    if cues:
+        segments, titles = cue_hints.tracks_from_cues(cues, found, (left, right), start, end, params["cue_tolerance"])
+    else:
+        segments = segmentation.segments_from_boundaries(found, (left, right), start, end)
+        titles = [None] * len(segments.starts)
+    out.attrs.update(
+        starts=np.round(segments.starts, 3).tolist(),
+        ends=np.round(segments.ends, 3).tolist(),
+        transition_starts=np.round(segments.transition_starts, 3).tolist(),
+        transition_ends=np.round(segments.transition_ends, 3).tolist(),
+        titles=titles,
+        detected_boundaries=np.round(found, 3).tolist(),
+    )
+
+
+def track_count(segment: Entry) -> int:
+    """How many tracks the per-track stages map over."""
+    return len(segment.attrs["starts"])
+
+
+def steady_part(segment: Entry, index: int) -> tuple[float, float]:
+    """A track's span without the transitions into and out of it (the whole span when that leaves < 10 s)."""
+    attrs = segment.attrs
+    start, end = attrs["starts"][index], attrs["ends"][index]
+    lo = attrs["transition_ends"][index - 1] if index > 0 else start
+    hi = attrs["transition_starts"][index] if index < len(attrs["ends"]) - 1 else end
+    return (lo, hi) if hi - lo >= 10.0 else (start, end)
+
+
+STAGE = Stage("segment", 3, compute, params)  # 3: stores the novelty curve

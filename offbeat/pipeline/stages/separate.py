@@ -1,0 +1,76 @@
+"""separate: Spleeter stems of the 44.1 kHz stereo audio, and a mono analysis-rate copy of each, chunk by chunk."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import soxr
+
+from offbeat.dsp.channels import to_mono
+from offbeat.media import separation
+from offbeat.pipeline.stage import Progress, Stage
+from offbeat.settings import Settings
+from offbeat.storage import ChunkAppender, Entry, EntryWriter
+
+
+def chunk_segments(settings: Settings) -> int:
+    """Spleeter segments per separation chunk (chunks are cut on Spleeter's own segment grid)."""
+    return max(1, round(settings.separation_chunk_sec * settings.sample_rate / separation.SEGMENT))
+
+
+def params(s: Settings) -> dict[str, Any]:
+    return {
+        "model": s.spleeter_model,
+        "chunk_segments": chunk_segments(s),
+        "crossfade": int(s.separation_crossfade_sec * s.sample_rate),
+    }
+
+
+def options(s: Settings) -> dict[str, Any]:
+    """Where the checkpoints are and how many threads TensorFlow uses: neither changes the stems."""
+    return {"model_dir": s.model_dir, "threads": s.separation_threads}
+
+
+def compute(
+    out: EntryWriter, params: dict[str, Any], options: dict[str, Any], decode: Entry, progress: Progress
+) -> None:
+    """Stems of the 44.1 kHz stereo audio (and an analysis-rate mono copy of each), chunk by chunk."""
+    stereo = decode["stereo"]
+    sr, ar = decode.attrs["sample_rate"], decode.attrs["analysis_sample_rate"]
+    model = params["model"]
+    names = separation.STEMS[model]
+    # Stems are chunked like the decoded audio they come from (decode's block length).
+    block, mono_chunk = stereo.chunks[0], decode["mono"].chunks[0]
+    full = {
+        n: ChunkAppender(out.create_array(n, shape=(0, 2), dtype="float32", chunks=(block, 2), audio=True))
+        for n in names
+    }
+    mono = {
+        n: ChunkAppender(
+            out.create_array(f"{n}_mono", shape=(0,), dtype="float32", chunks=(mono_chunk,), audio=True)
+        )
+        for n in names
+    }
+    resamplers = {n: soxr.ResampleStream(sr, ar, 1, dtype="float32", quality="HQ") for n in names}
+    for stems in separation.separate_chunked(
+        lambda a, b: stereo[a:b],
+        stereo.shape[0],
+        model,
+        options["model_dir"],
+        chunk_segments=params["chunk_segments"],
+        crossfade=params["crossfade"],
+        threads=options["threads"],
+        progress=progress,
+    ):
+        for name, data in stems.items():
+            full[name].append(data)
+            mono[name].append(resamplers[name].resample_chunk(to_mono(data)))
+    for name in names:
+        full[name].close()
+        mono[name].append(resamplers[name].resample_chunk(np.zeros(0, np.float32), last=True))
+        mono[name].close()
+    out.attrs.update(model=model, stems=list(names), sample_rate=sr, analysis_sample_rate=ar)
+
+
+STAGE = Stage("separate", 2, compute, params, options)  # 2: stems stored as 24-bit fixed point

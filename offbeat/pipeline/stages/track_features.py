@@ -1,0 +1,86 @@
+"""track_features: one track's stable BPM, key, LUFS (total and bass), brightness and vocals, measured on its
+steady part from slices of the stored audio, stems and envelopes (mapped: one run per track)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from offbeat.dsp import features, levels, rhythm
+from offbeat.pipeline.blocks import blocks
+from offbeat.pipeline.stage import Stage
+from offbeat.pipeline.stages.segment import steady_part
+from offbeat.settings import Settings
+from offbeat.storage import Entry, EntryWriter
+
+
+def params(s: Settings) -> dict[str, Any]:
+    return {"threshold_db": s.silence_threshold_db}
+
+
+def compute(
+    out: EntryWriter,
+    params: dict[str, Any],
+    track: int,
+    segment: Entry,
+    beats: Entry,
+    drum_beats: Entry,
+    separate: Entry,
+    decode: Entry,
+    log: Callable[[str], None],
+) -> None:
+    """Every feature of one track, read from its slice of the stored audio, stems and envelopes."""
+    lo, hi = steady_part(segment, track)
+    sr, ar, rate = decode.attrs["sample_rate"], decode.attrs["analysis_sample_rate"], beats.attrs["frame_rate"]
+    frames = slice(int(lo * rate), int(hi * rate))
+    floor = levels.amplitude(params["threshold_db"])
+    values: dict[str, Any] = {"duration_sec": round(segment.attrs["ends"][track] - segment.attrs["starts"][track], 3)}
+    reasons: dict[str, str] = {}
+
+    def measure(names: tuple[str, ...], work: Callable[[], Any]) -> None:
+        try:
+            result = work()
+            values.update(zip(names, result if len(names) > 1 else (result,), strict=True))
+        except features.Unmeasurable as exc:
+            values.update(dict.fromkeys(names))
+            reasons[names[0]] = str(exc)
+            log(f"track {track}: {', '.join(names)} not measured: {exc}")
+
+    drum_times = drum_beats["beats"][...]
+    tempo = beats["tempo"][int(lo) : max(int(lo) + 1, int(hi))]
+    measure(
+        ("stable_bpm", "bpm_confidence"),
+        lambda: features.stable_bpm(drum_times[(drum_times >= lo) & (drum_times < hi)], float(np.median(tempo))),
+    )
+
+    def key() -> dict[str, Any]:
+        chroma_rate = beats.attrs["chroma_rate"]
+        found = features.estimate_key(beats["chroma"][int(lo * chroma_rate) : int(hi * chroma_rate)])
+        return {"musical": found.musical, "camelot": found.camelot, "confidence": found.confidence}
+
+    measure(("key",), key)
+    # Full-rate audio is read a chunk at a time: a track may be as long as the mix.
+    measure(("loudness_lufs_total",), lambda: features.loudness(blocks(decode["stereo"], lo * sr, hi * sr), sr))
+    if "bass" in separate.attrs["stems"]:
+        bass = blocks(separate["bass"], lo * sr, hi * sr)
+    else:
+        bass = features.low_band(blocks(separate["accompaniment"], lo * sr, hi * sr), sr)
+    measure(("loudness_lufs_bass",), lambda: features.loudness(bass, sr))
+    rms = beats["rms"][frames]
+    measure(("average_brightness",), lambda: features.brightness(beats["centroid"][frames], rms, floor))
+
+    def frame_rms(array: Any) -> np.ndarray:
+        """Frame RMS on the beats stage's frame grid (HOP), read whole frames at a time."""
+        parts = [levels.frame_rms(x, rhythm.HOP) for x in blocks(array, lo * ar, hi * ar, rhythm.HOP * 1024)]
+        return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+
+    measure(
+        ("has_vocals", "vocal_energy_rms"),
+        lambda: features.vocals(frame_rms(separate["vocals_mono"]), frame_rms(decode["mono"]), floor),
+    )
+    out.attrs.update(analysis=values, unmeasured=reasons, steady=[lo, hi])
+
+
+STAGE = Stage("track_features", 1, compute, params)

@@ -1,0 +1,76 @@
+"""The stage runner without Prefect or TensorFlow: entries computed once, read back, refreshed, refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from offbeat import synth
+from offbeat.errors import AnalysisError, ErrorCode
+from offbeat.pipeline.runner import Run, StageRef, current_keys
+from offbeat.settings import Settings
+from offbeat.storage import ArtifactStore
+
+from .audio_files import write_samples
+
+MIX = synth.MixSpec((synth.Section(20, 124.0, 110.0, True), synth.Section(20, 140.0, 146.83, False)),
+                    lead_silence_sec=1.5, tail_silence_sec=0.5, crossfades=(6,))  # fmt: skip
+WITHOUT_STEMS = ("decode", "trim", "beats", "segment")
+
+
+def _run(tmp_path: Path, path: Path, **kwargs: object) -> Run:
+    store = ArtifactStore(tmp_path / "artifacts", tmp_path / "index")
+    return Run(store, Settings(min_track_sec=15), path, **kwargs)  # type: ignore[arg-type]
+
+
+def _stages(run: Run) -> dict[str, StageRef]:
+    refs: dict[str, StageRef] = {}
+    for name in WITHOUT_STEMS:
+        refs[name] = run.stage(name, refs)
+    return refs
+
+
+def test_stages_compute_once_then_read_back_and_refresh(tmp_path: Path) -> None:
+    path = synth.write_mix(MIX, tmp_path / "mix.wav")
+    first = _stages(_run(tmp_path, path))
+    assert not any(ref.cached for ref in first.values())
+    again = _stages(_run(tmp_path, path))
+    assert all(ref.cached for ref in again.values())
+    assert {n: r.key for n, r in again.items()} == {n: r.key for n, r in first.items()}
+    keys = current_keys(_run(tmp_path, path).store, first["decode"].source, Settings(min_track_sec=15))
+    assert {n: keys[n] for n in WITHOUT_STEMS} == {n: r.key for n, r in first.items()}
+
+    refreshed = _stages(_run(tmp_path, path, refresh=frozenset({"beats", "segment"})))
+    assert [n for n, r in refreshed.items() if r.cached] == ["decode", "trim"]
+    assert refreshed["segment"].key == first["segment"].key  # same inputs and code: the same entry again
+
+    segment = _run(tmp_path, path).store.get(first["segment"].key)
+    assert segment is not None and len(segment.attrs["starts"]) == 2
+    assert abs(segment.attrs["starts"][1] - MIX.boundaries()[0]) < 10
+
+
+def test_cue_hints_are_part_of_the_segment_key(tmp_path: Path) -> None:
+    path = synth.write_mix(MIX, tmp_path / "mix.wav")
+    plain = _stages(_run(tmp_path, path))
+    hinted = _stages(_run(tmp_path, path, cues=[("A", 0.0), ("B", 21.0)]))
+    assert hinted["beats"].key == plain["beats"].key and hinted["beats"].cached
+    assert hinted["segment"].key != plain["segment"].key and not hinted["segment"].cached
+    segment = _run(tmp_path, path).store.get(hinted["segment"].key)
+    assert segment is not None and segment.attrs["titles"] == ["A", "B"]
+
+
+def test_refusals_name_their_stage(tmp_path: Path) -> None:
+    silent = write_samples(tmp_path / "silent.wav", np.zeros((44100 * 3, 2), np.float32), 44100)
+    with pytest.raises(AnalysisError) as refused:
+        _stages(_run(tmp_path, silent))
+    assert refused.value.code == ErrorCode.SILENT_AUDIO and refused.value.stage == "trim"
+    with pytest.raises(AnalysisError) as missing:
+        _stages(_run(tmp_path, tmp_path / "nothing.wav"))
+    assert missing.value.code == ErrorCode.FILE_NOT_FOUND and missing.value.stage == "decode"
+    short = write_samples(tmp_path / "short.wav", 0.3 * np.ones((22050, 2), np.float32), 44100)
+    run = _run(tmp_path, short)
+    with pytest.raises(AnalysisError) as too_short:
+        run.stage("decode", {})
+    assert too_short.value.code == ErrorCode.AUDIO_TOO_SHORT and too_short.value.stage == "decode"
