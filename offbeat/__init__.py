@@ -30,3 +30,7 @@ def _tune_malloc() -> None:
 
 
 _tune_malloc()
+
+from offbeat.console import quiet_tensorflow  # noqa: E402 - after the allocator is tuned, before anything else
+
+quiet_tensorflow()  # TensorFlow's start-up notices off stderr (see offbeat.console)

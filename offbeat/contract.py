@@ -19,7 +19,7 @@ from pydantic import (
     model_validator,
 )
 
-from offbeat.errors import AnalysisError, ErrorCode
+from offbeat.errors import AnalysisError, ErrorCode, bounded
 
 # Job ids must survive a round trip through JavaScript numbers in the web application.
 MAX_JOB_ID = 2**53 - 1
@@ -58,6 +58,12 @@ class KeyInfo(BaseModel):
     confidence: float
 
 
+class Section(BaseModel):
+    label: Literal["intro", "main", "breakdown", "drop", "outro"]
+    start_time_sec: float
+    end_time_sec: float
+
+
 class TrackAnalysis(BaseModel):
     """Per-track features; a feature that could not be computed is null, never a made-up number."""
 
@@ -70,6 +76,11 @@ class TrackAnalysis(BaseModel):
     average_brightness: float | None = None
     has_vocals: bool | None = None
     vocal_energy_rms: float | None = None
+    first_downbeat_sec: float | None = Field(None, description="the track's first bar line (seconds of the file)")
+    phrase_starts_sec: dict[str, list[float]] | None = Field(
+        None, description='bar lines every 8, 16 and 32 bars from the first downbeat: {"8": [...], ...}'
+    )
+    sections: list[Section] | None = Field(None, description="intro, main, breakdown, drop, outro: 8-bar phrases")
 
 
 class Track(BaseModel):
@@ -94,6 +105,8 @@ class GlobalAnalysis(BaseModel):
     trimmed_end_sec: float = Field(description="trailing silence removed from the end")
     global_beat_grid_timestamps: list[float] | None = None
     global_drum_beat_grid_timestamps: list[float] | None = None
+    global_downbeat_timestamps: list[float] | None = Field(None, description="bar lines (first beat of each bar)")
+    beats_per_bar: list[int] | None = Field(None, description="meter (3 or 4) at each beat of the beat grid")
     bpm_curve: list[float | None] | None = Field(
         None, description="BPM for each second of the file; null for seconds of silence"
     )
@@ -114,6 +127,9 @@ class EngineInfo(BaseModel):
     analysis_id: str = Field(description="digest of every stage's cache key: equal ids, equal results")
     timings_sec: dict[str, float] = Field(description="wall seconds per stage, store look-ups included")
     cached_stages: list[str] = Field(default_factory=list, description="stages read back from the store")
+    warnings: list[str] = Field(
+        default_factory=list, description="what a person should know about this result (e.g. a truncated file)"
+    )
 
 
 class CompletedResult(BaseModel):
@@ -159,16 +175,29 @@ def dump_result(result: CompletedResult | FailedResult) -> dict[str, Any]:
     return result.model_dump(mode="json", by_alias=True)
 
 
-def parse_job(raw: str | bytes) -> Job:
-    """Parse a job message, turning every defect into an `invalid_job` error a person can read."""
+def parse_job(raw: str | bytes, *, max_bytes: int | None = None, max_cues: int | None = None) -> Job:
+    """Parse a job message, turning every defect into an `invalid_job` error a person can read.
+
+    Any exception while parsing is a defect of the message (3000 nested brackets raise RecursionError in the
+    JSON parser, a huge number MemoryError): a message must never kill the thread that reads it. `max_bytes`,
+    `max_cues`: the documented limits (OFFBEAT_MAX_MESSAGE_BYTES, OFFBEAT_MAX_CUES), refused before parsing.
+    """
+    if max_bytes is not None and len(raw) > max_bytes:
+        raise AnalysisError(
+            ErrorCode.INVALID_JOB, f"job message is {len(raw)} bytes; at most {max_bytes} are accepted", stage="intake"
+        )
     try:
         data = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise AnalysisError(ErrorCode.INVALID_JOB, f"job is not valid JSON: {exc}", stage="intake") from exc
-    return validate_job(data)
+    except Exception as exc:  # RecursionError, MemoryError, ValueError (digit limits): still the message's fault
+        raise AnalysisError(
+            ErrorCode.INVALID_JOB, f"job cannot be parsed ({type(exc).__name__}: {exc})", stage="intake"
+        ) from exc
+    return validate_job(data, max_cues=max_cues)
 
 
-def validate_job(data: Any) -> Job:
+def validate_job(data: Any, *, max_cues: int | None = None) -> Job:
     """A job from decoded JSON (a message, or the flow's `job` parameter), with readable `invalid_job` errors."""
     if isinstance(data, Job):
         return data
@@ -176,18 +205,48 @@ def validate_job(data: Any) -> Job:
         raise AnalysisError(
             ErrorCode.INVALID_JOB, f"job must be a JSON object, got {type(data).__name__}", stage="intake"
         )
+    cues = data.get("cue_tracks")
+    if max_cues is not None and isinstance(cues, list) and len(cues) > max_cues:
+        raise AnalysisError(
+            ErrorCode.INVALID_JOB, f"job has {len(cues)} cue_tracks; at most {max_cues} are accepted", stage="intake"
+        )
     try:
-        return Job.model_validate(data)
+        job = Job.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'job'}: {err['msg']}" for err in exc.errors())
-        raise AnalysisError(ErrorCode.INVALID_JOB, f"invalid job: {problems}", stage="intake") from exc
+        errors = exc.errors()
+        problems = "; ".join(
+            f"{'.'.join(bounded(p, 40) for p in err['loc']) or 'job'}: {err['msg']}" for err in errors[:5]
+        )
+        more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+        raise AnalysisError(ErrorCode.INVALID_JOB, f"invalid job: {problems}{more}", stage="intake") from exc
+    except Exception as exc:  # deep nesting inside a field: the message's fault too
+        raise AnalysisError(
+            ErrorCode.INVALID_JOB, f"job cannot be validated ({type(exc).__name__})", stage="intake"
+        ) from exc
+    _check_text(job)
+    return job
+
+
+def _check_text(job: Job) -> None:
+    """JSON may carry lone surrogates (`"\\ud800"`), which no file name and no UTF-8 document can hold: refuse
+    them here, before the job is stored, logged or serialized anywhere."""
+    for code, field, text in [
+        (ErrorCode.INVALID_PATH, "path", job.relative_path or job.file_path or ""),
+        *[(ErrorCode.INVALID_JOB, f"cue_tracks.{i}.title", cue.title) for i, cue in enumerate(job.cue_tracks or [])],
+    ]:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise AnalysisError(
+                code, f"{field} is not valid text (a lone surrogate): {bounded(text)}", stage="intake"
+            ) from exc
 
 
 def job_id_of(raw: str | bytes) -> int:
     """Best-effort job id of a message that failed validation, so its failed result can be matched."""
     try:
         data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except Exception:  # whatever broke the parse, the id is simply unknown
         return NO_JOB_ID
     job_id = data.get("job_id") if isinstance(data, dict) else None
     if isinstance(job_id, int) and not isinstance(job_id, bool) and 0 <= job_id <= MAX_JOB_ID:

@@ -1,11 +1,14 @@
 """The one settings object: environment variables with the OFFBEAT_ prefix, optionally from `.env`.
 
-Every default works on a fresh machine with no configuration; relative paths are resolved against the
-working directory of the process (the repository root in the README's commands).
+Every default works on a fresh machine with no configuration. Relative paths resolve against `OFFBEAT_HOME`,
+never against the working directory: `offbeat analyze ~/mix.mp3` run from any folder finds the same models, store
+and exports. The home defaults to the checkout when the package runs from one (where `scripts/setup.sh` puts the
+models), else to `$XDG_DATA_HOME/offbeat` (`~/.local/share/offbeat`).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -13,12 +16,33 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+def default_home() -> Path:
+    """`OFFBEAT_HOME`, else the checkout this package runs from, else the user's data folder."""
+    if os.environ.get("OFFBEAT_HOME"):
+        return Path(os.environ["OFFBEAT_HOME"]).expanduser().absolute()
+    checkout = Path(__file__).resolve().parents[1]
+    if (checkout / "pyproject.toml").is_file() and (checkout / "offbeat" / "settings.py").is_file():
+        return checkout
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "offbeat"
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="OFFBEAT_", env_file=".env", extra="ignore", env_ignore_empty=True)
+    model_config = SettingsConfigDict(
+        env_prefix="OFFBEAT_",
+        env_file=(str(default_home() / ".env"), ".env"),  # the home's, then the working directory's
+        extra="ignore",
+        env_ignore_empty=True,
+    )
+
+    home: Path | None = Field(
+        None,
+        description="folder relative paths below resolve against (default: the checkout when run from one, "
+        "else $XDG_DATA_HOME/offbeat, i.e. ~/.local/share/offbeat); never the working directory",
+    )
 
     # Transport
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis server the job queues live on")
@@ -32,6 +56,26 @@ class Settings(BaseSettings):
         30.0, ge=0, description="on SIGINT/SIGTERM, how long running jobs may finish before they are handed back"
     )
     redis_retry_max_sec: float = Field(30.0, gt=0, description="longest wait between reconnection attempts to Redis")
+    max_delivery_attempts: int = Field(
+        3,
+        ge=1,
+        description="deliveries of one job message that may end unanswered (its worker died) before it is "
+        "answered too_many_attempts and moved to the dead-letter list <queue>:dead",
+    )
+
+    # Limits on what a producer may send (each refused with its own error, never retried)
+    max_message_bytes: int = Field(1_000_000, gt=0, description="longest job message, in bytes (invalid_job)")
+    max_cues: int = Field(1000, ge=0, description="most cue_tracks in one job (invalid_job)")
+    max_path_chars: int = Field(1024, gt=0, description="longest job path, in characters (invalid_path)")
+    max_audio_sec: float = Field(
+        12 * 3600.0, gt=0, description="longest audio analyzed, in seconds (audio_too_long)"
+    )
+    min_source_rate: int = Field(
+        2000, gt=0, description="lowest sample rate of a source file, in Hz (corrupt_audio below it)"
+    )
+    max_source_rate: int = Field(
+        768_000, gt=0, description="highest sample rate of a source file, in Hz (corrupt_audio above it)"
+    )
 
     # Files
     shared_mount_path: Path = Field(Path("shared"), description="root that job paths are resolved under")
@@ -72,7 +116,35 @@ class Settings(BaseSettings):
     separation_crossfade_sec: float = Field(
         1.0, ge=0, le=11, description="cross-fade length at each join between separation chunks"
     )
-    stem_subtype: str = Field("PCM_24", description="libsndfile subtype of exported stem WAV files")
+    stem_band: Literal["full", "11khz", "16khz", "16khz-full"] = Field(
+        "full",
+        description="frequency band of the stems. full: Spleeter's masks up to 11 kHz, extended above by each "
+        "frame's mean mask (mask_extension average), so the stems sum back to the mix; 11khz: stock Spleeter, "
+        "nothing above 11 kHz in any stem; 16khz: the same weights over 1536 bins (changes the stems below "
+        "11 kHz too), nothing above 16.5 kHz; 16khz-full: 16khz extended above like full",
+    )
+    stem_format: Literal["wav", "flac"] = Field(
+        "wav", description="file format of exported stems: wav, or flac (lossless, about half the size)"
+    )
+    stem_subtype: str = Field(
+        "PCM_24", description="libsndfile sample format of exported stems (PCM_24, PCM_16; FLAC takes no FLOAT)"
+    )
+
+    @model_validator(mode="after")
+    def _anchored(self) -> Settings:
+        """Relative paths resolved against the home, so no setting depends on where a command is run."""
+        home = (self.home or default_home()).expanduser().absolute()
+        self.home = home
+        for name in ("shared_mount_path", "local_exports_path", "model_dir", "artifact_index_path"):
+            value = getattr(self, name)
+            if value is not None and not value.expanduser().is_absolute():
+                setattr(self, name, home / value)
+            elif value is not None:
+                setattr(self, name, value.expanduser())
+        if "://" not in self.artifact_store:
+            store = Path(self.artifact_store).expanduser()
+            self.artifact_store = str(store if store.is_absolute() else home / store)
+        return self
 
     @property
     def index_path(self) -> Path:
@@ -87,7 +159,7 @@ def env_example() -> str:
     """The text of `.env.example`: every setting with its meaning and default."""
     lines = [
         "# Settings of The Offbeat Engine. Copy to .env (or export) and change what you need;",
-        "# every default below works on a fresh machine. Relative paths resolve against the working directory.",
+        "# every default below works on a fresh machine. Relative paths resolve against OFFBEAT_HOME.",
         "# Empty values are ignored (the default applies). Regenerate with `offbeat config --example`.",
         "",
     ]

@@ -111,3 +111,21 @@ def test_env_example_documents_every_setting() -> None:
     )
     for name, field in Settings.model_fields.items():
         assert field.description, f"setting {name} needs a description"
+
+
+def test_hostile_messages_are_invalid_not_fatal() -> None:
+    """Issue 14, cases 3 and 5: whatever the parser raises is `invalid_job`, with a bounded message; a lone
+    surrogate in the path is `invalid_path` (no file name or UTF-8 document can hold it)."""
+    for raw in ("[" * 3000 + "]" * 3000, '{"job_id": 1, "relative_path": ' + "[" * 3000 + "]" * 3000 + "}"):
+        with pytest.raises(AnalysisError) as caught:
+            parse_job(raw)
+        assert caught.value.code is ErrorCode.INVALID_JOB
+    with pytest.raises(AnalysisError) as caught:
+        parse_job('{"job_id": 1, "relative_path": "a\\ud800.wav"}')
+    assert caught.value.code is ErrorCode.INVALID_PATH
+    with pytest.raises(AnalysisError) as caught:
+        parse_job(json.dumps({"job_id": 1, "relative_path": "x" * 5_000_000}), max_bytes=1_000_000)
+    assert caught.value.code is ErrorCode.INVALID_JOB and len(caught.value.message) < 200
+    with pytest.raises(AnalysisError) as caught:
+        raise AnalysisError(ErrorCode.INVALID_PATH, "path: " + "y" * 5_000_000)
+    assert len(caught.value.message) < 1100 and "more characters" in caught.value.message

@@ -33,8 +33,14 @@ def test_voiced_seconds() -> None:
 def test_stable_bpm_from_a_regular_grid_ignores_the_odd_gap() -> None:
     times = np.arange(0, 30, 60 / 128)
     times = np.delete(times, 20)  # a missed beat
-    bpm, confidence = features.stable_bpm(times, 126.0)
+    bpm, confidence = features.stable_bpm(times)
     assert bpm == pytest.approx(128.0, abs=0.2) and confidence > 0.9
+
+
+def test_stable_bpm_is_exact_from_beats_on_a_10_ms_grid() -> None:
+    times = np.round(np.arange(0, 60, 60 / 171.3), 2)  # every interval off by up to 5 ms
+    bpm, _ = features.stable_bpm(times)
+    assert bpm == pytest.approx(171.3, abs=0.1)
 
 
 def test_key_of_a_major_triad_chroma() -> None:

@@ -56,7 +56,9 @@ class Fleet:
     def start(self, name: str, *args: str, strace: Path | None = None, **env: str) -> subprocess.Popen[bytes]:
         command = [OFFBEAT, "listen", *args]
         if strace is not None:
-            command = ["strace", "-f", "-qq", "--seccomp-bpf", "-e", "trace=%file", "-o", str(strace), *command]
+            # -y: descriptors with their paths, so calls relative to a directory descriptor (the engine opens
+            # job files by a walk of openat calls) are traced to where they really lead.
+            command = ["strace", "-f", "-qq", "-y", "--seccomp-bpf", "-e", "trace=%file", "-o", str(strace), *command]
         work = self.root / "cwd"
         work.mkdir(exist_ok=True)
         log = (self.root / f"{name}.log").open("wb")
@@ -105,9 +107,15 @@ class Fleet:
             found += [json.loads(raw) for raw in reversed(self.client.lrange(self.settings.results_queue_name, 0, -1))]
         return found
 
-    def stop(self, proc: subprocess.Popen[bytes], timeout: float = 60) -> int:
+    def stop(self, proc: subprocess.Popen[bytes], timeout: float = 300) -> int:
+        """SIGTERM and the exit status; a worker still there after `timeout` (an upper bound for a loaded
+        machine) is killed, so the assertion on its status fails without leaving it running."""
         os.kill(self.worker_pid(proc), signal.SIGTERM)
-        code = proc.wait(timeout=timeout)
+        try:
+            code = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            code = proc.wait()
         self.workers.remove(proc)
         return code
 
@@ -151,14 +159,20 @@ def by_id(results: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
 # the mount would be reading, writing or running it.
 _LOOK_ONLY = {"stat", "lstat", "newfstatat", "statx", "readlink", "readlinkat", "access", "faccessat", "faccessat2"}
 _CALL = re.compile(r"^\d+\s+(\w+)\((.*)$")
+_AT = re.compile(r'^-?\d+<([^>]*)>,\s*"((?:[^"\\]|\\.)*)"')  # openat(5</dir>, "name", ...) under strace -y
 
 
 def touched(trace: Path, cwd: Path) -> list[tuple[str, Path]]:
-    """(syscall, absolute path) for every path-taking syscall in an strace log."""
+    """(syscall, absolute path) for every path-taking syscall in an strace log (-y: relative to the directory
+    descriptor a call names, else to the working directory)."""
     calls = []
     for line in trace.read_text(errors="replace").splitlines():
         match = _CALL.match(line)
         if match:
+            at = _AT.match(match.group(2))
+            if at:
+                calls.append((match.group(1), Path(at.group(1)) / at.group(2)))
+                continue
             for raw in re.findall(r'"((?:[^"\\]|\\.)*)"', match.group(2)):
                 path = Path(raw)
                 calls.append((match.group(1), path if path.is_absolute() else cwd / path))
@@ -343,12 +357,16 @@ class RedisServer:
         args = ["--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
         self.proc = subprocess.Popen(["redis-server", *args, "--dir", str(self.folder)], stdout=subprocess.DEVNULL)
         client = redis.Redis(port=self.port)
-        wait_until(lambda: _pings(client), 10, "redis-server to start")
+        wait_until(lambda: _pings(client), 120, "redis-server to start")
 
     def stop(self) -> None:
         assert self.proc is not None
         self.proc.terminate()
-        self.proc.wait(timeout=10)
+        try:
+            self.proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
 
 def _pings(client: redis.Redis) -> bool:

@@ -22,6 +22,7 @@ from offbeat import synth
 from offbeat.settings import Settings
 
 from .conftest import REPO
+from .processes import stop
 from .test_listener import free_port, wait_until
 
 pytestmark = pytest.mark.slow  # runs flows or loads TensorFlow/Spleeter
@@ -52,6 +53,7 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[s
         env={**os.environ, **env},
         stdout=log,
         stderr=log,
+        start_new_session=True,
     )
 
     def healthy() -> bool:
@@ -64,8 +66,7 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[s
         wait_until(healthy, 120, "the Prefect server to start")
         yield url, env
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stop(server)
 
 
 def prefect(env: dict[str, str], *args: str) -> str:
@@ -95,7 +96,8 @@ def test_deploy_run_and_read_it_back_through_the_api(
 
     log = (settings.shared_mount_path.parent / "worker.log").open("wb")
     worker = subprocess.Popen(
-        [PREFECT, "worker", "start", "--pool", "offbeat"], env=env, cwd=REPO, stdout=log, stderr=log
+        [PREFECT, "worker", "start", "--pool", "offbeat"], env=env, cwd=REPO, stdout=log, stderr=log,
+        start_new_session=True,  # stopped with the flow-run processes it starts
     )
     try:
         out = prefect(
@@ -109,8 +111,7 @@ def test_deploy_run_and_read_it_back_through_the_api(
 
         wait_until(finished, 300, "the deployment run to finish")
     finally:
-        worker.terminate()
-        worker.wait(timeout=60)
+        stop(worker)  # SIGTERM, and SIGKILL to the group if it is still there after minutes: never left running
     run = api(url, "GET", f"/flow_runs/{run_id}")
     assert run["state_type"] == "COMPLETED", run["state"]
     assert run["name"] == "set.wav" and {"offbeat", "analysis"} <= set(run["tags"])

@@ -56,11 +56,12 @@ def test_graph_edges() -> None:
     assert inputs == {
         "decode": set(),
         "trim": {"decode"},
-        "beats": {"decode", "trim"},
+        "activations": {"decode"},
+        "beats": {"decode", "trim", "activations"},
         "separate": {"decode"},
         "drum_beats": {"separate", "beats", "decode", "trim"},
         "segment": {"beats", "decode", "trim"},
-        "track_features": {"segment", "beats", "drum_beats", "separate", "decode"},
+        "track_features": {"segment", "beats", "separate", "decode"},
     }
     assert set(registry.SINKS["export_stems"].inputs) == {"separate"}
 
@@ -94,7 +95,7 @@ def test_a_graph_reading_a_later_or_unknown_stage_is_refused() -> None:
 
 def test_keys_follow_params_constants_versions_and_inputs(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = Settings()
-    upstream = {"decode": "d" * 32, "trim": "t" * 32}
+    upstream = {"decode": "d" * 32, "trim": "t" * 32, "activations": "a" * 32}
     beats = registry.STAGES["beats"]
     key = stage_key(beats, "src", settings, upstream)
     assert stage_key(beats, "src", settings, upstream) == key
@@ -116,15 +117,16 @@ def test_keys_follow_params_constants_versions_and_inputs(monkeypatch: pytest.Mo
 
 
 def test_decode_and_separate_keys_are_those_of_stores_written_before() -> None:
-    """The two costly stages keep their keys, so existing stores keep their decoded audio and stems."""
+    """The two costly stages keep their keys, so existing stores keep their decoded audio and stems (separate: as
+    of version 3, full-band stems, issue 15)."""
     s = Settings()
     decode = entry_key("src", "decode", 2, {"sample_rate": 44100, "analysis_sample_rate": 22050, "block_sec": 10.0}, {})
     assert stage_key(registry.STAGES["decode"], "src", s, {}) == decode
     separate = registry.STAGES["separate"]
-    params = {"model": s.spleeter_model, "chunk_segments": separate.params(s)["chunk_segments"],
+    params = {"model": s.spleeter_model, "band": "full", "chunk_segments": separate.params(s)["chunk_segments"],
               "crossfade": separate.params(s)["crossfade"]}  # fmt: skip
     assert stage_key(separate, "src", s, {"decode": decode}) == entry_key(
-        "src", "separate", 2, params, {"decode": decode}
+        "src", "separate", 3, params, {"decode": decode}
     )
 
 

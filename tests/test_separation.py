@@ -131,3 +131,67 @@ def test_chunk_plan_keeps_segments_whole() -> None:
     assert separation.chunk_plan(7 * seg, 3) == [(0, 3 * seg), (3 * seg, 6 * seg), (6 * seg, 7 * seg)]
     assert separation.chunk_plan(6 * seg + 100, 3) == [(0, 3 * seg), (3 * seg, 6 * seg + 100)]
     assert separation.chunk_plan(seg // 2, 3) == [(0, seg // 2)]
+
+
+def band_energy(x: np.ndarray, lo: float, hi: float = 22050.0) -> float:
+    """Energy of a (frames, 2) signal between lo and hi Hz (STFT with 2048-sample Hann frames)."""
+    from scipy import signal
+
+    freqs, _, z = signal.stft(x.T, 44100, nperseg=2048)
+    keep = (freqs >= lo) & (freqs < hi)
+    return float(np.sum(np.abs(z[:, keep]) ** 2))
+
+
+def db(num: float, den: float) -> float:
+    return float(10 * np.log10(max(num, 1e-30) / max(den, 1e-30)))
+
+
+@pytest.fixture(scope="module")
+def hats_mix() -> tuple[np.ndarray, np.ndarray]:
+    """30 s with a voice; the off-beat hats (white noise) are all the mix has above 11 kHz."""
+    return _voice_and_beat(30.0)
+
+
+@pytest.mark.slow
+def test_full_band_stems_sum_back_to_the_mix_across_joins(
+    separator_ready: Path, hats_mix: tuple[np.ndarray, np.ndarray]
+) -> None:
+    """Default band (mask_extension average): vocals + accompaniment = mix above 11 kHz too, across chunk joins;
+    stock Spleeter (`11khz`) drops that band from both stems."""
+    mix, _ = hats_mix
+    high = band_energy(mix, 11500)
+    for band, most in (("full", -30.0), ("11khz", None)):
+        blocks = list(
+            separation.separate_chunked(
+                lambda a, b: mix[a:b], len(mix), "2stems", separator_ready, chunk_segments=1, crossfade=44100, band=band
+            )
+        )
+        residual = mix - sum(np.concatenate([b[name] for b in blocks]) for name in ("vocals", "accompaniment"))
+        if most is None:
+            assert db(band_energy(residual, 11500), high) > -1.0  # what issue 15 is about
+        else:
+            assert db(band_energy(residual, 11500), high) < most
+            assert db(band_energy(residual, 0), band_energy(mix, 0)) < most
+
+
+@pytest.mark.slow
+def test_full_band_keeps_the_stock_stems_below_11khz_and_puts_the_hats_in_the_accompaniment(
+    separator_ready: Path, hats_mix: tuple[np.ndarray, np.ndarray]
+) -> None:
+    mix, beat = hats_mix
+    stock = separation.separate(mix, "2stems", separator_ready, band="11khz")
+    full = separation.separate(mix, "2stems", separator_ready, band="full")
+    for name in ("vocals", "accompaniment"):
+        # The masks below 11 kHz are the same ones: only float rounding differs (measured 78-86 dB).
+        assert db(band_energy(stock[name], 0, 10000), band_energy(full[name] - stock[name], 0, 10000)) > 60, name
+    high = band_energy(mix, 11500)
+    assert band_energy(full["accompaniment"], 11500) > 0.8 * high  # measured 0.92
+    assert band_energy(full["vocals"], 11500) < 0.05 * high  # measured 0.00
+    assert db(band_energy(beat, 11500), band_energy(full["accompaniment"] - beat, 11500)) > 15  # measured 26.5
+
+
+def test_unknown_band_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown stem band"):
+        separation.model_params("2stems", "20khz")
+    assert separation.model_params("2stems", "full")["mask_extension"] == "average"
+    assert separation.model_params("4stems", "16khz")["F"] == 1536

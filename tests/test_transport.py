@@ -38,7 +38,7 @@ def queues(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[redi
 
 
 def offbeat(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([OFFBEAT, *args], capture_output=True, text=True, env=dict(os.environ), timeout=60)
+    return subprocess.run([OFFBEAT, *args], capture_output=True, text=True, env=dict(os.environ), timeout=600)
 
 
 def test_redis_check(queues: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1192,9 +1192,9 @@ def plan_mix(seed: int, short: bool = False) -> MixPlan:
     for i, t in enumerate(transitions):
         out, inc = tracks[i], tracks[i + 1]
         inc.offset = out.offset + round(out.grid.bar_time(out.n_bars - t.bars) * SR)
-        t.start = inc.offset / SR
-        t.end = out.offset / SR + out.grid.end
-        out.n_render = round(t.end * SR) - out.offset
+        out.n_render = round(out.grid.end * SR)  # the outgoing track is cut at the end of its last bar
+        t.start = inc.offset / SR  # both ends on exact samples, so truth and audio agree to the sample
+        t.end = (out.offset + out.n_render) / SR
         if t.beatmatched:
             t.swap = inc.offset / SR + inc.grid.bar_time(t.bars // 2)
         else:

@@ -10,7 +10,14 @@ from typing import Annotated, Any
 
 import typer
 
-from offbeat.cli.app import CueOption, ModelOption, RefreshOption, _finish, _prefect_defaults, app
+from offbeat.cli.app import (
+    CueOption,
+    ModelOption,
+    RefreshOption,
+    _finish,
+    _prefect_defaults,
+    app,
+)
 
 
 def _checked_stages(names: list[str] | None) -> list[str]:
@@ -44,10 +51,36 @@ def run_analysis(
     cues: list[Any] | None = None,
     model: str | None = None,
 ) -> dict[str, Any]:
-    """Run the analysis flow in this process (Prefect's embedded API unless PREFECT_API_URL is set)."""
+    """Run the analysis flow in this process (Prefect's embedded API unless PREFECT_API_URL is set).
+
+    Always a result document: a failure before the flow runs (a missing model, Prefect's temporary server not
+    starting on a loaded machine) is a failed document with its error_code too, never a bare traceback."""
     if model not in (None, "2stems", "4stems"):
         raise typer.BadParameter(f"model must be 2stems or 4stems, not {model}")
     refresh = _checked_stages(refresh)
+    from offbeat.contract import FailedResult, dump_result
+
+    try:
+        return _run_flow(source, job, job_id, refresh, cues, model)
+    except Exception as exc:
+        from offbeat.errors import bounded_traceback
+
+        typer.echo(f"analysis could not run: {bounded_traceback(exc)}", err=True)
+        return dump_result(FailedResult.from_error(job_id, exc, stage="startup"))
+
+
+def _run_flow(
+    source: Path | None,
+    job: dict[str, Any] | None,
+    job_id: int,
+    refresh: list[str],
+    cues: list[Any] | None,
+    model: str | None,
+) -> dict[str, Any]:
+    from offbeat.pipeline.preflight import preflight
+    from offbeat.settings import get_settings
+
+    preflight(get_settings(), model)  # before Prefect's start-up: a missing model fails in a second
     _prefect_defaults()
     from prefect import tags
 
@@ -64,7 +97,12 @@ def run_analysis(
             model=model,
             return_state=True,
         )
-    return state.result(raise_on_failure=False)  # type: ignore[no-any-return]
+    document = state.result(raise_on_failure=False)
+    if isinstance(document, BaseException):
+        raise document
+    if not isinstance(document, dict):
+        raise RuntimeError(f"the analysis flow ended {state.type.value} without a result: {state.message}")
+    return document
 
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import threading
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,6 +17,8 @@ models_app = typer.Typer(help="Spleeter checkpoints.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 cache_app = typer.Typer(help="Inspect and prune the artifact store.", no_args_is_help=True)
 app.add_typer(cache_app, name="cache")
+dead_app = typer.Typer(help="Job messages given up on (delivered too often unanswered).", no_args_is_help=True)
+app.add_typer(dead_app, name="dead-letters")
 
 
 def _prefect_defaults() -> None:
@@ -27,6 +31,19 @@ def _prefect_defaults() -> None:
     """
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+
+
+@app.callback()
+def exit_on_sigterm() -> None:
+    """SIGTERM ends any command like Ctrl-C does (SystemExit, unwinding) instead of killing it outright: exit
+    handlers run, and Prefect's stops the temporary API server (a uvicorn child) it started, which otherwise
+    outlives the command, re-parented to init, for good. (`listen` handles SIGTERM itself while serving.)"""
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, stop)
 
 
 def _emit(document: dict[str, Any], output: Path | None) -> None:

@@ -1,4 +1,4 @@
-"""Spleeter checkpoint commands: models pull, check."""
+"""Spleeter checkpoint commands: models pull, install, check."""
 
 from __future__ import annotations
 
@@ -42,3 +42,18 @@ def models_check(model: Annotated[str, typer.Argument()] = "2stems") -> None:
     typer.echo(f"{model}: missing or not matching the published checkpoint in {folder}", err=True)
     raise typer.Exit(1)
 
+
+@models_app.command("install")
+def models_install(
+    path: Annotated[Path, typer.Argument(help="a checkpoint folder (model.* files) or a release .tar.gz")],
+    model: Annotated[str | None, typer.Option(help="2stems or 4stems; default: the folder's or archive's name")] = None,
+) -> None:
+    """Install a Spleeter checkpoint you bring, after checking it fits Spleeter's graph for that model."""
+    from offbeat.media import weights
+    from offbeat.settings import get_settings
+
+    try:
+        weights.install(path, get_settings().model_dir, model, log=lambda m: typer.echo(m, err=True))
+    except weights.ModelError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from offbeat.cli.app import _prefect_defaults, app
+from offbeat.cli.app import _prefect_defaults, app, dead_app
 
 
 @app.command()
@@ -128,3 +128,39 @@ def pop_result(timeout: Annotated[float, typer.Option(help="seconds to wait for 
         raise typer.Exit(1)
     typer.echo(json.dumps(result, indent=2))
 
+
+
+@dead_app.command("ls")
+def dead_letters_ls() -> None:
+    """List the dead letters of the job queue, oldest first: job id, size, the start of the message."""
+    from offbeat.service import transport
+    from offbeat.service.dead_letters import dead_letters
+    from offbeat.settings import get_settings
+
+    settings = get_settings()
+    try:
+        letters = dead_letters(transport.connect(settings.redis_url), settings.queue_name)
+    except transport.TransportError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    for letter in letters:
+        typer.echo(letter.summary())
+    typer.echo(f"{len(letters)} dead letter(s) in {settings.queue_name}:dead", err=True)
+
+
+@dead_app.command("requeue")
+def dead_letters_requeue(
+    job_id: Annotated[list[int] | None, typer.Option("--job-id", help="only this job id (repeatable)")] = None,
+) -> None:
+    """Put dead letters back at the end of the job queue with a fresh attempt count (all, or --job-id ones)."""
+    from offbeat.service import transport
+    from offbeat.service.dead_letters import requeue
+    from offbeat.settings import get_settings
+
+    settings = get_settings()
+    try:
+        moved = requeue(transport.connect(settings.redis_url), settings.queue_name, set(job_id) if job_id else None)
+    except transport.TransportError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"{moved} dead letter(s) requeued")

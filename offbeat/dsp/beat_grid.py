@@ -137,3 +137,16 @@ def bpm_of(beats: np.ndarray) -> float | None:
     if len(beats) < 4:
         return None
     return float(60.0 / np.median(np.diff(beats)))
+
+
+def filled(curve: np.ndarray, default: float = 120.0) -> np.ndarray:
+    """A per-second tempo curve with its gaps (NaN: silence, no beat) filled from the nearest known second,
+    for stages that need some tempo everywhere (the drum grid follows it)."""
+    known = np.flatnonzero(np.isfinite(curve))
+    if len(known) == 0:
+        return np.full(len(curve), default)
+    nearest = known[np.clip(np.searchsorted(known, np.arange(len(curve))), 0, len(known) - 1)]
+    before = known[np.clip(np.searchsorted(known, np.arange(len(curve))) - 1, 0, len(known) - 1)]
+    t = np.arange(len(curve))
+    pick = np.where(np.abs(before - t) < np.abs(nearest - t), before, nearest)
+    return curve[pick].astype(np.float64)

@@ -69,24 +69,20 @@ def estimate_key(chroma: np.ndarray) -> Key:
     return Key(int(tonic), bool(mode), round(confidence, 3))
 
 
-def stable_bpm(beat_times: np.ndarray, context_bpm: float | None) -> tuple[float, float]:
-    """(BPM, confidence) from the beat intervals of a track's steady part.
+def stable_bpm(beat_times: np.ndarray) -> tuple[float, float]:
+    """(BPM, confidence) from the beats of a track's steady part.
 
-    Corrected to the octave of `context_bpm` (the mix's tempo curve there) when the two differ by a factor
-    of about two; confidence is the share of intervals within 4 % of the median.
+    The tempo is the mean of the intervals within 4 % of the median (the median alone is not precise enough:
+    beat times sit on a 10 ms frame grid, which puts single intervals of a 170 BPM track 3 % apart, while
+    the mean of consecutive intervals telescopes that error away). Intervals outside, where the tracker
+    lost the beat for a while (a breakdown, a fill), do not count. Confidence is the share that do.
     """
     if len(beat_times) < 8:
         raise Unmeasurable(f"only {len(beat_times)} beats in the steady part")
     intervals = np.diff(beat_times)
     period = float(np.median(intervals))
-    bpm = 60.0 / period
-    if context_bpm:
-        for factor in (2.0, 0.5, 1.5, 2 / 3):
-            if abs(bpm * factor / context_bpm - 1) < 0.04:
-                bpm *= factor
-                break
-    confidence = float(np.mean(np.abs(intervals / period - 1) < 0.04))
-    return round(bpm, 2), round(confidence, 3)
+    steady = np.abs(intervals / period - 1) < 0.04
+    return round(60.0 / float(intervals[steady].mean()), 2), round(float(steady.mean()), 3)
 
 
 LOUDNESS_STEP_SEC = 0.1  # BS.1770 gating blocks are 400 ms long, one every 100 ms: four 100 ms steps each

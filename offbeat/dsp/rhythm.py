@@ -21,6 +21,7 @@ import numpy as np
 N_FFT = 2048
 HOP = 512
 N_MELS = 128
+SHAPE_BANDS = 32  # mel bands kept per frame (groups of 4) to describe timbre for track boundaries
 LOW_BAND_HZ = 200.0
 DB_FLOOR = 1e-4  # mel power floor (-40 dB re 1): keeps near-silence from producing huge log flux
 CHROMA_N_FFT, CHROMA_HOP = 8192, 2048
@@ -45,6 +46,7 @@ class FrameFeatures:
     onset_low: np.ndarray  # (frames,) the same below LOW_BAND_HZ: kick and bass, where dance beats sit
     rms: np.ndarray  # (frames,)
     centroid: np.ndarray  # (frames,) Hz
+    bands: np.ndarray  # (frames, SHAPE_BANDS) mel power in groups of adjacent bands: the spectrum's shape
 
     def sliced(self, keep: slice) -> FrameFeatures:
         return FrameFeatures(*(getattr(self, f)[keep] for f in self.__dataclass_fields__))
@@ -92,10 +94,14 @@ def frame_features(block: np.ndarray, sr: int) -> FrameFeatures:
     """Every feature of the block's frames from one STFT. Callers working in blocks pass some frames of
     context on each side and keep the middle, which then equals a whole-signal pass."""
     power = power_spectrogram(block)
-    onset, onset_low = onset_envelopes(mel_power(power, sr), sr)
+    mel = mel_power(power, sr)
+    onset, onset_low = onset_envelopes(mel, sr)
+    bands = mel.reshape(SHAPE_BANDS, N_MELS // SHAPE_BANDS, -1).mean(axis=1).T
     rms = np.sqrt(power.sum(axis=0) * 2 / N_FFT**2 / 0.375)  # Hann power sum -> signal RMS
     centroid = librosa.feature.spectral_centroid(S=np.sqrt(power), sr=sr, n_fft=N_FFT)[0]
-    return FrameFeatures(onset, onset_low, rms.astype(np.float32), centroid.astype(np.float32))
+    return FrameFeatures(
+        onset, onset_low, rms.astype(np.float32), centroid.astype(np.float32), bands.astype(np.float32)
+    )
 
 
 def chroma_frames(block: np.ndarray, sr: int) -> np.ndarray:

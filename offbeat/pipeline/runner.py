@@ -8,12 +8,13 @@ stored entries, never arrays.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from offbeat.errors import AnalysisError, ErrorCode
+from offbeat.errors import AnalysisError, ErrorCode, bounded
 from offbeat.media.decode import check_file
 from offbeat.pipeline import registry
 from offbeat.pipeline.stage import Progress, Sink, Stage, job_inputs
@@ -56,14 +57,43 @@ def combined(name: str, refs: list[StageRef]) -> StageRef:
     return StageRef(name, key, source, all(r.cached for r in refs), sum(r.seconds for r in refs))
 
 
+class StoreDamaged(AnalysisError):
+    """Stored entries a stage read turned out damaged (a chunk failing its checksum, data gone); they have been
+    forgotten, so running the graph again recomputes them. The flow does that once within the same run."""
+
+    def __init__(self, stages: list[str], stage: str | None, cause: object) -> None:
+        names = ", ".join(stages)
+        message = f"stored {names} output was damaged or gone and has been forgotten ({bounded(cause)})"
+        super().__init__(ErrorCode.INTERNAL, message, stage=stage, retryable=True)
+        self.stages = stages
+
+
 def read(store: ArtifactStore, ref: StageRef) -> Entry:
-    """The entry behind a reference; losing it between stages is an internal (retryable) fault."""
+    """The entry behind a reference; losing it between stages is a retryable internal fault."""
     entry = store.get(ref.key)
     if entry is None:
-        raise AnalysisError(
-            ErrorCode.INTERNAL, f"stored {ref.stage} output {ref.key} vanished", stage=ref.stage, retryable=True
-        )
+        raise StoreDamaged([ref.stage], ref.stage, f"entry {ref.key} vanished")
     return entry
+
+
+def damaged(store: ArtifactStore, refs: Mapping[str, StageRef]) -> list[str]:
+    """The referenced entries that fail a full read (every chunk's checksum); the store forgets them."""
+    return [name for name, ref in refs.items() if not store.verify(ref.key)]
+
+
+@contextmanager
+def healing(store: ArtifactStore, refs: Mapping[str, StageRef], stage: str | None) -> Iterator[None]:
+    """Turn a failure while reading `refs` into StoreDamaged when one of them is damaged (and forgotten now);
+    any other failure, and the refusals of bad input, pass through unchanged."""
+    try:
+        yield
+    except AnalysisError:
+        raise
+    except Exception as exc:
+        broken = damaged(store, refs)
+        if broken:
+            raise StoreDamaged(broken, stage, exc) from exc
+        raise
 
 
 @dataclass
@@ -87,7 +117,8 @@ class Run:
         """Read stage `name`'s entry back, or compute and commit it (always, when it is to be refreshed)."""
         stage = registry.STAGES[name]
         started = time.perf_counter()
-        entries = {n: read(self.store, upstream[n]) for n in stage.inputs}
+        inputs = {n: upstream[n] for n in stage.inputs}
+        entries = {n: read(self.store, ref) for n, ref in inputs.items()}
         source = upstream[stage.inputs[0]].source if stage.inputs else self.source()
         keys = {n: upstream[n].key for n in stage.inputs}
         key = stage_key(stage, source, self.settings, keys, self.cues, track)
@@ -101,7 +132,7 @@ class Run:
                 "cues": self.cues, "track": track, "progress": self.progress(name), "log": self.log, **entries,
             }  # fmt: skip
             try:
-                with self.store.write(key, name, source=source) as out:
+                with healing(self.store, inputs, name), self.store.write(key, name, source=source) as out:
                     stage.compute(out, **{arg: context[arg] for arg in stage.arguments})
             except AnalysisError as exc:
                 exc.stage = exc.stage or name
@@ -114,7 +145,9 @@ class Run:
         """Run a sink; its reference carries the files it wrote, and `cached` when all were up to date."""
         sink = registry.SINKS[name]
         started = time.perf_counter()
-        files, reused = sink.run(self, **{n: upstream[n] for n in sink.inputs})
+        inputs = {n: upstream[n] for n in sink.inputs}
+        with healing(self.store, inputs, name):
+            files, reused = sink.run(self, **inputs)
         first = upstream[sink.inputs[0]]
         return StageRef(name, first.key, first.source, reused, time.perf_counter() - started, files)
 

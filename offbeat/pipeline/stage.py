@@ -48,6 +48,8 @@ class Stage:
     `version`: bump it when the code changes the output (constants and settings are in the key already).
     `check`: runs on every run, cached or not, with the entry and the options (a refusal that depends on a
     setting outside the key, like the minimum duration).
+    `after`: earlier stages that must have succeeded before this one starts, without being read (so not in its
+    key): `separate` waits for `trim`, which refuses silent audio, instead of separating it for nothing.
     """
 
     name: str
@@ -56,6 +58,7 @@ class Stage:
     params: Params = no_params
     options: Params = no_params
     check: Callable[[Any, dict[str, Any]], None] | None = None
+    after: tuple[str, ...] = ()
 
     @property
     def arguments(self) -> tuple[str, ...]:
@@ -87,6 +90,7 @@ class Sink:
 
     name: str
     run: Callable[..., tuple[dict[str, str], bool]]
+    after: tuple[str, ...] = ()
 
     @property
     def inputs(self) -> tuple[str, ...]:

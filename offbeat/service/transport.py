@@ -9,7 +9,9 @@ Reliable delivery (`WorkerQueue`), with keys beside the job queue `<q>`:
 - `<q>:worker:<worker>`: the worker's lease, a key that expires unless renewed by its heartbeat;
 - `<q>:workers`: the set of workers that may hold jobs, so the living can find the processing lists of the dead;
 - `<q>:lock:<job_id>`: which worker analyzes a job id now (renewed with the lease), so two copies of one job
-  are never analyzed at once.
+  are never analyzed at once;
+- `<q>:attempts:<sha1>`: deliveries of one message not answered yet (a message that kills every worker taking it
+  would otherwise travel from worker to worker for ever); past the limit it goes to `<q>:dead`, the dead letters.
 
 Publishing a result and removing its job from the processing list happen in one Lua script, so a job is
 either still held (and will be recovered if its worker dies) or answered, never both and never neither.
@@ -17,6 +19,7 @@ either still held (and will be recovered if its worker dies) or answered, never 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -30,6 +33,16 @@ import redis
 from offbeat.contract import Job
 from offbeat.paths import relative_to_mount
 from offbeat.settings import Settings
+
+
+def attempts_prefix(queue: str) -> str:
+    """Keys `<q>:attempts:<sha1 of the message>` count deliveries of a message that are not answered yet."""
+    return f"{queue}:attempts:"
+
+
+def dead_letter_list(queue: str) -> str:
+    """The list of messages given up on (`offbeat dead-letters` lists and requeues them)."""
+    return f"{queue}:dead"
 
 
 class TransportError(RuntimeError):
@@ -118,7 +131,16 @@ local mine = ARGV[4] == '1' and redis.call('GET', KEYS[3]) == ARGV[3]
 if mine then redis.call('DEL', KEYS[3]) end
 if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 and redis.call('GET', KEYS[4]) == ARGV[5] then return 0 end
 redis.call('LPUSH', KEYS[2], ARGV[2])
+redis.call('DEL', KEYS[5])
+if KEYS[6] then redis.call('LPUSH', KEYS[6], ARGV[1]) end
 return 1
+"""
+
+# Count one delivery of a message (by its digest); the count lives a week unless the message is answered.
+_ATTEMPT = """
+local n = redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], 604800)
+return n
 """
 
 # Give a gone worker's jobs back to the queue, next in line and in their order, unless its lease is live.
@@ -134,6 +156,10 @@ return moved
 _RETIRE = (
     """
 redis.call('DEL', KEYS[3])
+for _, message in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
+  local attempts = ARGV[2] .. redis.sha1hex(message)
+  if redis.call('DECR', attempts) <= 0 then redis.call('DEL', attempts) end
+end
 for i = 5, #KEYS do
   if redis.call('GET', KEYS[i]) == ARGV[1] then redis.call('DEL', KEYS[i]) end
 end
@@ -149,6 +175,11 @@ class Delivery:
 
     raw: bytes
     epoch: bytes | None
+
+    @property
+    def digest(self) -> str:
+        """What the attempt count of this message is kept under (Redis's own `redis.sha1hex` agrees)."""
+        return hashlib.sha1(self.raw).hexdigest()
 
 
 class RedisUnavailable(TransportError):
@@ -174,6 +205,7 @@ class WorkerQueue:
         self.jobs, self.results = q, settings.results_queue_name
         self.workers, self.epoch_key = f"{q}:workers", f"{q}:epoch"
         self.lease_prefix, self.lock_prefix, self.processing_prefix = f"{q}:worker:", f"{q}:lock:", f"{q}:processing:"
+        self.attempts_prefix, self.dead = attempts_prefix(q), dead_letter_list(q)
         self.processing = self.processing_prefix + self.worker_id
         self.lease = self.lease_prefix + self.worker_id
         self.epoch: bytes | None = None
@@ -182,6 +214,7 @@ class WorkerQueue:
         self._publish = self.client.register_script(_PUBLISH)
         self._recover = self.client.register_script(_RECOVER)
         self._retire = self.client.register_script(_RETIRE)
+        self._attempt = self.client.register_script(_ATTEMPT)
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -211,10 +244,18 @@ class WorkerQueue:
         args = [self.worker_id, self.lease_ms, self.lease_prefix]
         return bool(self._call(self._lock, keys=[self.lock_key(job_id)], args=args))
 
-    def publish(self, delivery: Delivery, job_id: int, document: dict[str, Any], locked: bool) -> bool:
+    def attempt(self, delivery: Delivery) -> int:
+        """Count a delivery of this message; returns how many deliveries it has had without an answer (this
+        one included). Answering it forgets the count; a graceful hand-back takes this delivery back."""
+        return int(self._call(self._attempt, keys=[self.attempts_prefix + delivery.digest]))
+
+    def publish(
+        self, delivery: Delivery, job_id: int, document: dict[str, Any], locked: bool, *, dead: bool = False
+    ) -> bool:
         """LPUSH the result and drop the job from the processing list, atomically; False when the job
-        was no longer this worker's to answer."""
+        was no longer this worker's to answer. `dead`: also move the message to the dead-letter list."""
         keys = [self.processing, self.results, self.lock_key(job_id), self.epoch_key]
+        keys += [self.attempts_prefix + delivery.digest, *([self.dead] if dead else [])]
         args = [delivery.raw, json.dumps(document), self.worker_id, "1" if locked else "0", delivery.epoch or b""]
         return bool(self._call(self._publish, keys=keys, args=args))
 
@@ -235,7 +276,7 @@ class WorkerQueue:
         """Hand every job still held back to the queue, release this worker's locks and lease; returns
         how many jobs went back."""
         keys = [self.processing, self.jobs, self.lease, self.workers, *(self.lock_key(j) for j in job_ids)]
-        return int(self._call(self._retire, keys=keys, args=[self.worker_id]))
+        return int(self._call(self._retire, keys=keys, args=[self.worker_id, self.attempts_prefix]))
 
     def held(self) -> int:
         return int(self._call(self.client.llen, self.processing))

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from offbeat.contract import FailedResult, Job, dump_result, job_id_of, parse_job
-from offbeat.errors import AnalysisError, ErrorCode
+from offbeat.errors import AnalysisError, ErrorCode, bounded, bounded_traceback
 from offbeat.service.transport import Delivery, RedisUnavailable, WorkerQueue
 from offbeat.settings import Settings
 from offbeat.storage import ArtifactStore, JobLedger, open_store
@@ -48,7 +48,7 @@ class Worker:
         self.analyze = analyze
         self.concurrency = concurrency or settings.worker_concurrency
         self.log = log or logging.getLogger("offbeat.worker")
-        self.ledger = JobLedger(store or open_store(settings))
+        self._store = store or open_store(settings)
         self.queue = WorkerQueue(settings)
         self.stopping = threading.Event()  # take no more jobs
         self.leaving = threading.Event()  # hand running jobs back now
@@ -57,6 +57,13 @@ class Worker:
         self._guard = threading.Lock()
         self.answered = 0
         self._heartbeat_thread: threading.Thread | None = None
+
+    @property
+    def ledger(self) -> JobLedger:
+        """The job ledger, on a fresh store handle when the store folder was deleted under this worker."""
+        if not self._store.alive():
+            self._store = open_store(self.settings)
+        return JobLedger(self._store)
 
     # -- control ---------------------------------------------------------------------------------------
 
@@ -187,18 +194,29 @@ class Worker:
         except _Abandoned:
             self.log.info("leaving: the job stays queued for another worker")
             return  # still listed as running, so retiring releases its lock
+        except Exception as exc:  # a bug here must not leave the message held, unanswered, for ever
+            self.log.error("job thread failed: %s", bounded_traceback(exc))
+            self._answer_fault(delivery, exc)
         finally:
             self._slots.release()
         with self._guard:
             self._running.pop(threading.current_thread(), None)
 
     def _answer(self, delivery: Delivery) -> None:
+        attempts = self._retrying(lambda: self.queue.attempt(delivery), "count the delivery")
+        limit = self.settings.max_delivery_attempts
+        if attempts > limit:
+            self._dead_letter(delivery, attempts - 1)
+            return
         try:
-            job = parse_job(delivery.raw)
-        except AnalysisError as exc:
+            job = parse_job(
+                delivery.raw, max_bytes=self.settings.max_message_bytes, max_cues=self.settings.max_cues
+            )
+        except Exception as exc:  # parse_job raises AnalysisError only; anything else is the message's fault too
             job_id = job_id_of(delivery.raw)
-            self.log.error("job %s refused: [%s] %s", job_id, exc.code, exc.message)
-            self._publish(delivery, job_id, dump_result(FailedResult.from_error(job_id, exc)), locked=False)
+            error = exc if isinstance(exc, AnalysisError) else AnalysisError(ErrorCode.INVALID_JOB, bounded(exc))
+            self.log.error("job %s refused: [%s] %s", job_id, error.code, bounded(error.message))
+            self._publish(delivery, job_id, dump_result(FailedResult.from_error(job_id, error)), locked=False)
             return
         with self._guard:
             self._running[threading.current_thread()] = job.job_id
@@ -206,7 +224,7 @@ class Worker:
         try:
             document = self._from_ledger(job) or self._analyze(job)
         except Exception as exc:  # a fault outside the stages: still one failed result, never a lost job
-            self.log.exception("job %d: internal error", job.job_id)
+            self.log.error("job %d: internal error: %s", job.job_id, bounded_traceback(exc))
             document = dump_result(FailedResult.from_error(job.job_id, exc, stage="analysis"))
         self._publish(delivery, job.job_id, document, locked=True)
 
@@ -233,7 +251,7 @@ class Worker:
                 raise _Abandoned
 
     def _analyze(self, job: Job) -> dict[str, Any]:
-        self.log.info("job %d: analyzing %s", job.job_id, job.relative_path or job.file_path)
+        self.log.info("job %d: analyzing %s", job.job_id, bounded(job.relative_path or job.file_path))
         document = self.analyze(job)
         if not isinstance(document, dict) or "status" not in document:
             error = AnalysisError(ErrorCode.INTERNAL, "the analysis returned no result", retryable=True)
@@ -245,9 +263,34 @@ class Worker:
                 self.log.warning("job %d: not recorded in the job ledger (%s)", job.job_id, exc)
         return document
 
-    def _publish(self, delivery: Delivery, job_id: int, document: dict[str, Any], *, locked: bool) -> None:
+    def _dead_letter(self, delivery: Delivery, attempts: int) -> None:
+        """Answer a message that ended `attempts` deliveries without an answer and park it in the dead letters."""
+        job_id = job_id_of(delivery.raw)
+        error = AnalysisError(
+            ErrorCode.TOO_MANY_ATTEMPTS,
+            f"the job was delivered {attempts} time(s) and never answered (each time its worker ended); "
+            f"it is in the dead-letter list {self.queue.dead} (`offbeat dead-letters requeue` retries it)",
+            stage="intake",
+        )
+        self.log.error("job %s: [%s] %s", job_id, error.code, error.message)
+        self._publish(delivery, job_id, dump_result(FailedResult.from_error(job_id, error)), locked=False, dead=True)
+
+    def _answer_fault(self, delivery: Delivery, exc: Exception) -> None:
+        """One failed result for a job whose thread failed outside the analysis (the worker's own fault)."""
+        job_id = job_id_of(delivery.raw)
+        try:
+            document = dump_result(FailedResult.from_error(job_id, exc, stage="worker"))
+            self._publish(delivery, job_id, document, locked=False)
+        except _Abandoned:
+            pass
+        except Exception as again:  # the message stays held; the worker's retirement hands it back
+            self.log.error("job %s: no failed result could be published: %s", job_id, bounded(again))
+
+    def _publish(
+        self, delivery: Delivery, job_id: int, document: dict[str, Any], *, locked: bool, dead: bool = False
+    ) -> None:
         published = self._retrying(
-            lambda: self.queue.publish(delivery, job_id, document, locked), f"publish job {job_id}"
+            lambda: self.queue.publish(delivery, job_id, document, locked, dead=dead), f"publish job {job_id}"
         )
         if published:
             with self._guard:

@@ -16,7 +16,7 @@ class ExportRecords:
     """The entry key behind each exported file, with the file's size and mtime when it was written."""
 
     def __init__(self, store: ArtifactStore) -> None:
-        self._index = store.index
+        self._store, self._index = store, store.index
 
     @staticmethod
     def _name(path: Path) -> str:
@@ -29,7 +29,7 @@ class ExportRecords:
 
     def holds(self, path: Path, entry_key: str) -> bool:
         """Whether `path` still holds exactly what was exported from entry `entry_key`."""
-        record = self._index.get(self._name(path))
+        record = self._store.record(self._name(path))
         return record is not None and path.exists() and record == self._record(path, entry_key)
 
     def written(self, path: Path, entry_key: str) -> None:

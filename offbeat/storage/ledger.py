@@ -7,6 +7,7 @@ transactional index (`job:<id>`), so one backup or wipe covers both, but nothing
 
 from __future__ import annotations
 
+import hashlib
 import time
 from typing import Any
 
@@ -17,12 +18,26 @@ class JobLedger:
     """Completed jobs by id: the job message as received and the result document published for it."""
 
     def __init__(self, store: ArtifactStore) -> None:
-        self._index = store.index
+        self._store, self._index = store, store.index
 
     def answered(self, job_id: int) -> dict[str, Any] | None:
         """The record of a completed job id: {"job": its message, "result": the document, "at": time}."""
-        return self._index.get(f"job:{job_id}")  # type: ignore[no-any-return]
+        return self._store.record(f"job:{job_id}")
 
     def record(self, job_id: int, job: str, result: dict[str, Any]) -> None:
         """Remember `result` as the answer to `job` (its message, compared verbatim on a repeat)."""
         self._index.set(f"job:{job_id}", {"job": job, "result": result, "at": time.time()})
+
+    HANDOVER_SEC = 24 * 3600.0  # a handed-over job not picked up by then is dropped
+
+    def hand_over(self, job: str) -> str:
+        """Keep a job message for the analysis run that will take it (`take_over`), and return the short
+        reference to pass instead: flow parameters travel through the Prefect API, which refuses large ones
+        (a job with thousands of cues), and the UI shows parameters whole."""
+        ref = hashlib.blake2b(job.encode(), digest_size=16).hexdigest()
+        self._index.set(f"handover:{ref}", job, expire=self.HANDOVER_SEC)
+        return ref
+
+    def take_over(self, ref: str) -> str | None:
+        """The job message handed over under `ref`, or None when unknown (expired, or never handed over)."""
+        return self._store.record(f"handover:{ref}")  # type: ignore[no-any-return]

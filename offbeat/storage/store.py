@@ -41,6 +41,8 @@ class ArtifactStore:
         self.fs, self._fs_root = fsspec.core.url_to_fs(self.root)
         self.fs.makedirs(self._fs_root, exist_ok=True)
         self.index = diskcache.Cache(str(index_path))
+        self._index_file = Path(index_path) / "cache.db"
+        self._index_id = self._file_id()
         # Entries validated by this handle, by key, with the data folder they were validated at: stages
         # read the same large entries many times (every track reads the decoded audio and the stems),
         # and listing every chunk again each time costs more than the read itself.
@@ -50,6 +52,29 @@ class ArtifactStore:
     def close(self) -> None:
         self.index.close()
 
+    def _file_id(self) -> tuple[int, int] | None:
+        try:
+            info = self._index_file.stat()
+        except OSError:
+            return None
+        return info.st_dev, info.st_ino
+
+    def alive(self) -> bool:
+        """Whether the index this handle has open is still the one on disk. A store folder deleted (or
+        replaced) under a long-lived process leaves its handle on an unlinked database, where it would keep
+        finding entries whose data is gone; such a handle must be replaced (`offbeat.flows.tasks.store`)."""
+        return self._index_id is not None and self._file_id() == self._index_id
+
+    def record(self, name: str) -> Any:
+        """An index record, or None when absent or unreadable: a damaged record ("pickle data was truncated")
+        is deleted, so whatever it described is recomputed instead of failing every run."""
+        try:
+            return self.index.get(name)
+        except Exception:
+            with suppress(Exception):
+                self.index.delete(name)
+            return None
+
     # -- reading -------------------------------------------------------------------------------------
 
     def get(self, key: str, *, verify: bool = False) -> Entry | None:
@@ -58,7 +83,7 @@ class ArtifactStore:
         Validation checks structure (metadata, shapes, every chunk stored); `verify=True` also reads
         every chunk so its checksum is tested.
         """
-        record = self.index.get(f"entry:{key}")
+        record = self.record(f"entry:{key}")
         if record is None:
             return None
         known = self._validated.get(key)
@@ -145,7 +170,7 @@ class ArtifactStore:
         """Forget an entry (only if it still points at `data_path`, when given) and delete its data."""
         self._validated.pop(key, None)
         with self.index.transact():
-            record = self.index.get(f"entry:{key}")
+            record = self.record(f"entry:{key}")
             if record is None or (data_path is not None and record.get("data") != data_path):
                 return
             del self.index[f"entry:{key}"]
@@ -164,7 +189,8 @@ class ArtifactStore:
             self._touched[key] = now
 
     def last_used(self, record: dict[str, Any]) -> float:
-        return float(self.index.get(f"used:{record['key']}", record["created"]))
+        used = self.record(f"used:{record['key']}")
+        return float(record["created"] if used is None else used)
 
     def collect_garbage(
         self, *, max_bytes: int | None = None, older_than_sec: float | None = None, grace_sec: float = 3600.0
@@ -197,7 +223,7 @@ class ArtifactStore:
         names: dict[str, str] = {}
         for name in self.index.iterkeys():
             if isinstance(name, str) and name.startswith("digest:"):
-                digest = self.index.get(name)
+                digest = self.record(name)
                 if digest is not None:
                     names[digest] = name.removeprefix("digest:").rsplit(":", 3)[0]
         return names
@@ -208,7 +234,7 @@ class ArtifactStore:
         """Content digest of a source file, remembered per (path, size, mtime, inode) to skip re-reading."""
         stat = path.stat()
         memo = f"digest:{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ino}"
-        digest = self.index.get(memo)
+        digest = self.record(memo)
         if digest is None:
             with path.open("rb") as fh:
                 digest = hashlib.file_digest(fh, lambda: hashlib.blake2b(digest_size=16)).hexdigest()
@@ -218,7 +244,7 @@ class ArtifactStore:
     def entries(self) -> Iterator[dict[str, Any]]:
         for name in self.index.iterkeys():
             if isinstance(name, str) and name.startswith("entry:"):
-                record = self.index.get(name)
+                record = self.record(name)
                 if record is not None:
                     yield record
 

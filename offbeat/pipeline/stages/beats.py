@@ -1,4 +1,5 @@
-"""beats: frame envelopes from one STFT pass (kept for later stages), chroma, tempo curve, beat grid, BPM curve."""
+"""beats: frame envelopes from one STFT pass (kept for later stages), then the beat grid, bar positions and
+BPM curve from the network's activations."""
 
 from __future__ import annotations
 
@@ -6,22 +7,31 @@ from typing import Any
 
 import numpy as np
 
-from offbeat.dsp import levels, rhythm
+from offbeat.dsp import beat_grid, levels, rhythm
 from offbeat.pipeline.blocks import FRAMES_PER_BLOCK, chroma_slice, frame_blocks
 from offbeat.pipeline.stage import Progress, Stage
 from offbeat.pipeline.stages.trim import music_bounds
 from offbeat.settings import Settings
 from offbeat.storage import ChunkAppender, Entry, EntryWriter
 
-ENVELOPES = (("onset", ()), ("onset_low", ()), ("rms", ()), ("centroid", ()), ("chroma", (12,)))
+ENVELOPES = (
+    ("onset", ()),
+    ("onset_low", ()),
+    ("rms", ()),
+    ("centroid", ()),
+    ("bands", (rhythm.SHAPE_BANDS,)),
+    ("chroma", (12,)),
+)
 
 
 def params(s: Settings) -> dict[str, Any]:
     return {"threshold_db": s.silence_threshold_db}
 
 
-def compute(out: EntryWriter, params: dict[str, Any], decode: Entry, trim: Entry, progress: Progress) -> None:
-    """Frame envelopes (one STFT pass, stored for later stages), tempo curve, beat grid and BPM curve."""
+def compute(
+    out: EntryWriter, params: dict[str, Any], decode: Entry, trim: Entry, activations: Entry, progress: Progress
+) -> None:
+    """Envelopes of the mono copy, block by block; beats and bars of the whole music from the activations."""
     mono, sr = decode["mono"], decode.attrs["analysis_sample_rate"]
     chunk = 1 << 16
     arrays = {
@@ -39,18 +49,21 @@ def compute(out: EntryWriter, params: dict[str, Any], decode: Entry, trim: Entry
     for appender in arrays.values():
         appender.close()
 
-    onset_low = out.array("onset_low")[...]
     fps = sr / rhythm.HOP
     seconds = int(np.ceil(decode.attrs["duration_sec"]))
     voiced = levels.voiced_seconds(out.array("rms")[...], fps, seconds, params["threshold_db"])
-    salience = rhythm.tempo_salience(rhythm.upsample(onset_low), fps * rhythm.UPSAMPLE)[:seconds]
-    tempo = rhythm.tempo_curve(salience, voiced)
+    act = activations["activation"][...]
     start, end = music_bounds(decode, trim)
-    beats = rhythm.beat_times(onset_low, sr, tempo, start, end)
+    beats = beat_grid.track_beats(beat_grid.beat_strength(act), start, end)
+    position, meter = beat_grid.bar_positions(beat_grid.at_beats(act[:, 1], beats))
+    out.put_array("beat_strength", beat_grid.at_beats(beat_grid.beat_strength(act), beats).astype(np.float32))
     curve = rhythm.bpm_from_beats(beats, seconds)
     curve[~voiced] = np.nan
-    out.put_array("tempo", tempo.astype(np.float32))
+    out.put_array("tempo", beat_grid.filled(curve).astype(np.float32))
     out.put_array("beats", beats.astype(np.float64))
+    out.put_array("beat_position", position.astype(np.int8))
+    out.put_array("meter", meter.astype(np.int8))
+    out.put_array("downbeats", beats[position == 1].astype(np.float64))
     out.put_array("bpm_curve", curve)
     out.attrs.update(
         frame_rate=fps,
@@ -60,4 +73,4 @@ def compute(out: EntryWriter, params: dict[str, Any], decode: Entry, trim: Entry
     )
 
 
-STAGE = Stage("beats", 2, compute, params)
+STAGE = Stage("beats", 3, compute, params)  # 3: beats from madmom's network; bar positions; mel band shapes

@@ -1,18 +1,17 @@
-"""export_stems: each stem as a WAV file beside the source (inside the shared mount) or under the local exports
-folder, written atomically; files that still hold these stems are left alone. A sink: its output is files, not
-a store entry, so it is not cached or refreshed, only checked."""
+"""export_stems: each stem as a WAV (or FLAC) file beside the source (inside the shared mount) or under the local
+exports folder, written atomically; files that still hold these stems are left alone. A sink: its output is files,
+not a store entry, so it is not cached or refreshed, only checked."""
 
 from __future__ import annotations
 
 import os
-import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import soundfile as sf
 
-from offbeat.paths import export_folder, reported_path
+from offbeat.paths import atomic_file, export_dir, export_folder, reported_path
 from offbeat.pipeline.stage import Sink
 from offbeat.settings import Settings
 from offbeat.storage import ArtifactStore, Entry, ExportRecords
@@ -24,33 +23,41 @@ if TYPE_CHECKING:
 def export_stems(
     store: ArtifactStore, stems: Entry, folder: Path, settings: Settings, *, rewrite: bool = False
 ) -> tuple[dict[str, Path], bool]:
-    """Write each stem as a WAV file in `folder`, atomically; returns the files and whether all were reused.
+    """Write each stem as a file in `folder` (WAV or FLAC, `stem_format`), atomically; returns the files and
+    whether all were reused.
 
     Unless `rewrite`, files that already hold this entry's stems (same entry key, size and modification
-    time as when written) are left alone."""
-    folder.mkdir(parents=True, exist_ok=True)
+    time as when written) are left alone. The folder is made and opened without following any link (a
+    planted `<name>.stems -> /anywhere` is refused), and files are put in place relative to it."""
+    folder_fd = export_dir(folder, (settings.shared_mount_path, settings.local_exports_path))
+    try:
+        return _write_stems(store, stems, folder, folder_fd, settings, rewrite)
+    finally:
+        os.close(folder_fd)
+
+
+def _write_stems(
+    store: ArtifactStore, stems: Entry, folder: Path, folder_fd: int, settings: Settings, rewrite: bool
+) -> tuple[dict[str, Path], bool]:
     records = ExportRecords(store)
     sr = stems.attrs["sample_rate"]
     written: dict[str, Path] = {}
     reused = True
+    fmt = settings.stem_format.upper()
+    if not sf.check_format(fmt, settings.stem_subtype):
+        raise ValueError(f"stem_subtype {settings.stem_subtype} cannot be written as {fmt}")
     for name in stems.attrs["stems"]:
-        path = folder / f"{name}.wav"
+        path = folder / f"{name}.{settings.stem_format}"
         if not rewrite and records.holds(path, stems.key):
             written[name] = path
             continue
         reused = False
-        tmp = folder / f".{name}.{uuid.uuid4().hex[:8]}.wav.tmp"
-        try:
+        with atomic_file(folder_fd, path.name) as tmp:
             array = stems[name]
-            with sf.SoundFile(
-                str(tmp), "w", samplerate=sr, channels=2, subtype=settings.stem_subtype, format="WAV"
-            ) as fh:
+            with sf.SoundFile(tmp, "w", samplerate=sr, channels=2, subtype=settings.stem_subtype, format=fmt) as fh:
                 step = array.chunks[0]
                 for first in range(0, array.shape[0], step):
                     fh.write(np.clip(array[first : first + step], -1.0, 1.0))
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
         records.written(path, stems.key)
         written[name] = path
     return written, reused

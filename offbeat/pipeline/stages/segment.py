@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from offbeat.dsp import cues as cue_hints
-from offbeat.dsp import segmentation
+from offbeat.dsp import levels, segmentation, track_boundaries
 from offbeat.pipeline.stage import Stage
 from offbeat.pipeline.stages.trim import music_bounds
 from offbeat.settings import Settings
@@ -27,19 +27,22 @@ def compute(
     trim: Entry,
     cues: list[tuple[str, float]] | None,
 ) -> None:
-    """Track boundaries from novelty; with cue hints, one track per cue, snapped to nearby boundaries."""
+    """Track boundaries by partitioning the mix into self-similar parts; with cue hints, one track per cue,
+    snapped to nearby boundaries. The novelty curve is kept for the picture of the mix."""
     rate = beats.attrs["frame_rate"]
     seconds = beats["tempo"].shape[0]
     chroma = segmentation.per_second(beats["chroma"][...], beats.attrs["chroma_rate"], seconds)
     centroid, rms, onset = (
         segmentation.per_second(beats[n][...], rate, seconds)[:, 0] for n in ("centroid", "rms", "onset")
     )
+    bands = levels.db(np.sqrt(segmentation.per_second(beats["bands"][...], rate, seconds)), floor=1e-5)
     described = segmentation.describe(chroma, centroid, rms, onset, beats["tempo"][...])
     start, end = music_bounds(decode, trim)
     min_track_sec = params["min_track_sec"]
     curve = segmentation.novelty(described, segmentation.novelty_window(min_track_sec))
     out.put_array("novelty", curve.astype(np.float32))
-    found, left, right = segmentation.find_boundaries(curve, start, end, min_track_sec)
+    description = track_boundaries.Description(bands, chroma, beats["bpm_curve"][...])
+    found, left, right = track_boundaries.find_boundaries(description, start, end, min_track_sec)
     titles: list[str | None]
     if cues:
         segments, titles = cue_hints.tracks_from_cues(cues, found, (left, right), start, end, params["cue_tolerance"])
@@ -70,4 +73,4 @@ def steady_part(segment: Entry, index: int) -> tuple[float, float]:
     return (lo, hi) if hi - lo >= 10.0 else (start, end)
 
 
-STAGE = Stage("segment", 3, compute, params)  # 3: stores the novelty curve
+STAGE = Stage("segment", 4, compute, params)  # 4: partition of the self-similarity matrix

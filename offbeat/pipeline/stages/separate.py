@@ -22,6 +22,7 @@ def chunk_segments(settings: Settings) -> int:
 def params(s: Settings) -> dict[str, Any]:
     return {
         "model": s.spleeter_model,
+        "band": s.stem_band,
         "chunk_segments": chunk_segments(s),
         "crossfade": int(s.separation_crossfade_sec * s.sample_rate),
     }
@@ -47,9 +48,7 @@ def compute(
         for n in names
     }
     mono = {
-        n: ChunkAppender(
-            out.create_array(f"{n}_mono", shape=(0,), dtype="float32", chunks=(mono_chunk,), audio=True)
-        )
+        n: ChunkAppender(out.create_array(f"{n}_mono", shape=(0,), dtype="float32", chunks=(mono_chunk,), audio=True))
         for n in names
     }
     resamplers = {n: soxr.ResampleStream(sr, ar, 1, dtype="float32", quality="HQ") for n in names}
@@ -61,6 +60,7 @@ def compute(
         chunk_segments=params["chunk_segments"],
         crossfade=params["crossfade"],
         threads=options["threads"],
+        band=params["band"],
         progress=progress,
     ):
         for name, data in stems.items():
@@ -70,7 +70,10 @@ def compute(
         full[name].close()
         mono[name].append(resamplers[name].resample_chunk(np.zeros(0, np.float32), last=True))
         mono[name].close()
-    out.attrs.update(model=model, stems=list(names), sample_rate=sr, analysis_sample_rate=ar)
+    out.attrs.update(model=model, band=params["band"], stems=list(names), sample_rate=sr, analysis_sample_rate=ar)
 
 
-STAGE = Stage("separate", 2, compute, params, options)  # 2: stems stored as 24-bit fixed point
+# 2: stems stored as 24-bit fixed point; 3: Spleeter's graph built here with the band of `stem_band` (full-band
+# stems by default: the same stems below 11 kHz as before, and the mix's high band shared out above it).
+# After trim (not reading it, so the stems' key stays): silent audio is refused before any separation starts.
+STAGE = Stage("separate", 3, compute, params, options, after=("trim",))

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from offbeat.dsp import features, levels, rhythm
+from offbeat.dsp import features, levels, phrases, rhythm
 from offbeat.pipeline.blocks import blocks
 from offbeat.pipeline.stage import Stage
 from offbeat.pipeline.stages.segment import steady_part
@@ -26,7 +26,6 @@ def compute(
     track: int,
     segment: Entry,
     beats: Entry,
-    drum_beats: Entry,
     separate: Entry,
     decode: Entry,
     log: Callable[[str], None],
@@ -48,12 +47,8 @@ def compute(
             reasons[names[0]] = str(exc)
             log(f"track {track}: {', '.join(names)} not measured: {exc}")
 
-    drum_times = drum_beats["beats"][...]
-    tempo = beats["tempo"][int(lo) : max(int(lo) + 1, int(hi))]
-    measure(
-        ("stable_bpm", "bpm_confidence"),
-        lambda: features.stable_bpm(drum_times[(drum_times >= lo) & (drum_times < hi)], float(np.median(tempo))),
-    )
+    times = beats["beats"][...]
+    measure(("stable_bpm", "bpm_confidence"), lambda: features.stable_bpm(times[(times >= lo) & (times < hi)]))
 
     def key() -> dict[str, Any]:
         chroma_rate = beats.attrs["chroma_rate"]
@@ -80,7 +75,35 @@ def compute(
         ("has_vocals", "vocal_energy_rms"),
         lambda: features.vocals(frame_rms(separate["vocals_mono"]), frame_rms(decode["mono"]), floor),
     )
+    values.update(_bars(segment, track, beats))
     out.attrs.update(analysis=values, unmeasured=reasons, steady=[lo, hi])
 
 
-STAGE = Stage("track_features", 1, compute, params)
+def _bars(segment: Entry, track: int, beats: Entry) -> dict[str, Any]:
+    """First downbeat, phrase starts and sections over the whole track (its blends included: a DJ cues
+    the incoming track from its first bar)."""
+    start, end = segment.attrs["starts"][track], segment.attrs["ends"][track]
+    downbeats = beats["downbeats"][...]
+    downbeats = downbeats[(downbeats >= start) & (downbeats < end)]
+    if len(downbeats) == 0:
+        return {"first_downbeat_sec": None, "phrase_starts_sec": None, "sections": None}
+    rate = beats.attrs["frame_rate"]
+    rms = beats["rms"][int(start * rate) : int(end * rate)]
+    frame_times = start + np.arange(len(rms)) / rate
+    times, strength = beats["beats"][...], beats["beat_strength"][...]
+    starts = phrases.phrase_starts(downbeats, 8)
+    level = phrases.per_phrase(levels.db(rms), frame_times, starts, end)
+    drums = phrases.per_phrase(strength, times, starts, end)
+    return {
+        "first_downbeat_sec": round(float(downbeats[0]), 3),
+        "phrase_starts_sec": {
+            str(bars): np.round(phrases.phrase_starts(downbeats, bars), 3).tolist() for bars in phrases.PHRASE_BARS
+        },
+        "sections": [
+            {"label": label, "start_time_sec": round(a, 3), "end_time_sec": round(b, 3)}
+            for label, a, b in phrases.sections(downbeats, end, level, drums)
+        ],
+    }
+
+
+STAGE = Stage("track_features", 2, compute, params)  # 2: tempo from the global beat grid; bars and sections

@@ -1,0 +1,157 @@
+"""Delivery against the machine's real Redis (own database and queue names, cleaned up): a poison message is
+answered and never kills the job thread; a message whose deliveries keep ending unanswered is dead-lettered
+after `max_delivery_attempts`, listed and requeued by `offbeat dead-letters`.
+
+The worker runs in process (the class the listener flow runs) with a stand-in analysis: these tests are about
+delivery, not analysis. A worker dying mid-job is played by a queue handle that takes the message and then
+stops renewing its lease (a process dying is the one fault a thread cannot cause).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from offbeat.service.transport import WorkerQueue
+from offbeat.service.worker import Worker
+from offbeat.settings import Settings, get_settings
+
+OFFBEAT = str(Path(sys.executable).with_name("offbeat"))
+REDIS_URL = "redis://127.0.0.1:6379/13"
+
+
+@pytest.fixture
+def queue_settings(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    tag = uuid.uuid4().hex[:8]
+    env = {
+        "OFFBEAT_REDIS_URL": REDIS_URL,
+        "OFFBEAT_QUEUE_NAME": f"test-jobs-{tag}",
+        "OFFBEAT_RESULTS_QUEUE_NAME": f"test-results-{tag}",
+        "OFFBEAT_WORKER_LEASE_SEC": "1",
+        "OFFBEAT_REDIS_RETRY_MAX_SEC": "1",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    yield get_settings()
+    client = redis.Redis.from_url(REDIS_URL)
+    for key in client.scan_iter(f"test-*-{tag}*"):
+        client.delete(key)
+    get_settings.cache_clear()
+
+
+def stand_in(job: Any) -> dict[str, Any]:
+    return {"job_id": job.job_id, "status": "completed", "results": {}, "engine": {}}
+
+
+class Running:
+    """A Worker on its own thread, stopped (and joined) on exit even when the test fails."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.worker = Worker(settings, stand_in)
+        self.thread = threading.Thread(target=self.worker.run, daemon=True)
+
+    def __enter__(self) -> Worker:
+        self.thread.start()
+        return self.worker
+
+    def __exit__(self, *exc: object) -> None:
+        self.worker.request_stop()
+        self.thread.join(timeout=120)
+        assert not self.thread.is_alive()
+
+
+def results(client: redis.Redis, settings: Settings, count: int, timeout: float = 120) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    while len(found) < count:
+        left = deadline - time.monotonic()
+        assert left > 0, f"only {len(found)} of {count} results: {found}"
+        item = client.brpop([settings.results_queue_name], timeout=max(1, min(left, 5)))
+        if item is not None:
+            found.append(json.loads(item[1]))
+    return found
+
+
+def processing_left(client: redis.Redis, settings: Settings) -> int:
+    return sum(int(client.llen(k)) for k in client.scan_iter(f"{settings.queue_name}:processing:*"))
+
+
+def test_a_poison_message_is_answered_and_the_worker_goes_on(queue_settings: Settings) -> None:
+    client = redis.Redis.from_url(REDIS_URL)
+    q = queue_settings.queue_name
+    client.lpush(q, "[" * 3000 + "]" * 3000)  # RecursionError in the JSON parser
+    client.lpush(q, json.dumps({"job_id": 4, "relative_path": "[" * 3000}))
+    client.lpush(q, b'{"job_id": 5, "relative_path": "x.wav", "pad": "' + b"x" * 2_000_000 + b'"}')
+    client.lpush(q, json.dumps({"job_id": 6, "relative_path": "a.wav", "cue_tracks": [
+        {"title": str(n), "start_time_sec": n} for n in range(3000)]}))  # fmt: skip
+    client.lpush(q, json.dumps({"job_id": 7, "relative_path": "a.wav"}))
+    with Running(queue_settings):
+        got = results(client, queue_settings, 5)
+    assert [r["job_id"] for r in got] == [-1, 4, 5, 6, 7]
+    assert [r.get("error_code") for r in got] == ["invalid_job", None, "invalid_job", "invalid_job", None]
+    assert "1000" in got[3]["error"] and "bytes" in got[2]["error"]
+    assert all(len(json.dumps(r)) < 2000 for r in got)
+    assert processing_left(client, queue_settings) == 0 and client.llen(q) == 0
+
+
+def ghost_delivery(settings: Settings, name: str) -> None:
+    """A worker that takes the next message, counts the delivery like a worker does, and dies (stops renewing)."""
+    ghost = WorkerQueue(settings, name)
+    ghost.renew()
+    delivery = ghost.take(timeout=5)
+    assert delivery is not None
+    ghost.attempt(delivery)
+
+
+def test_a_message_that_never_gets_answered_is_dead_lettered_then_requeued(queue_settings: Settings) -> None:
+    client = redis.Redis.from_url(REDIS_URL)
+    q = queue_settings.queue_name
+    message = json.dumps({"job_id": 21, "relative_path": "kills-workers.wav"})
+    client.lpush(q, message)
+    for n in range(queue_settings.max_delivery_attempts):  # three workers die holding it ...
+        ghost_delivery(queue_settings, f"ghost-{n}")
+        time.sleep(queue_settings.worker_lease_sec * 1.5)  # ... and their leases lapse
+        recovered = WorkerQueue(queue_settings, "recoverer").recover()
+        assert recovered.get(f"ghost-{n}") == 1
+    with Running(queue_settings):  # the fourth delivery is not analyzed: answered and parked
+        (dead,) = results(client, queue_settings, 1)
+    assert dead["job_id"] == 21 and dead["error_code"] == "too_many_attempts" and dead["retryable"] is False
+    assert client.lrange(f"{q}:dead", 0, -1) == [message.encode()]
+    assert processing_left(client, queue_settings) == 0 and client.llen(q) == 0
+
+    env = {**os.environ}
+    listed = subprocess.run([OFFBEAT, "dead-letters", "ls"], capture_output=True, text=True, env=env, timeout=120)
+    assert listed.returncode == 0 and listed.stdout.startswith("job 21\t") and "kills-workers.wav" in listed.stdout
+    requeued = subprocess.run(
+        [OFFBEAT, "dead-letters", "requeue", "--job-id", "21"], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert requeued.returncode == 0 and "1 dead letter(s) requeued" in requeued.stdout
+    assert client.llen(f"{q}:dead") == 0 and client.lrange(q, 0, -1) == [message.encode()]
+    with Running(queue_settings):  # a fresh count: analyzed this time
+        (again,) = results(client, queue_settings, 1)
+    assert again["job_id"] == 21 and again["status"] == "completed"
+    assert not list(client.scan_iter(f"{q}:attempts:*"))  # answered: its count is forgotten
+
+
+def test_a_graceful_hand_back_does_not_count_as_an_attempt(queue_settings: Settings) -> None:
+    client = redis.Redis.from_url(REDIS_URL)
+    q = queue_settings.queue_name
+    client.lpush(q, json.dumps({"job_id": 22, "relative_path": "a.wav"}))
+    handle = WorkerQueue(queue_settings, "polite")
+    handle.renew()
+    delivery = handle.take(timeout=5)
+    assert delivery is not None and handle.attempt(delivery) == 1
+    assert handle.retire([]) == 1
+    assert not list(client.scan_iter(f"{q}:attempts:*"))
