@@ -17,7 +17,6 @@ import logging
 import os
 import re
 import sys
-import tempfile
 import threading
 import types
 from collections.abc import Iterator, Sequence
@@ -34,22 +33,31 @@ NOISE = re.compile(
 
 @contextmanager
 def stderr_filtered(noise: re.Pattern[str] = NOISE) -> Iterator[None]:
-    """Run the block with fd 2 captured; then write what was captured back to stderr, minus `noise` lines."""
+    """Run the block with fd 2 going through a pipe; a thread passes every line on to the real stderr as it
+    comes, except `noise`. Passed on at once, not replayed afterwards: a worker that leaves in the middle
+    (`os._exit` on a second SIGTERM) while TensorFlow is being imported must not lose its own log lines."""
     sys.stderr.flush()
     saved = os.dup(2)
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+
+    def forward() -> None:
+        with os.fdopen(read_end, "rb") as pipe:
+            for line in pipe:
+                if not noise.search(line.decode(errors="replace")):
+                    os.write(saved, line)
+
+    passer = threading.Thread(target=forward, name="offbeat-stderr-filter", daemon=True)
+    passer.start()
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)  # the pipe's last writer is gone: the thread reads to the end and stops
+        passer.join(timeout=10)
+        if not passer.is_alive():  # else a child that inherited the pipe still writes: keep its way out open
             os.close(saved)
-            captured.seek(0)
-            text = captured.read().decode(errors="replace")
-            kept = [line for line in text.splitlines(keepends=True) if not noise.search(line)]
-            if kept:
-                sys.stderr.write("".join(kept))
-                sys.stderr.flush()
 
 
 class _QuietLoader(importlib.abc.Loader):

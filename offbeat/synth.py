@@ -93,6 +93,7 @@ def _section_block(section: Section, t: np.ndarray, rng: np.random.Generator) ->
     period = 60.0 / section.bpm
     phase = np.mod(t, period)
     kick = np.sin(2 * np.pi * (50 + 100 * np.exp(-phase * 30)) * phase) * np.exp(-phase * 12)
+    kick += rng.standard_normal(len(t)) * np.exp(-phase * 400) * 0.5  # the beater's click: where the beat is heard
     off = np.mod(t + period / 2, period)
     hat = rng.standard_normal(len(t)) * np.exp(-off * 60) * 0.15
     third = 3 if section.minor else 4

@@ -88,8 +88,8 @@ def _truncated(p: Path) -> Path:
 @pytest.mark.parametrize(
     ("make", "code", "stage"),
     [
-        (lambda p: p, "file_not_found", "decode"),
-        (lambda p: (p.mkdir(), p)[1], "invalid_path", "decode"),
+        (lambda p: p, "file_not_found", "intake"),  # the file is opened once, before the stages (issue 14)
+        (lambda p: (p.mkdir(), p)[1], "invalid_path", "intake"),
         (lambda p: (p.write_bytes(b""), p)[1], "unsupported_audio", "decode"),
         (lambda p: (p.write_bytes(bytes(range(256)) * 64), p)[1], "unsupported_audio", "decode"),
         (_truncated, "corrupt_audio", "decode"),

@@ -150,3 +150,4 @@ def filled(curve: np.ndarray, default: float = 120.0) -> np.ndarray:
     t = np.arange(len(curve))
     pick = np.where(np.abs(before - t) < np.abs(nearest - t), before, nearest)
     return curve[pick].astype(np.float64)
+

@@ -18,6 +18,7 @@ from offbeat.dsp.features import Key, Unmeasurable
 
 EXCERPT_SEC = 30.0  # the middle of a track's steady part that the network hears
 MIN_SEC = 5.0
+MIN_CONFIDENCE = 0.5  # below this probability the chroma-profile estimate is used instead
 
 
 @cache

@@ -27,6 +27,7 @@ from scipy.ndimage import median_filter, uniform_filter1d
 FRAME_SEC = 2.0  # seconds per described stretch (the partition's resolution)
 SMOOTH_SEC = 8.0  # descriptions are averaged over this long, so a single bar's fill does not count
 TONAL_QUANTILE = 0.25  # this share of seconds, whose chroma peaks least, take their neighbours' chroma
+MIN_TRANSITION_SEC = 16.0  # transition windows are at least this wide (8 bars at 120 BPM)
 MAX_FRAMES = 2400  # 80 minutes at FRAME_SEC; longer mixes are described in longer stretches
 MAX_TRACK_SEC = 900.0  # no track in a mix is longer than 15 minutes
 PENALTY = 5.5  # price of a cut, in frames of self-similarity it must gain (see `partition`)
@@ -141,7 +142,10 @@ def find_boundaries(
     left, right = _transitions(sim, cuts)
     # The cut falls somewhere inside a long blend; its middle is the fairer answer.
     bounds = lo + (left + right) / 2 * frame_sec
-    return bounds.astype(float), lo + left * frame_sec, lo + right * frame_sec
+    # A blend is rarely shorter than MIN_TRANSITION_SEC; keeping at least that much out of each track's steady
+    # part keeps the neighbour's fade out of its loudness and vocals.
+    half = np.maximum((right - left) * frame_sec, MIN_TRANSITION_SEC) / 2
+    return bounds.astype(float), bounds - half, bounds + half
 
 
 def _transitions(sim: np.ndarray, cuts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

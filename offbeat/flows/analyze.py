@@ -143,7 +143,9 @@ def _analyze(
     started = time.perf_counter()
     opened: Source | None = None
     try:
-        if isinstance(job, dict) and isinstance(job.get("job_id"), int):
+        if isinstance(job, Job):
+            job_id = job.job_id
+        elif isinstance(job, dict) and isinstance(job.get("job_id"), int):
             job_id = job["job_id"]  # a job that fails validation is still answered under its id
         preflight(get_settings())
         opened, parsed = _open(source, job)

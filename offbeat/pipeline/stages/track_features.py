@@ -58,6 +58,10 @@ def compute(
         if sr != key_network.SAMPLE_RATE:
             mono = soxr.resample(mono, sr, key_network.SAMPLE_RATE)
         found = key_network.estimate_key(mono)
+        if found.confidence < key_network.MIN_CONFIDENCE:
+            # The network is unsure (plain synthetic tones, sparse harmony): the chroma profile decides.
+            chroma_rate = beats.attrs["chroma_rate"]
+            found = features.estimate_key(beats["chroma"][int(lo * chroma_rate) : int(hi * chroma_rate)])
         return {"musical": found.musical, "camelot": found.camelot, "confidence": found.confidence}
 
     measure(("key",), key)
