@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
 import json
 import math
 import os
@@ -62,6 +61,11 @@ import mir_eval
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # run as a script: the corpus package sits beside this file
+    sys.path.insert(0, str(REPO))
+
+from bench.corpus import truth as corpus_truth  # noqa: E402 - needs the path above
+
 BIN = Path(sys.executable).parent  # the venv's bin: `offbeat` and `prefect` live beside this interpreter
 AUDIO_SUFFIXES = (".flac", ".wav", ".ogg", ".mp3")
 
@@ -136,16 +140,6 @@ def _pair(value: Sequence[float] | None) -> tuple[float, float] | None:
     return (float(value[0]), float(value[1])) if value else None
 
 
-def _corpus_truth() -> Any | None:
-    """`bench.corpus.truth`, the format's own reader and checker, when it can be imported (None otherwise)."""
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))
-    try:
-        return importlib.import_module("bench.corpus.truth")
-    except ImportError:
-        return None
-
-
 def truth_from_dict(doc: dict[str, Any], path: Path) -> TrueMix | None:
     """A mix of the corpus schema as the scorer uses it (sorted numpy times); None when no audio is beside it."""
     audio = next((path.with_suffix(s) for s in AUDIO_SUFFIXES if path.with_suffix(s).exists()), None)
@@ -186,38 +180,23 @@ def truth_from_dict(doc: dict[str, Any], path: Path) -> TrueMix | None:
 
 
 def find_mixes(dirs: Sequence[Path], split: str) -> list[TrueMix]:
-    """Every mix in the corpus directories whose split is `split` ('all': every split).
-
-    Read through `bench.corpus.truth` (`list_mixes`, `read_mix`, and its `problems()` consistency checks, whose
-    findings are printed as warnings: a wrong truth would silently cost accuracy); without it, the JSON files
-    are read directly, as the schema is the contract between the corpus builders and this benchmark.
-    """
-    module = _corpus_truth()
+    """Every mix in the corpus directories whose split is `split` ('all': every split), read through
+    `bench.corpus.truth` (the format's own reader); its `problems()` consistency checks are printed as
+    warnings, since a wrong truth would silently cost accuracy."""
     mixes = []
     for directory in dirs:
         if not directory.is_dir():
             raise SystemExit(f"not a directory: {directory}")
-        paths = (
-            module.list_mixes(directory, None if split == "all" else split)
-            if module is not None
-            else sorted(directory.glob("*.json"))
-        )
-        for path in paths:
+        for path in corpus_truth.list_mixes(directory, None if split == "all" else split):
             try:
-                if module is not None:
-                    truth = module.read_mix(path)
-                    for problem in truth.problems():
-                        print(f"warning: {path}: {problem}", file=sys.stderr)
-                    doc = truth.to_dict()
-                else:
-                    doc = json.loads(path.read_text())
+                truth = corpus_truth.read_mix(path)
             except (OSError, ValueError, KeyError, TypeError) as exc:  # a manifest or a broken file
                 print(f"warning: {path} is not a mix truth ({exc!r}); skipped", file=sys.stderr)
                 continue
-            if not isinstance(doc, dict) or "mix_id" not in doc or "tracks" not in doc:
-                continue
-            mix = truth_from_dict(doc, path)
-            if mix is not None and split in ("all", mix.split):
+            for problem in truth.problems():
+                print(f"warning: {path}: {problem}", file=sys.stderr)
+            mix = truth_from_dict(truth.to_dict(), path)
+            if mix is not None:
                 mixes.append(mix)
     return mixes
 

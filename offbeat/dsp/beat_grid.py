@@ -142,12 +142,19 @@ def bpm_of(beats: np.ndarray) -> float | None:
 def filled(curve: np.ndarray, default: float = 120.0) -> np.ndarray:
     """A per-second tempo curve with its gaps (NaN: silence, no beat) filled from the nearest known second,
     for stages that need some tempo everywhere (the drum grid follows it)."""
-    known = np.flatnonzero(np.isfinite(curve))
-    if len(known) == 0:
+    known = np.isfinite(curve)
+    if not known.any():
         return np.full(len(curve), default)
-    nearest = known[np.clip(np.searchsorted(known, np.arange(len(curve))), 0, len(known) - 1)]
-    before = known[np.clip(np.searchsorted(known, np.arange(len(curve))) - 1, 0, len(known) - 1)]
-    t = np.arange(len(curve))
-    pick = np.where(np.abs(before - t) < np.abs(nearest - t), before, nearest)
-    return curve[pick].astype(np.float64)
+    return carried(curve, known).astype(np.float64)
 
+
+def carried(values: np.ndarray, good: np.ndarray) -> np.ndarray:
+    """`values` with each row where `good` is False replaced by the nearest good row (the earlier on a tie)."""
+    idx = np.flatnonzero(good)
+    if len(idx) == 0 or good.all():
+        return values
+    t = np.arange(len(values))
+    right = np.clip(np.searchsorted(idx, t), 0, len(idx) - 1)
+    left = np.clip(right - 1, 0, len(idx) - 1)
+    pick = np.where(np.abs(idx[left] - t) <= np.abs(idx[right] - t), idx[left], idx[right])
+    return values[pick]

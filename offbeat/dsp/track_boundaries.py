@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import median_filter, uniform_filter1d
 
+from offbeat.dsp.beat_grid import carried
+
 FRAME_SEC = 2.0  # seconds per described stretch (the partition's resolution)
 SMOOTH_SEC = 8.0  # descriptions are averaged over this long, so a single bar's fill does not count
 TONAL_QUANTILE = 0.25  # this share of seconds, whose chroma peaks least, take their neighbours' chroma
@@ -55,10 +57,10 @@ def frames(desc: Description, frame_sec: float = FRAME_SEC) -> np.ndarray:
     # Where the harmony is unclear it takes the value of the nearest clear second, so a drum-only intro or
     # a noisy riser does not look like another track.
     tonal = chroma.max(axis=1)
-    chroma = _carry(chroma, tonal >= np.quantile(tonal, TONAL_QUANTILE) if len(tonal) else tonal > 0)
+    chroma = carried(chroma, tonal >= np.quantile(tonal, TONAL_QUANTILE) if len(tonal) else tonal > 0)
     bpm = desc.bpm.astype(np.float64)
     known = np.isfinite(bpm) & (bpm > 0)
-    log_bpm = np.log2(_carry(np.where(known, bpm, 120.0), known))
+    log_bpm = np.log2(carried(np.where(known, bpm, 120.0), known))
     log_bpm = median_filter(log_bpm, size=smooth * 2 + 1, mode="nearest")
     groups = {"timbre": shape, "chroma": chroma, "level": level, "tempo": log_bpm[:, None]}
     columns = []
@@ -69,18 +71,6 @@ def frames(desc: Description, frame_sec: float = FRAME_SEC) -> np.ndarray:
         z = (group - group.mean(axis=0)) / np.maximum(group.std(axis=0), 1e-9)
         columns.append(z * WEIGHTS[name] / np.sqrt(group.shape[1]))
     return np.concatenate(columns, axis=1)
-
-
-def _carry(values: np.ndarray, good: np.ndarray) -> np.ndarray:
-    """`values` with each row where `good` is False replaced by the nearest good row."""
-    idx = np.flatnonzero(good)
-    if len(idx) == 0 or good.all():
-        return values
-    t = np.arange(len(values))
-    right = np.clip(np.searchsorted(idx, t), 0, len(idx) - 1)
-    left = np.clip(right - 1, 0, len(idx) - 1)
-    pick = np.where(np.abs(idx[left] - t) <= np.abs(idx[right] - t), idx[left], idx[right])
-    return values[pick]
 
 
 def similarity(x: np.ndarray) -> np.ndarray:
