@@ -97,7 +97,7 @@ class Settings(BaseSettings):
 
     # Trimming and segmentation
     silence_threshold_db: float = Field(-60.0, description="frame RMS (dBFS) at or below this is silence")
-    min_track_sec: float = Field(60.0, gt=0, description="shortest track the segmenter reports")
+    min_track_sec: float = Field(40.0, gt=0, description="shortest track the segmenter reports")
     cue_snap_tolerance_sec: float = Field(
         20.0, ge=0, description="a cue hint moves to a detected boundary this close, else stays where it is"
     )

@@ -3,8 +3,10 @@
 Hand-tuned onset envelopes found the tempo of the engine's own test mixes and little else (drum and bass
 read as 2/3 of its tempo, rock as a different song at every chorus). madmom's downbeat network (Böck,
 Krebs & Widmer, ISMIR 2016) was trained on thousands of annotated pieces of many styles and gives, for
-every 10 ms frame, the probability of a beat and of a downbeat; one network of its ensemble of eight
-costs about a third as much and tracked the same tempi here.
+every 10 ms frame, the probability of a beat and of a downbeat. Its eight networks disagree most about
+the phase (on the beat or between beats) in fast rock and syncopated dance music. Averaging them helps: beat
+F on the tune splits was 0.866 with one network, 0.876 with three, 0.885 with four and 0.891 with all eight;
+four keep most of the gain at half the cost of eight.
 
 The network is bidirectional, so a long mix is cut into blocks with `CONTEXT_FRAMES` of audio on each
 side; the block's own frames then match a whole-signal pass closely, in memory that does not grow with
@@ -26,7 +28,7 @@ FPS = 100
 HOP = SAMPLE_RATE // FPS  # 441 samples per frame
 FRAME_SIZES = (1024, 2048, 4096)
 BANDS_PER_OCTAVE = (3, 6, 12)
-NETWORKS = 1  # of madmom's 8 downbeat networks; more cost ~1 s per minute of audio each on one core
+NETWORKS = 4  # of madmom's 8 downbeat networks; each costs ~1 s per minute of audio on one core
 BLOCK_FRAMES = 60 * FPS  # frames computed per block
 CONTEXT_FRAMES = 10 * FPS  # frames of audio each side of a block that the recurrent network sees
 

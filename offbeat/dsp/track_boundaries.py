@@ -32,7 +32,7 @@ TONAL_QUANTILE = 0.25  # this share of seconds, whose chroma peaks least, take t
 MIN_TRANSITION_SEC = 16.0  # transition windows are at least this wide (8 bars at 120 BPM)
 MAX_FRAMES = 2400  # 80 minutes at FRAME_SEC; longer mixes are described in longer stretches
 MAX_TRACK_SEC = 900.0  # no track in a mix is longer than 15 minutes
-PENALTY = 5.5  # price of a cut, in frames of self-similarity it must gain (see `partition`)
+PENALTY = 4.5  # price of a cut, in frames of self-similarity it must gain (see `partition`)
 
 WEIGHTS = {"timbre": 1.0, "chroma": 1.0, "level": 0.5, "tempo": 1.0}
 
