@@ -87,6 +87,19 @@ class Settings(BaseSettings):
     artifact_index_path: Path | None = Field(
         None, description="diskcache folder for the store index and ledger; default <artifact_store>/index"
     )
+    index_url: str = Field(
+        "",
+        description="where the store index (commit records, job ledger, entry leases) lives. Empty: a local "
+        "diskcache (artifact_index_path), for one host. redis://host:6379/0?prefix=offbeat:index: in Redis, shared "
+        "by every host using the same artifact_store (keys <prefix>:*; the prefix parameter is optional)",
+    )
+    host_name: str = Field("", description="name of this host in the store's records; default: its host name")
+    entry_lease_sec: float = Field(
+        60.0,
+        gt=0,
+        description="a process computing a store entry holds its lease, renewed every third of this; others wait "
+        "for its commit, and take over once a lease is not renewed for this long (its holder died)",
+    )
 
     # Decoding
     sample_rate: int = Field(44100, description="rate of the stored stereo PCM (Spleeter expects 44.1 kHz)")

@@ -88,8 +88,9 @@ def cache_show(source: Annotated[Path, typer.Argument(help="audio file")]) -> No
     others = {r["key"]: r for r in store.entries() if r.get("source") == digest}
     typer.echo(f"{source} (content {digest[:12]})")
     for stage, key in keys.items():
-        state = "cached" if store.get(key) is not None else "missing"
-        typer.echo(f"  {stage:<18} {state:<8} {key[:12]}")
+        record = store.record(f"entry:{key}") if store.get(key) is not None else None
+        where = f"  computed on {record.get('host', '?')} (pid {record.get('pid', '?')})" if record else ""
+        typer.echo(f"  {stage:<18} {'cached' if record else 'missing':<8} {key[:12]}{where}")
     stale = [r for key, r in others.items() if key not in keys.values()]
     if stale:
         typer.echo(f"  and {len(stale)} entries under other settings, versions or cue hints: "

@@ -26,25 +26,25 @@ from offbeat.pipeline import registry
 from offbeat.pipeline.runner import Cues, Run, StageRef, combined
 from offbeat.pipeline.stage import Sink, Step
 from offbeat.settings import get_settings
-from offbeat.storage import ArtifactStore
+from offbeat.storage import ArtifactStore, open_store, store_config
 
 TASK_OPTIONS: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False, "retries": 0}
 
 
 @lru_cache(maxsize=4)
-def _store(root: str, index: str) -> ArtifactStore:
+def _store(config: tuple[str, str, str, str, float]) -> ArtifactStore:
     """One store handle per process and configuration, shared by every task thread."""
-    return ArtifactStore(root, Path(index))
+    return open_store(config=config)
 
 
 def store() -> ArtifactStore:
     """The process's store handle, replaced when its folder was deleted or replaced since it was opened (a
     listener idles for days; the operator may wipe the store meanwhile)."""
-    settings = get_settings()
-    handle = _store(settings.artifact_store, str(settings.index_path))
+    config = store_config(get_settings())
+    handle = _store(config)
     if not handle.alive():
         _store.cache_clear()
-        handle = _store(settings.artifact_store, str(settings.index_path))
+        handle = _store(config)
     return handle
 
 

@@ -20,7 +20,7 @@ from offbeat.pipeline import registry
 from offbeat.pipeline.stage import Progress, Sink, Stage, job_inputs
 from offbeat.pipeline.stages.segment import track_count
 from offbeat.settings import Settings
-from offbeat.storage import ArtifactStore, Entry, entry_key
+from offbeat.storage import ArtifactStore, Entry, EntryWriter, entry_key
 
 Cues = list[tuple[str, float]]
 
@@ -114,7 +114,8 @@ class Run:
         return self.store.source_digest(self.source_path)
 
     def stage(self, name: str, upstream: Mapping[str, StageRef], track: int | None = None) -> StageRef:
-        """Read stage `name`'s entry back, or compute and commit it (always, when it is to be refreshed)."""
+        """Read stage `name`'s entry back, or compute and commit it (always, when it is to be refreshed); under the
+        entry's lease (`ArtifactStore.produce`), so processes and hosts sharing the store compute it once."""
         stage = registry.STAGES[name]
         started = time.perf_counter()
         inputs = {n: upstream[n] for n in stage.inputs}
@@ -125,21 +126,23 @@ class Run:
         options = stage.options(self.settings)
         if name in self.refresh:
             self.store.invalidate(key)
-        entry = self.store.get(key) if name not in self.refresh else None
-        if entry is None:
+
+        def compute(out: EntryWriter) -> None:
             context: dict[str, Any] = {
                 "params": stage.params(self.settings), "options": options, "source_path": self.source_path,
                 "cues": self.cues, "track": track, "progress": self.progress(name), "log": self.log, **entries,
             }  # fmt: skip
-            try:
-                with healing(self.store, inputs, name), self.store.write(key, name, source=source) as out:
-                    stage.compute(out, **{arg: context[arg] for arg in stage.arguments})
-            except AnalysisError as exc:
-                exc.stage = exc.stage or name
-                raise
+            stage.compute(out, **{arg: context[arg] for arg in stage.arguments})
+
+        try:  # computed here, or read back: found, or computed meanwhile by another process holding its lease
+            with healing(self.store, inputs, name):
+                computed = self.store.produce(key, name, compute, source=source)
+        except AnalysisError as exc:
+            exc.stage = exc.stage or name
+            raise
         if stage.check is not None:
-            stage.check(entry or read(self.store, StageRef(name, key, source, False, 0.0)), options)
-        return StageRef(name, key, source, entry is not None, time.perf_counter() - started)
+            stage.check(read(self.store, StageRef(name, key, source, False, 0.0)), options)
+        return StageRef(name, key, source, not computed, time.perf_counter() - started)
 
     def sink(self, name: str, upstream: Mapping[str, StageRef]) -> StageRef:
         """Run a sink; its reference carries the files it wrote, and `cached` when all were up to date."""

@@ -1,4 +1,5 @@
-"""The one place that talks to Redis: the job and result queues of the wire contract (DESIGN.md §1).
+"""The one place that talks to Redis about jobs: the job and result queues of the wire contract (DESIGN.md §1).
+Connections are made by `offbeat.redis_client.connect` (shared with the store's Redis index).
 
 Queues are Redis lists: producers LPUSH jobs, the engine LPUSHes results, consumers pop from the
 other end (first in, first out).
@@ -32,6 +33,7 @@ import redis
 
 from offbeat.contract import Job
 from offbeat.paths import relative_to_mount
+from offbeat.redis_client import connect
 from offbeat.settings import Settings
 
 
@@ -47,11 +49,6 @@ def dead_letter_list(queue: str) -> str:
 
 class TransportError(RuntimeError):
     """Redis cannot be reached or refused the command; the message says where and why."""
-
-
-def connect(url: str, socket_timeout: float | None = None) -> redis.Redis:
-    """A client; `socket_timeout` bounds how long a silent connection (a network blip) can hang a command."""
-    return redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=socket_timeout, health_check_interval=30)
 
 
 def check(url: str) -> str:

@@ -1,11 +1,12 @@
-"""Content-addressed artifact store: Zarr arrays for large data, a diskcache index for the rest.
+"""Content-addressed artifact store: Zarr arrays for large data, an index (`offbeat.storage.index`) for the rest.
 
 Why two parts: Zarr holds chunked arrays so a long mix never has to sit in memory, but it has no atomic
-multi-file commit. The diskcache index (SQLite, transactional across processes) is the commit record: an
-entry exists only once its index record is written, and that happens after every array chunk is on
-disk. A writer killed mid-way leaves an unreferenced data folder (swept later), never an entry that
-reads as complete; two writers of one key both finish, the first commit wins, the other discards its
-copy. An entry whose data went missing or unreadable fails validation and is recomputed.
+multi-file commit. The index (diskcache on one host, Redis for many) is the commit record: an entry exists
+only once its index record is added, and that happens after every array chunk is written. A writer killed
+mid-way leaves an unreferenced data folder (swept later), never an entry that reads as complete; two writers
+of one key both finish, the first commit wins, the other discards its copy. An entry whose data went missing
+or unreadable fails validation and is recomputed. `produce` adds a lease per entry (`offbeat.storage.lease`),
+so processes and hosts sharing the store compute each entry once: the others wait for its commit.
 
 Cache keys are computed in `offbeat.storage.keys`; entries and their writer are in `offbeat.storage.entries`;
 the job ledger and the export records keep their small records in the same index, behind their own APIs
@@ -16,60 +17,55 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import socket
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-import diskcache
 import fsspec
 import zarr
 
 from offbeat.storage.entries import CorruptEntryError, Entry, EntryWriter
+from offbeat.storage.index import DiskIndex, Index, open_index
 from offbeat.storage.keys import canonical
+from offbeat.storage.lease import once
 
 
 class ArtifactStore:
-    """The Zarr root (local path or fsspec URL) plus its diskcache index."""
+    """The Zarr root (local path or fsspec URL) plus its index (a diskcache folder, or any `Index`); `host` names
+    this machine in commit records, `lease_sec` bounds how long others wait for a holder that died (`produce`)."""
 
     DATA = "data"
 
-    def __init__(self, root: str | Path, index_path: Path) -> None:
+    def __init__(self, root: str | Path, index: Path | Index, *, host: str = "", lease_sec: float = 60.0) -> None:
         self.root = str(root)
         self.fs, self._fs_root = fsspec.core.url_to_fs(self.root)
         self.fs.makedirs(self._fs_root, exist_ok=True)
-        self.index = diskcache.Cache(str(index_path))
-        self._index_file = Path(index_path) / "cache.db"
-        self._index_id = self._file_id()
-        # Entries validated by this handle, by key, with the data folder they were validated at: stages
-        # read the same large entries many times (every track reads the decoded audio and the stems),
-        # and listing every chunk again each time costs more than the read itself.
+        self.index = index if isinstance(index, Index) else DiskIndex(Path(index))
+        self.host, self.lease_sec = host or socket.gethostname(), lease_sec
+        # Entries validated by this handle (key -> data folder, entry): stages read the same large entries many
+        # times (every track reads the audio and stems), and listing every chunk each time costs more than a read.
         self._validated: dict[str, tuple[str | None, Entry]] = {}
         self._touched: dict[str, float] = {}
 
     def close(self) -> None:
         self.index.close()
 
-    def _file_id(self) -> tuple[int, int] | None:
-        try:
-            info = self._index_file.stat()
-        except OSError:
-            return None
-        return info.st_dev, info.st_ino
-
     def alive(self) -> bool:
-        """Whether the index this handle has open is still the one on disk. A store folder deleted (or
-        replaced) under a long-lived process leaves its handle on an unlinked database, where it would keep
-        finding entries whose data is gone; such a handle must be replaced (`offbeat.flows.tasks.store`)."""
-        return self._index_id is not None and self._file_id() == self._index_id
+        """Whether the index is still the store's (`DiskIndex.alive`); else replace the handle (`flows.tasks`)."""
+        return self.index.alive()
 
     def record(self, name: str) -> Any:
         """An index record, or None when absent or unreadable: a damaged record ("pickle data was truncated")
         is deleted, so whatever it described is recomputed instead of failing every run."""
         try:
             return self.index.get(name)
+        except self.index.unavailable:
+            raise
         except Exception:
             with suppress(Exception):
                 self.index.delete(name)
@@ -112,15 +108,9 @@ class ArtifactStore:
                     raise CorruptEntryError(f"array {name} does not match its record")
                 if array.nchunks_initialized != array.nchunks:
                     raise CorruptEntryError(f"array {name} is missing chunks")
-        return Entry(
-            key=record["key"],
-            stage=record["stage"],
-            attrs=record["attrs"],
-            array_specs={k: (v[0], v[1]) for k, v in record["arrays"].items()},
-            created=record["created"],
-            nbytes=record["nbytes"],
-            _group=group,
-        )
+        specs = {k: (v[0], v[1]) for k, v in record["arrays"].items()}
+        return Entry(key=record["key"], stage=record["stage"], attrs=record["attrs"], array_specs=specs,
+                     created=record["created"], nbytes=record["nbytes"], _group=group)  # fmt: skip
 
     @staticmethod
     def _read_all(array: zarr.Array) -> None:
@@ -134,11 +124,24 @@ class ArtifactStore:
 
     # -- writing -------------------------------------------------------------------------------------
 
+    def produce(self, key: str, stage: str, compute: Callable[[EntryWriter], None], *, source: str = "") -> bool:
+        """Make sure entry `key` exists, computing it with `compute` (through `write`) at most once among every
+        process sharing this store's index: True when this process computed it, False when it was found, or
+        another process computed it while this one waited for its lease (`offbeat.storage.lease.once`)."""
+
+        def work() -> None:
+            with self.write(key, stage, source=source) as out:
+                compute(out)
+
+        holder = f"{self.host}:{os.getpid()}"
+        return once(self.index, f"lease:{key}", self.lease_sec, holder, lambda: self.get(key) is not None, work)
+
     @contextmanager
     def write(self, key: str, stage: str, *, source: str = "") -> Iterator[EntryWriter]:
         """Stage an entry; it is committed when the block exits cleanly, discarded when it raises.
 
-        Commit uses the index's add-if-absent, so of two concurrent writers exactly one record wins.
+        Commit uses the index's add-if-absent, so of two concurrent writers exactly one record wins. The record
+        says which host (and process) computed the entry.
         """
         data_path = f"{self.DATA}/{key[:2]}/{key}.{uuid.uuid4().hex[:12]}"
         group = zarr.open_group(self._url(data_path), mode="w")
@@ -150,31 +153,26 @@ class ArtifactStore:
             raise
         arrays = writer.specs()
         record = {
-            "key": key,
-            "stage": stage,
-            "source": source,
-            "data": data_path if arrays else None,
-            "arrays": arrays,
-            "attrs": json.loads(canonical(writer.attrs)),
-            "created": time.time(),
-            "nbytes": self._size(data_path) if arrays else 0,
-        }
+            "key": key, "stage": stage, "source": source, "data": data_path if arrays else None, "arrays": arrays,
+            "attrs": json.loads(canonical(writer.attrs)), "created": time.time(),
+            "nbytes": self._size(data_path) if arrays else 0, "host": self.host, "pid": os.getpid(),
+        }  # fmt: skip
         if not arrays:
             self._remove_data(data_path)
-        if not self.index.add(f"entry:{key}", record) and arrays:
-            # Another writer committed first; its entry is equivalent, keep one copy.
+        # Another writer committed first (unless a retried add found its own record): keep one copy.
+        if not self.index.add(f"entry:{key}", record) and arrays and self._data_of(key) != data_path:
             self._remove_data(data_path)
         self._touch(key)
 
     def invalidate(self, key: str, data_path: str | None = None) -> None:
         """Forget an entry (only if it still points at `data_path`, when given) and delete its data."""
         self._validated.pop(key, None)
-        with self.index.transact():
-            record = self.record(f"entry:{key}")
-            if record is None or (data_path is not None and record.get("data") != data_path):
-                return
-            del self.index[f"entry:{key}"]
-            self.index.delete(f"used:{key}")
+        if self.record(f"entry:{key}") is None:  # absent, or unreadable (and deleted now)
+            return
+        record = self.index.pop_if(f"entry:{key}", lambda r: data_path in (None, r.get("data")))
+        if record is None:  # gone, or already recomputed by another process: leave its new data alone
+            return
+        self.index.delete(f"used:{key}")
         if record.get("data"):
             self._remove_data(record["data"])
 
@@ -221,11 +219,10 @@ class ArtifactStore:
     def source_names(self) -> dict[str, str]:
         """Content digest -> the last path it was read from (for listings)."""
         names: dict[str, str] = {}
-        for name in self.index.iterkeys():
-            if isinstance(name, str) and name.startswith("digest:"):
-                digest = self.record(name)
-                if digest is not None:
-                    names[digest] = name.removeprefix("digest:").rsplit(":", 3)[0]
+        for name in self.index.names("digest:"):
+            digest = self.record(name)
+            if digest is not None:
+                names[digest] = name.removeprefix("digest:").rsplit(":", 3)[0]
         return names
 
     # -- small records -------------------------------------------------------------------------------
@@ -242,11 +239,10 @@ class ArtifactStore:
         return digest
 
     def entries(self) -> Iterator[dict[str, Any]]:
-        for name in self.index.iterkeys():
-            if isinstance(name, str) and name.startswith("entry:"):
-                record = self.record(name)
-                if record is not None:
-                    yield record
+        for name in self.index.names("entry:"):
+            record = self.record(name)
+            if record is not None:
+                yield record
 
     # -- helpers -------------------------------------------------------------------------------------
 
@@ -255,6 +251,9 @@ class ArtifactStore:
 
     def _fs_path(self, data_path: str) -> str:
         return f"{self._fs_root.rstrip('/')}/{data_path}"
+
+    def _data_of(self, key: str) -> str | None:
+        return (self.record(f"entry:{key}") or {}).get("data")
 
     def _size(self, data_path: str) -> int:
         return int(self.fs.du(self._fs_path(data_path), total=True))
@@ -283,9 +282,15 @@ class ArtifactStore:
         return removed
 
 
-def open_store(settings: Any = None) -> ArtifactStore:
-    """The store configured by settings."""
+def store_config(settings: Any = None) -> tuple[str, str, str, str, float]:
+    """What a store handle is made from (hashable, so a process can keep one handle per configuration)."""
     from offbeat.settings import get_settings
 
-    settings = settings or get_settings()
-    return ArtifactStore(settings.artifact_store, settings.index_path)
+    s = settings or get_settings()
+    return s.artifact_store, str(s.index_path), s.index_url, s.host_name, s.entry_lease_sec
+
+
+def open_store(settings: Any = None, config: tuple[str, str, str, str, float] | None = None) -> ArtifactStore:
+    """The store configured by settings (`OFFBEAT_ARTIFACT_STORE`, `OFFBEAT_INDEX_URL`, ...), or by `config`."""
+    root, index_path, index_url, host, lease_sec = config or store_config(settings)
+    return ArtifactStore(root, open_index(index_url, Path(index_path)), host=host, lease_sec=lease_sec)
