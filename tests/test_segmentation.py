@@ -25,21 +25,15 @@ def test_per_second_averages_frames() -> None:
     np.testing.assert_allclose(segmentation.per_second(values, 4.0, 3)[:, 0], [1.5, 5.5, 8.5])
 
 
-def test_novelty_peaks_at_the_change_and_becomes_the_boundary() -> None:
+def test_novelty_peaks_at_the_change_and_tracks_span_the_music() -> None:
     described = segmentation.describe(*_two_tracks())
     curve = segmentation.novelty(described, segmentation.novelty_window(60))
     assert abs(int(np.argmax(curve)) - 90) <= 1
-    found, left, right = segmentation.find_boundaries(curve, 0.0, 200.0, 60)
-    assert len(found) == 1 and abs(found[0] - 90.5) <= 1.5
-    assert left[0] < found[0] < right[0]
-    segments = segmentation.segments_from_boundaries(found, (left, right), 2.0, 199.0)
-    np.testing.assert_allclose(segments.starts, [2.0, found[0]])
-    np.testing.assert_allclose(segments.ends, [found[0], 199.0])
-
-
-def test_no_boundary_in_music_shorter_than_one_track() -> None:
-    curve = segmentation.novelty(segmentation.describe(*_two_tracks()), 20)
-    assert len(segmentation.find_boundaries(curve, 60.0, 110.0, 60)[0]) == 0
+    found = np.array([90.5])
+    segments = segmentation.segments_from_boundaries(found, (found - 5, found + 5), 2.0, 199.0)
+    np.testing.assert_allclose(segments.starts, [2.0, 90.5])
+    np.testing.assert_allclose(segments.ends, [90.5, 199.0])
+    np.testing.assert_allclose(segments.transition_starts, [85.5])
 
 
 def test_cues_snap_to_boundaries_and_keep_their_titles() -> None:

@@ -1,14 +1,12 @@
-"""Rhythm analysis: frame features, tempo curve, beat grid. Numpy in, numpy out.
+"""Rhythm analysis: frame features, chroma, the drum beat grid. Numpy in, numpy out.
 
 Long mixes are handled in blocks of frames with BLOCK_CONTEXT frames of context on each side, so block
 results concatenate into the same envelopes a whole-signal pass would give, in memory that does not
 grow with the mix.
 
-Tempo is tracked in two steps. A tempogram, averaged per second, scores a grid of candidate tempos; a
-Viterbi pass over that grid picks a curve that may drift slowly (pitch-riding) or jump once at a track
-change, but does not flip between half and double time from second to second. The beat tracker then
-follows that curve, and the per-second BPM is re-measured from the beat intervals, which are far
-more precise than tempogram lags.
+The mix's beats and tempo come from madmom's network (`offbeat.dsp.beat_activation`, `beat_grid`); the
+onset envelopes here describe the sound for track boundaries and follow a known tempo curve through a drums
+stem (`beat_times`).
 """
 
 from __future__ import annotations
@@ -31,11 +29,6 @@ HPSS_MEL_KERNEL = 9  # mel bands of the median filter along frequency that keeps
 BLOCK_CONTEXT = HPSS_KERNEL // 2 + 1  # frames of context each side that make block results exact
 assert BLOCK_CONTEXT % CHROMA_STEP == 0, "blocks must start on the chroma frame grid too"
 UPSAMPLE = 4  # tempo and beats work on the onset envelope at 4x the frame rate
-TEMPO_WINDOW_SEC = 8.0  # stretch of onsets whose periodicity scores one second
-BPM_MIN, BPM_MAX, BPM_STEP = 60.0, 190.0, 0.005  # candidate tempi: log-spaced, 0.5 % apart
-TEMPO_PRIOR_BPM, TEMPO_PRIOR_OCTAVES = 125.0, 1.0  # weak log-normal preference for dance tempi
-SUBLEVEL_DISCOUNT = 0.5
-TEMPO_JUMP_COST = 6.0  # log-probability cost per octave of tempo change from one second to the next
 
 
 @dataclass(frozen=True)
@@ -124,65 +117,10 @@ def percussive_onset(block: np.ndarray, sr: int) -> np.ndarray:
     return _flux(librosa.power_to_db(percussive, ref=1.0, amin=DB_FLOOR, top_db=None)[_low_bands(sr)[:bands]])
 
 
-def bpm_grid() -> np.ndarray:
-    steps = int(np.floor(np.log(BPM_MAX / BPM_MIN) / np.log1p(BPM_STEP))) + 1
-    return BPM_MIN * (1 + BPM_STEP) ** np.arange(steps)
-
-
 def upsample(envelope: np.ndarray) -> np.ndarray:
     """The envelope at UPSAMPLE times the frame rate (linear), for sub-frame tempo and beat resolution."""
     n = len(envelope)
     return np.interp(np.arange(n * UPSAMPLE) / UPSAMPLE, np.arange(n), envelope).astype(np.float32)
-
-
-def tempo_salience(envelope: np.ndarray, fps: float) -> np.ndarray:
-    """(seconds, len(bpm_grid())) periodicity strength per second at each candidate tempo.
-
-    `envelope` is an onset envelope at `fps` frames per second (upsampled). Each second is scored by
-    the autocorrelation of a Hann-windowed, mean-removed stretch of TEMPO_WINDOW_SEC around it.
-    """
-    grid = bpm_grid()
-    seconds = int(np.ceil(len(envelope) / fps))
-    width = int(TEMPO_WINDOW_SEC * fps)
-    padded = np.pad(envelope, (width // 2, width))
-    starts = (np.arange(seconds) * fps + fps / 2).astype(int)  # window centred on each second
-    window = np.hanning(width).astype(np.float32)
-    lags = 60.0 * fps / grid
-    lo = np.floor(lags).astype(int)
-    frac = (lags - lo).astype(np.float32)
-    out = np.zeros((seconds, len(grid)), dtype=np.float32)
-    for first in range(0, seconds, 256):  # a few hundred seconds at a time bounds the working set
-        idx = starts[first : first + 256, None] + np.arange(width)[None, :]
-        frames = padded[idx]
-        frames = (frames - frames.mean(axis=1, keepdims=True)) * window
-        ac = librosa.autocorrelate(frames, max_size=int(lo.max()) + 2, axis=1)
-        ac /= np.maximum(ac[:, :1], 1e-9)
-        out[first : first + 256] = ac[:, lo] * (1 - frac) + ac[:, lo + 1] * frac
-    return np.clip(out, 0.0, None)
-
-
-def tempo_curve(salience: np.ndarray, voiced: np.ndarray) -> np.ndarray:
-    """Most likely per-second tempo (BPM) through the salience, with a cost on every change.
-
-    `voiced` marks seconds with music; silent seconds follow their neighbours at no cost.
-    """
-    grid = bpm_grid()
-    octaves = np.log2(grid)
-    prior = np.exp(-0.5 * ((octaves - np.log2(TEMPO_PRIOR_BPM)) / TEMPO_PRIOR_OCTAVES) ** 2)
-    sal = salience / np.maximum(salience.max(axis=1, keepdims=True), 1e-9)
-    # A tempo whose double is about as periodic is a sub-level of the beat (every other kick): discount it,
-    # so the beat is the fastest strongly periodic level in range.
-    double = np.searchsorted(grid, grid * 2).clip(max=len(grid) - 1)
-    has_double = grid * 2 <= grid[-1] * (1 + BPM_STEP)
-    sal = np.clip(sal - SUBLEVEL_DISCOUNT * np.where(has_double, sal[:, double], 0.0), 0.0, None)
-    obs = (sal**2 + 1e-3) * prior
-    obs[~voiced] = 1.0
-    obs /= obs.sum(axis=1, keepdims=True)
-    jump = np.abs(octaves[:, None] - octaves[None, :])
-    transition = np.exp(-TEMPO_JUMP_COST * jump)
-    transition /= transition.sum(axis=1, keepdims=True)
-    path = librosa.sequence.viterbi(obs.T, transition)
-    return grid[path]
 
 
 def track_beats(envelope: np.ndarray, fps: float, bpm_per_frame: np.ndarray) -> np.ndarray:

@@ -1,10 +1,10 @@
-"""Track boundaries inside a mix, from per-second features. Numpy in, numpy out.
+"""Per-second descriptions of a mix, the novelty curve drawn in its picture, and tracks from boundaries.
+Numpy in, numpy out.
 
-DJs blend tracks over 8-60 s, so a boundary is a region. Each second is described by its harmonic
-(chroma), timbral (brightness, level), rhythmic (onset density) and tempo content; the novelty at a
-second is the distance between the mean description of the stretch before it and of the stretch after
-it. A crossfade makes that distance peak at its middle, and the peak's width tells the transition's
-extent. Running means keep this linear in the length of the mix (no full self-similarity matrix).
+Each second is described by its harmonic (chroma), timbral (brightness, level), rhythmic (onset density)
+and tempo content; the novelty at a second is the distance between the mean description of the stretch
+before it and of the stretch after it (running means: linear in the length of the mix). The boundaries
+themselves come from `offbeat.dsp.track_boundaries`: novelty peaks also mark every chorus and drop.
 """
 
 from __future__ import annotations
@@ -12,13 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.signal import find_peaks, peak_widths
 
 from offbeat.dsp import levels
 
 NOVELTY_WINDOW_SEC = 20  # seconds compared on each side of a candidate boundary (capped by min track / 2)
-PEAK_PROMINENCE = 0.35  # of the novelty's robust range: smaller peaks are changes within a track
-MAX_TRANSITION_SEC = 60.0
 
 
 @dataclass(frozen=True)
@@ -75,29 +72,6 @@ def novelty(features: np.ndarray, window: int) -> np.ndarray:
 def novelty_window(min_track_sec: float) -> int:
     """Seconds compared on each side: shorter for short tracks, so two boundaries never share a window."""
     return int(max(4, min(NOVELTY_WINDOW_SEC, min_track_sec / 2)))
-
-
-def find_boundaries(
-    curve: np.ndarray, music_start: float, music_end: float, min_track_sec: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(boundary, transition start, transition end) seconds of each track change: peaks of the per-second
-    novelty `curve`."""
-    lo, hi = int(np.ceil(music_start + min_track_sec / 2)), int(music_end - min_track_sec / 2)
-    if hi <= lo:
-        return np.zeros(0), np.zeros(0), np.zeros(0)
-    # Only the music counts: the jump from leading silence into the first track is no boundary, and
-    # must not hide a real one nearby from the minimum-distance rule.
-    inside = np.zeros(len(curve), dtype=bool)
-    inside[lo : hi + 1] = True
-    curve = np.where(inside, curve, 0.0)
-    span = np.percentile(curve[inside], 95) - np.percentile(curve[inside], 5)
-    peaks, _ = find_peaks(curve, distance=max(1, int(min_track_sec)), prominence=PEAK_PROMINENCE * span)
-    if len(peaks) == 0:
-        return np.zeros(0), np.zeros(0), np.zeros(0)
-    _, _, left, right = peak_widths(curve, peaks, rel_height=0.5)
-    half = np.minimum((right - left) / 2, MAX_TRANSITION_SEC / 2)
-    centres = peaks + 0.5  # the value of second k describes [k, k + 1)
-    return centres.astype(float), centres - half, centres + half
 
 
 def snap_cues(cues: np.ndarray, detected: np.ndarray, tolerance: float) -> np.ndarray:
