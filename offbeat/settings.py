@@ -83,9 +83,21 @@ class Settings(BaseSettings):
         Path("exports"),
         description="where stems and other exports go for files analyzed from outside the shared mount",
     )
-    artifact_store: str = Field("artifacts", description="Zarr store root: a local path or an fsspec URL")
+    artifact_store: str = Field(
+        "artifacts",
+        description="Zarr store root: a local path, or an fsspec URL such as s3://bucket/prefix (S3-compatible "
+        "object storage; credentials and endpoint from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL "
+        "or ~/.aws, else store_options). A URL store with an empty index_url is for one host only",
+    )
+    store_options: dict[str, Any] = Field(
+        {},
+        description='fsspec storage options of a URL artifact_store, as JSON, e.g. {"endpoint_url": '
+        '"http://minio:9000", "key": "...", "secret": "..."} for S3; empty: the standard AWS variables',
+    )
     artifact_index_path: Path | None = Field(
-        None, description="diskcache folder for the store index and ledger; default <artifact_store>/index"
+        None,
+        description="diskcache folder for the store index and ledger; default <artifact_store>/index, or "
+        "~/.cache/offbeat/index when artifact_store is a URL",
     )
     index_url: str = Field(
         "",

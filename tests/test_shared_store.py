@@ -31,11 +31,11 @@ from offbeat.settings import Settings
 from offbeat.storage import ArtifactStore, DiskIndex, ExportRecords, Index, JobLedger, open_index, open_store
 from offbeat.storage.lease import once
 from offbeat.storage.redis_index import RedisIndex
+from offbeat.storage.store import StoreConfig as Config
 
 REDIS_URL = "redis://127.0.0.1:6379/13"
 WAIT = 300.0  # upper bound for anything on a loaded machine
 MIX = synth.MixSpec((synth.Section(24, 124.0, 110.0, True),), lead_silence_sec=1.0, tail_silence_sec=0.5)
-Config = tuple[str, str, str, str, float]
 
 
 @pytest.fixture
@@ -171,7 +171,7 @@ def test_a_store_on_the_redis_index(tmp_path: Path, redis_url: str) -> None:
     assert store.produce("k" * 32, "decode", compute, source="src") is False and writes == [1]
     record = store.record(f"entry:{'k' * 32}")
     assert record["host"] == "host-a" and record["arrays"] == {"x": [[100], "float32"]}
-    other = open_store(config=(str(tmp_path / "artifacts"), str(tmp_path / "unused"), redis_url, "host-b", 60.0))
+    other = open_store(config=(str(tmp_path / "artifacts"), str(tmp_path / "unused"), redis_url, "host-b", 60.0, "{}"))
     entry = other.get("k" * 32)
     assert entry is not None and entry.attrs == {"n": 100} and float(entry["x"][99]) == 99.0
     assert [r["key"] for r in other.entries()] == ["k" * 32]
@@ -208,27 +208,20 @@ def _stage_in_process(config: Config, source: str, events: dict[str, Any], resul
     results.put((config[3], ref.key, ref.cached))
 
 
-def _host(ctx: Any, config: Config, source: Path, results: Any, released: bool = False) -> tuple[BaseProcess, dict]:
+def _host(
+    ctx: Any, config: Config, source: Path, results: Any, released: bool = False, *, target: Any = None,
+    before: tuple[Any, ...] = (),
+) -> tuple[BaseProcess, dict]:  # fmt: skip
+    """A host process running `target` (default `_stage_in_process`) with `before` ahead of its arguments."""
     events = {name: ctx.Event() for name in ("started", "waiting", "release")}
     if released:
         events["release"].set()
-    proc = ctx.Process(target=_stage_in_process, args=(config, str(source), events, results))
+    proc = ctx.Process(target=target or _stage_in_process, args=(*before, config, str(source), events, results))
     return proc, events
 
 
-def _configs(tmp_path: Path, index_url: str, lease_sec: float = 60.0) -> tuple[Config, Config]:
-    root, index_path = str(tmp_path / "artifacts"), str(tmp_path / "index")
-    return (root, index_path, index_url, "host-a", lease_sec), (root, index_path, index_url, "host-b", lease_sec)
-
-
-@pytest.mark.parametrize("kind", ["disk", "redis"])
-def test_two_hosts_compute_a_stage_once(tmp_path: Path, redis_url: str, kind: str) -> None:
-    """Host b arrives while host a computes `decode` of the same file: b waits for a's commit and reads it."""
-    source = synth.write_mix(MIX, tmp_path / "mix.wav")
-    config_a, config_b = _configs(tmp_path, redis_url if kind == "redis" else "")
-    ctx = mp.get_context("spawn")
-    results = ctx.Queue()
-    (a, events_a), (b, events_b) = _host(ctx, config_a, source, results), _host(ctx, config_b, source, results)
+def computed_once(a: BaseProcess, events_a: dict, b: BaseProcess, events_b: dict, results: Any) -> str:
+    """Host b arrives while host a computes; b must wait for a's commit and read it. The entry's key."""
     with reaped(a, b):
         a.start()
         assert events_a["started"].wait(WAIT)
@@ -242,6 +235,23 @@ def test_two_hosts_compute_a_stage_once(tmp_path: Path, redis_url: str, kind: st
     (key,) = {k for _, k, _ in got}
     assert got == {("host-a", key, False), ("host-b", key, True)}  # computed by a, read back by b
     assert not events_b["started"].is_set()
+    return key
+
+
+def _configs(tmp_path: Path, index_url: str, lease_sec: float = 60.0) -> tuple[Config, Config]:
+    root, index_path = str(tmp_path / "artifacts"), str(tmp_path / "index")
+    return tuple((root, index_path, index_url, host, lease_sec, "{}") for host in ("host-a", "host-b"))  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize("kind", ["disk", "redis"])
+def test_two_hosts_compute_a_stage_once(tmp_path: Path, redis_url: str, kind: str) -> None:
+    """Host b arrives while host a computes `decode` of the same file: b waits for a's commit and reads it."""
+    source = synth.write_mix(MIX, tmp_path / "mix.wav")
+    config_a, config_b = _configs(tmp_path, redis_url if kind == "redis" else "")
+    ctx = mp.get_context("spawn")
+    results = ctx.Queue()
+    (a, events_a), (b, events_b) = _host(ctx, config_a, source, results), _host(ctx, config_b, source, results)
+    key = computed_once(a, events_a, b, events_b, results)
     record = open_store(config=config_b).record(f"entry:{key}")
     assert record["host"] == "host-a" and record["pid"] == a.pid
 

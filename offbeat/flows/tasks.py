@@ -27,12 +27,13 @@ from offbeat.pipeline.runner import Cues, Run, StageRef, combined
 from offbeat.pipeline.stage import Sink, Step
 from offbeat.settings import get_settings
 from offbeat.storage import ArtifactStore, open_store, store_config
+from offbeat.storage.store import StoreConfig
 
 TASK_OPTIONS: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False, "retries": 0}
 
 
 @lru_cache(maxsize=4)
-def _store(config: tuple[str, str, str, str, float]) -> ArtifactStore:
+def _store(config: StoreConfig) -> ArtifactStore:
     """One store handle per process and configuration, shared by every task thread."""
     return open_store(config=config)
 

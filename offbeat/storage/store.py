@@ -9,6 +9,7 @@ or unreadable fails validation and is recomputed. `produce` adds a lease per ent
 so processes and hosts sharing the store compute each entry once: the others wait for its commit.
 
 Cache keys are computed in `offbeat.storage.keys`; entries and their writer are in `offbeat.storage.entries`;
+where the data lives (a folder, or object storage every host reaches) in `offbeat.storage.location`;
 the job ledger and the export records keep their small records in the same index, behind their own APIs
 (`offbeat.storage.ledger`, `offbeat.storage.exports`).
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import socket
 import time
@@ -26,25 +28,33 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-import fsspec
 import zarr
 
 from offbeat.storage.entries import CorruptEntryError, Entry, EntryWriter
 from offbeat.storage.index import DiskIndex, Index, open_index
 from offbeat.storage.keys import canonical
 from offbeat.storage.lease import once
+from offbeat.storage.location import DataLocation, is_local
+
+log = logging.getLogger("offbeat.store")
+# What a store handle is made from: root, index folder, index URL, host name, lease seconds, storage options
+# (JSON). Hashable, so a process can keep one handle per configuration (`offbeat.flows.tasks`).
+StoreConfig = tuple[str, str, str, str, float, str]
 
 
 class ArtifactStore:
-    """The Zarr root (local path or fsspec URL) plus its index (a diskcache folder, or any `Index`); `host` names
-    this machine in commit records, `lease_sec` bounds how long others wait for a holder that died (`produce`)."""
+    """The Zarr root (local path or fsspec URL, opened with the fsspec storage `options`) plus its index (a
+    diskcache folder, or any `Index`); `host` names this machine in commit records, `lease_sec` bounds how long
+    others wait for a holder that died (`produce`)."""
 
     DATA = "data"
 
-    def __init__(self, root: str | Path, index: Path | Index, *, host: str = "", lease_sec: float = 60.0) -> None:
+    def __init__(
+        self, root: str | Path, index: Path | Index, *, host: str = "", lease_sec: float = 60.0,
+        options: dict[str, Any] | None = None,
+    ) -> None:  # fmt: skip
         self.root = str(root)
-        self.fs, self._fs_root = fsspec.core.url_to_fs(self.root)
-        self.fs.makedirs(self._fs_root, exist_ok=True)
+        self.location = DataLocation(self.root, options)
         self.index = index if isinstance(index, Index) else DiskIndex(Path(index))
         self.host, self.lease_sec = host or socket.gethostname(), lease_sec
         # Entries validated by this handle (key -> data folder, entry): stages read the same large entries many
@@ -101,7 +111,7 @@ class ArtifactStore:
     def _open(self, record: dict[str, Any]) -> Entry:
         group = None
         if record["arrays"]:
-            group = zarr.open_group(self._url(record["data"]), mode="r")
+            group = self.location.open_group(record["data"], mode="r")
             for name, (shape, dtype) in record["arrays"].items():
                 array = group[name]
                 if not isinstance(array, zarr.Array) or list(array.shape) != shape or str(array.dtype) != dtype:
@@ -144,24 +154,24 @@ class ArtifactStore:
         says which host (and process) computed the entry.
         """
         data_path = f"{self.DATA}/{key[:2]}/{key}.{uuid.uuid4().hex[:12]}"
-        group = zarr.open_group(self._url(data_path), mode="w")
+        group = self.location.open_group(data_path, mode="w")
         writer = EntryWriter(group)
         try:
             yield writer
         except BaseException:
-            self._remove_data(data_path)
+            self.location.remove(data_path)
             raise
         arrays = writer.specs()
         record = {
             "key": key, "stage": stage, "source": source, "data": data_path if arrays else None, "arrays": arrays,
             "attrs": json.loads(canonical(writer.attrs)), "created": time.time(),
-            "nbytes": self._size(data_path) if arrays else 0, "host": self.host, "pid": os.getpid(),
+            "nbytes": self.location.size(data_path) if arrays else 0, "host": self.host, "pid": os.getpid(),
         }  # fmt: skip
         if not arrays:
-            self._remove_data(data_path)
+            self.location.remove(data_path)
         # Another writer committed first (unless a retried add found its own record): keep one copy.
         if not self.index.add(f"entry:{key}", record) and arrays and self._data_of(key) != data_path:
-            self._remove_data(data_path)
+            self.location.remove(data_path)
         self._touch(key)
 
     def invalidate(self, key: str, data_path: str | None = None) -> None:
@@ -174,7 +184,7 @@ class ArtifactStore:
             return
         self.index.delete(f"used:{key}")
         if record.get("data"):
-            self._remove_data(record["data"])
+            self.location.remove(record["data"])
 
     # -- use and eviction ----------------------------------------------------------------------------
 
@@ -246,21 +256,8 @@ class ArtifactStore:
 
     # -- helpers -------------------------------------------------------------------------------------
 
-    def _url(self, data_path: str) -> str:
-        return f"{self.root.rstrip('/')}/{data_path}"
-
-    def _fs_path(self, data_path: str) -> str:
-        return f"{self._fs_root.rstrip('/')}/{data_path}"
-
     def _data_of(self, key: str) -> str | None:
         return (self.record(f"entry:{key}") or {}).get("data")
-
-    def _size(self, data_path: str) -> int:
-        return int(self.fs.du(self._fs_path(data_path), total=True))
-
-    def _remove_data(self, data_path: str) -> None:
-        with suppress(FileNotFoundError):
-            self.fs.rm(self._fs_path(data_path), recursive=True)
 
     def sweep_orphans(self, older_than_sec: float = 3600.0) -> int:
         """Delete data folders no index record points at (left by killed writers); returns how many.
@@ -269,28 +266,31 @@ class ArtifactStore:
         """
         referenced = {record["data"] for record in self.entries() if record.get("data")}
         removed = 0
-        now = time.time()
-        for folder in self.fs.glob(self._fs_path(f"{self.DATA}/*/*")):
-            data_path = f"{self.DATA}/{'/'.join(folder.rstrip('/').split('/')[-2:])}"
-            if data_path in referenced:
-                continue
-            modified = self.fs.modified(f"{folder}/zarr.json") if self.fs.exists(f"{folder}/zarr.json") else None
-            age = now - modified.timestamp() if modified is not None else float("inf")
-            if age >= older_than_sec:
-                self._remove_data(data_path)
+        for data_path, age in self.location.folders(f"{self.DATA}/*/*"):
+            if data_path not in referenced and age >= older_than_sec:
+                self.location.remove(data_path)
                 removed += 1
         return removed
 
 
-def store_config(settings: Any = None) -> tuple[str, str, str, str, float]:
+def store_config(settings: Any = None) -> StoreConfig:
     """What a store handle is made from (hashable, so a process can keep one handle per configuration)."""
     from offbeat.settings import get_settings
 
     s = settings or get_settings()
-    return s.artifact_store, str(s.index_path), s.index_url, s.host_name, s.entry_lease_sec
+    options = json.dumps(s.store_options, sort_keys=True)
+    return s.artifact_store, str(s.index_path), s.index_url, s.host_name, s.entry_lease_sec, options
 
 
-def open_store(settings: Any = None, config: tuple[str, str, str, str, float] | None = None) -> ArtifactStore:
-    """The store configured by settings (`OFFBEAT_ARTIFACT_STORE`, `OFFBEAT_INDEX_URL`, ...), or by `config`."""
-    root, index_path, index_url, host, lease_sec = config or store_config(settings)
-    return ArtifactStore(root, open_index(index_url, Path(index_path)), host=host, lease_sec=lease_sec)
+def open_store(settings: Any = None, config: StoreConfig | None = None) -> ArtifactStore:
+    """The store configured by settings (`OFFBEAT_ARTIFACT_STORE`, `OFFBEAT_INDEX_URL`, ...), or by `config`.
+
+    Data on a URL other hosts may reach with the index in a local diskcache works, for this host only: another
+    host using the same data would neither see these entries nor keep its own from this host's orphan sweep.
+    That is said in the log; sharing takes `OFFBEAT_INDEX_URL`."""
+    root, index_path, index_url, host, lease_sec, options = config or store_config(settings)
+    if not index_url and not is_local(root):
+        log.warning("artifact store %s has its index in a local diskcache (%s): for this host only; hosts sharing "
+                    "the store need a shared index, OFFBEAT_INDEX_URL=redis://...", root, index_path)  # fmt: skip
+    index = open_index(index_url, Path(index_path))
+    return ArtifactStore(root, index, host=host, lease_sec=lease_sec, options=json.loads(options))
