@@ -105,7 +105,7 @@ def test_keys_follow_params_constants_versions_and_inputs(monkeypatch: pytest.Mo
     # A tuned constant of the signal code recomputes the stages that use it, without being listed anywhere.
     from offbeat.dsp import rhythm
 
-    monkeypatch.setattr(rhythm, "TEMPO_JUMP_COST", rhythm.TEMPO_JUMP_COST + 1)
+    monkeypatch.setattr(rhythm, "DB_FLOOR", rhythm.DB_FLOOR * 2)
     dsp_constants.cache_clear()
     try:
         assert stage_key(beats, "src", settings, upstream) != key
