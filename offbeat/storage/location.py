@@ -66,6 +66,8 @@ class DataLocation:
         now = time.time()
         for folder in self.fs.glob(self._fs_path(pattern)):
             data_path = "/".join(folder.rstrip("/").split("/")[-depth:])
-            metadata = f"{folder.rstrip('/')}/zarr.json"
-            modified = self.fs.modified(metadata) if self.fs.exists(metadata) else None
-            yield data_path, now - modified.timestamp() if modified is not None else float("inf")
+            try:  # one request per folder: on object storage each is a round trip
+                modified = self.fs.modified(f"{folder.rstrip('/')}/zarr.json").timestamp()
+            except FileNotFoundError:
+                modified = None
+            yield data_path, now - modified if modified is not None else float("inf")
