@@ -77,6 +77,12 @@ def test_network_marks_the_beats_of_a_drum_pattern() -> None:
     assert act.shape == (beat_activation.frame_count(len(x)), 2)
     beats = beat_grid.track_beats(beat_grid.beat_strength(act))
     assert beat_grid.bpm_of(beats) == pytest.approx(bpm, rel=0.03)
+    # The fast setting (one network) hears the same tempo, from activations of its own.
+    one = beat_activation.activations((x + bass).astype(np.float32), networks=1)
+    assert one.shape == act.shape and not np.allclose(one, act)
+    assert beat_grid.bpm_of(beat_grid.track_beats(beat_grid.beat_strength(one))) == pytest.approx(bpm, rel=0.03)
+    with pytest.raises(ValueError, match="networks"):
+        beat_activation.activations(x[: beat_activation.SAMPLE_RATE].astype(np.float32), networks=9)
 
 
 @pytest.mark.slow

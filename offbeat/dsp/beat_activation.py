@@ -28,7 +28,9 @@ FPS = 100
 HOP = SAMPLE_RATE // FPS  # 441 samples per frame
 FRAME_SIZES = (1024, 2048, 4096)
 BANDS_PER_OCTAVE = (3, 6, 12)
-NETWORKS = 4  # of madmom's 8 downbeat networks; each costs ~1 s per minute of audio on one core
+NETWORKS = 4  # default count of madmom's 8 downbeat networks (setting `beat_networks`); each costs ~1 s per
+# minute of audio on one core
+MAX_NETWORKS = 8
 BLOCK_FRAMES = 60 * FPS  # frames computed per block
 CONTEXT_FRAMES = 10 * FPS  # frames of audio each side of a block that the recurrent network sees
 
@@ -56,8 +58,9 @@ def import_madmom() -> Any:
 
 
 @cache
-def _processors() -> tuple[Any, Any]:
-    """(feature pre-processor, network ensemble): madmom's own downbeat chain, with `NETWORKS` networks."""
+def _processors(networks: int) -> tuple[Any, Any]:
+    """(feature pre-processor, network ensemble): madmom's own downbeat chain, with its first `networks`
+    networks."""
     madmom = import_madmom()
     from madmom.audio.signal import FramedSignalProcessor
     from madmom.audio.spectrogram import (
@@ -82,13 +85,16 @@ def _processors() -> tuple[Any, Any]:
         for size, bands in zip(FRAME_SIZES, BANDS_PER_OCTAVE, strict=True)
     ]
     pre = SequentialProcessor((ParallelProcessor(branches), np.hstack))
-    network = NeuralNetworkEnsemble.load(madmom.models.DOWNBEATS_BLSTM[:NETWORKS])
+    network = NeuralNetworkEnsemble.load(madmom.models.DOWNBEATS_BLSTM[:networks])
     return pre, network
 
 
-def activations(mono: np.ndarray) -> np.ndarray:
-    """(frames, 2) beat and downbeat probabilities of 44.1 kHz mono audio; frame i is at i / FPS s."""
-    pre, network = _processors()
+def activations(mono: np.ndarray, networks: int = NETWORKS) -> np.ndarray:
+    """(frames, 2) beat and downbeat probabilities of 44.1 kHz mono audio, averaged over `networks` of madmom's
+    networks; frame i is at i / FPS s."""
+    if not 1 <= networks <= MAX_NETWORKS:
+        raise ValueError(f"networks must be 1..{MAX_NETWORKS}, not {networks}")
+    pre, network = _processors(networks)
     from madmom.audio.signal import Signal
 
     frames = frame_count(len(mono))
@@ -118,13 +124,16 @@ def block_plan(samples: int) -> Iterator[tuple[int, int, slice]]:
 
 
 def blocked_activations(
-    read: Callable[[int, int], np.ndarray], samples: int, progress: Callable[[float], None] | None = None
+    read: Callable[[int, int], np.ndarray],
+    samples: int,
+    progress: Callable[[float], None] | None = None,
+    networks: int = NETWORKS,
 ) -> Iterator[np.ndarray]:
     """Activations of a long signal, block by block; `read(a, b)` returns mono samples a..b (zeros
     outside the signal)."""
     total, done = frame_count(samples), 0
     for start, stop, keep in block_plan(samples):
-        block = activations(read(start, stop))[keep]
+        block = activations(read(start, stop), networks)[keep]
         done += len(block)
         yield block
         if progress is not None and total:

@@ -6,6 +6,8 @@ tracking that reads it is cheap and tuned more often: changing the tracker recom
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import soxr
 
@@ -13,10 +15,15 @@ from offbeat.dsp import beat_activation
 from offbeat.dsp.channels import to_mono
 from offbeat.pipeline.blocks import read_padded
 from offbeat.pipeline.stage import Progress, Stage
+from offbeat.settings import Settings
 from offbeat.storage import ChunkAppender, Entry, EntryWriter
 
 
-def compute(out: EntryWriter, decode: Entry, progress: Progress) -> None:
+def params(s: Settings) -> dict[str, Any]:
+    return {"networks": s.beat_networks}
+
+
+def compute(out: EntryWriter, params: dict[str, Any], decode: Entry, progress: Progress) -> None:
     """Activations of the decoded audio, block by block (memory does not grow with the mix)."""
     stereo, sr = decode["stereo"], decode.attrs["sample_rate"]
     rate = beat_activation.SAMPLE_RATE
@@ -35,10 +42,10 @@ def compute(out: EntryWriter, decode: Entry, progress: Progress) -> None:
         "activation", shape=(0, 2), dtype="float32", chunks=(beat_activation.BLOCK_FRAMES * 4, 2)
     )
     appender = ChunkAppender(array)
-    for block in beat_activation.blocked_activations(read, samples, progress):
+    for block in beat_activation.blocked_activations(read, samples, progress, params["networks"]):
         appender.append(block)
     appender.close()
-    out.attrs.update(fps=beat_activation.FPS, networks=beat_activation.NETWORKS)
+    out.attrs.update(fps=beat_activation.FPS, networks=params["networks"])
 
 
-STAGE = Stage("activations", 1, compute)
+STAGE = Stage("activations", 1, compute, params)
