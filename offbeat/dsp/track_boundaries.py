@@ -130,12 +130,18 @@ def find_boundaries(
     max_len = max(min_len + 1, int(MAX_TRACK_SEC / frame_sec))
     cuts = partition(sim, min_len, max_len, penalty * FRAME_SEC / frame_sec)
     left, right = _transitions(sim, cuts)
-    # The cut falls somewhere inside a long blend; its middle is the fairer answer.
-    bounds = lo + (left + right) / 2 * frame_sec
-    # A blend is rarely shorter than MIN_TRANSITION_SEC; keeping at least that much out of each track's steady
-    # part keeps the neighbour's fade out of its loudness and vocals.
-    half = np.maximum((right - left) * frame_sec, MIN_TRANSITION_SEC) / 2
-    return bounds.astype(float), bounds - half, bounds + half
+    # The boundary is the cut itself: where the partition found the audio turn from like the track before to like
+    # the one after. The middle of the blend window was the answer before, but that window is lopsided (a fade-in
+    # under a loud outgoing track looks like the outgoing track for longer): on the tune corpora the cut was within
+    # 10 s of the true crossfade middle for 0.79 of the boundaries, the window's middle for 0.71.
+    bounds = lo + cuts * frame_sec
+    # The transition is the blend window, widened to at least MIN_TRANSITION_SEC around the boundary: a blend is
+    # rarely shorter, and keeping that much out of each track's steady part keeps the neighbour's fade out of its
+    # loudness and vocals.
+    half = MIN_TRANSITION_SEC / 2
+    return bounds.astype(float), np.minimum(lo + left * frame_sec, bounds - half), np.maximum(
+        lo + right * frame_sec, bounds + half
+    )
 
 
 def _transitions(sim: np.ndarray, cuts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
