@@ -49,3 +49,20 @@ def test_partition_finds_blocks_of_a_block_diagonal_matrix() -> None:
     for a, b in ((0, 20), (20, 45), (45, 60)):
         sim[a:b, a:b] = 1.0
     assert tb.partition(sim, min_len=5, max_len=60, penalty=2.0).tolist() == [20, 45]
+
+
+def test_a_section_that_returns_in_the_same_harmony_is_joined_a_new_key_is_not() -> None:
+    """Parts A B A' (B like neither, A' like A): with one harmony throughout both cuts are inside one song;
+    with B in another key they stay (a different track played between two alike)."""
+    like = {("a", "a"): 0.9, ("b", "b"): 0.9, ("a", "b"): 0.2, ("b", "a"): 0.2}
+    labels = ["a"] * 30 + ["b"] * 30 + ["a"] * 30
+    sim = np.array([[like[(p, q)] for q in labels] for p in labels])
+    cuts = np.array([30, 60])
+    one_key = np.tile(np.eye(12)[0] + 0.1, (90, 1))
+    assert tb.join_returning_sections(sim, one_key, cuts).tolist() == []
+    two_keys = one_key.copy()
+    two_keys[30:60] = np.eye(12)[6] + 0.1  # a tritone away: unrelated harmony
+    assert tb.join_returning_sections(sim, two_keys, cuts).tolist() == [30, 60]
+    assert tb.chroma_distance(two_keys, (0, 30), (30, 60)) > tb.SAME_HARMONY > tb.chroma_distance(
+        one_key, (0, 30), (30, 60)
+    )

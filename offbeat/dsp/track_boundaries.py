@@ -33,6 +33,8 @@ MIN_TRANSITION_SEC = 16.0  # transition windows are at least this wide (8 bars a
 MAX_FRAMES = 2400  # 80 minutes at FRAME_SEC; longer mixes are described in longer stretches
 MAX_TRACK_SEC = 900.0  # no track in a mix is longer than 15 minutes
 PENALTY = 4.5  # price of a cut, in frames of self-similarity it must gain (see `partition`)
+SAME_HARMONY = 0.5  # chroma distance (1 - correlation of mean chroma) under which two parts share their harmony
+RETURNING = 0.3  # contrast (see `contrast`) under which a part comes back after the next one
 
 WEIGHTS = {"timbre": 1.0, "chroma": 1.0, "level": 0.5, "tempo": 1.0}
 
@@ -48,6 +50,16 @@ class Description:
 
 def frames(desc: Description, frame_sec: float = FRAME_SEC) -> np.ndarray:
     """(frames, dims) standardized descriptions of `frame_sec`-second stretches, each group weighted."""
+    columns = []
+    for name, group in groups(desc, frame_sec).items():
+        z = (group - group.mean(axis=0)) / np.maximum(group.std(axis=0), 1e-9)
+        columns.append(z * WEIGHTS[name] / np.sqrt(group.shape[1]))
+    return np.concatenate(columns, axis=1)
+
+
+def groups(desc: Description, frame_sec: float = FRAME_SEC) -> dict[str, np.ndarray]:
+    """Each group of the description (WEIGHTS' names) as (frames, dims), smoothed over SMOOTH_SEC and averaged
+    over `frame_sec`-second stretches; chroma sums to 1 per second before that."""
     step = max(1, round(frame_sec))
     smooth = max(1, round(SMOOTH_SEC))
     mel = desc.mel_db.astype(np.float64)
@@ -62,15 +74,12 @@ def frames(desc: Description, frame_sec: float = FRAME_SEC) -> np.ndarray:
     known = np.isfinite(bpm) & (bpm > 0)
     log_bpm = np.log2(carried(np.where(known, bpm, 120.0), known))
     log_bpm = median_filter(log_bpm, size=smooth * 2 + 1, mode="nearest")
-    groups = {"timbre": shape, "chroma": chroma, "level": level, "tempo": log_bpm[:, None]}
-    columns = []
-    for name, group in groups.items():
+    out = {}
+    for name, group in {"timbre": shape, "chroma": chroma, "level": level, "tempo": log_bpm[:, None]}.items():
         group = uniform_filter1d(group, size=smooth, axis=0, mode="nearest")
         n = len(group) // step * step
-        group = group[:n].reshape(-1, step, group.shape[1]).mean(axis=1) if n else group[:0]
-        z = (group - group.mean(axis=0)) / np.maximum(group.std(axis=0), 1e-9)
-        columns.append(z * WEIGHTS[name] / np.sqrt(group.shape[1]))
-    return np.concatenate(columns, axis=1)
+        out[name] = group[:n].reshape(-1, step, group.shape[1]).mean(axis=1) if n else group[:0]
+    return out
 
 
 def similarity(x: np.ndarray) -> np.ndarray:
@@ -129,11 +138,12 @@ def find_boundaries(
     min_len = max(1, int(min_track_sec / frame_sec))
     max_len = max(min_len + 1, int(MAX_TRACK_SEC / frame_sec))
     cuts = partition(sim, min_len, max_len, penalty * FRAME_SEC / frame_sec)
+    cuts = join_returning_sections(sim, groups(part, frame_sec)["chroma"], cuts)
     left, right = _transitions(sim, cuts)
     # The boundary is the cut itself: where the partition found the audio turn from like the track before to like
     # the one after. The middle of the blend window was the answer before, but that window is lopsided (a fade-in
     # under a loud outgoing track looks like the outgoing track for longer): on the tune corpora the cut was within
-    # 10 s of the true crossfade middle for 0.79 of the boundaries, the window's middle for 0.71.
+    # 10 s of the true crossfade middle for 0.79 of the short tracks' boundaries, the window's middle for 0.71.
     bounds = lo + cuts * frame_sec
     # The transition is the blend window, widened to at least MIN_TRANSITION_SEC around the boundary: a blend is
     # rarely shorter, and keeping that much out of each track's steady part keeps the neighbour's fade out of its
@@ -142,6 +152,52 @@ def find_boundaries(
     return bounds.astype(float), np.minimum(lo + left * frame_sec, bounds - half), np.maximum(
         lo + right * frame_sec, bounds + half
     )
+
+
+def contrast(sim: np.ndarray, a: tuple[int, int], b: tuple[int, int]) -> float:
+    """How unlike each other two parts (frame ranges) are, relative to how like themselves they are: 0 when
+    their cross-similarity equals their own, towards 1 when they share nothing."""
+    across = sim[a[0] : a[1], b[0] : b[1]].mean()
+    own = np.sqrt(sim[a[0] : a[1], a[0] : a[1]].mean() * sim[b[0] : b[1], b[0] : b[1]].mean())
+    return float(1 - across / max(own, 1e-12))
+
+
+def chroma_distance(chroma: np.ndarray, a: tuple[int, int], b: tuple[int, int]) -> float:
+    """1 - Pearson correlation of two parts' mean chroma: near 0 for one key and harmony, 1 for unrelated ones."""
+    x, y = (chroma[p[0] : p[1]].mean(axis=0) for p in (a, b))
+    x, y = x - x.mean(), y - y.mean()
+    return float(1 - x @ y / max(np.linalg.norm(x) * np.linalg.norm(y), 1e-12))
+
+
+def join_returning_sections(sim: np.ndarray, chroma: np.ndarray, cuts: np.ndarray) -> np.ndarray:
+    """Cuts left after removing those inside one song: where the parts on both sides share their harmony and are
+    alike, or one comes back across the next cut (A B A: the part after B is like A, or the part before A like B).
+    That is a breakdown or chorus of a song, which repeats its sections in one key; a new track neither returns
+    nor keeps the harmony. Removed one at a time, most song-like first, since each removal joins parts and
+    changes the evidence of its neighbours. Either sign alone cuts true boundaries: tracks of one style look alike
+    two apart, and DJs mix tracks in compatible keys. On the tune corpora, F(+-10 s): 2-6 min tracks 0.39 ->
+    0.56, real songs 0.80 -> 0.89, 45-110 s tracks 0.87 -> 0.85 (one cut of 42 lost)."""
+    cuts = [int(c) for c in cuts]
+    while cuts:
+        edges = [0, *cuts, len(sim)]
+        scores = []
+        for k in range(len(cuts)):
+            a, b = (edges[k], edges[k + 1]), (edges[k + 1], edges[k + 2])
+            around = []
+            if k + 3 < len(edges):
+                around.append(contrast(sim, a, (edges[k + 2], edges[k + 3])))
+            if k > 0:
+                around.append(contrast(sim, (edges[k - 1], edges[k]), b))
+            around.append(contrast(sim, a, b))
+            returning = min(around)
+            harmony = chroma_distance(chroma, a, b)
+            song = returning < RETURNING and harmony < SAME_HARMONY
+            scores.append(returning + harmony if song else np.inf)
+        best = int(np.argmin(scores))
+        if not np.isfinite(scores[best]):
+            break
+        del cuts[best]
+    return np.array(cuts, dtype=int)
 
 
 def _transitions(sim: np.ndarray, cuts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
