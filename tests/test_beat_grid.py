@@ -54,18 +54,16 @@ def test_three_four_is_recognized() -> None:
     assert np.all(meter == 3) and np.all(position[::3] == 1)
 
 
-@pytest.mark.slow
-def test_network_marks_the_beats_of_a_drum_pattern() -> None:
-    """madmom's network on a synthesized kick/snare/hat groove at 128 BPM: beats at 128, downbeats on 1."""
-    sr, bpm = beat_activation.SAMPLE_RATE, 128.0
-    period = 60 / bpm
+def groove(seconds: float, bpm: float) -> np.ndarray:
+    """A kick/snare/hat groove with a bass note on each bar's first beat, 44.1 kHz mono."""
+    sr, period = beat_activation.SAMPLE_RATE, 60 / bpm
     t = np.arange(int(sr * 0.25)) / sr
     kick = np.sin(2 * np.pi * (50 + 100 * np.exp(-t * 30)) * t) * np.exp(-t * 12)
     rng = np.random.default_rng(0)
     snare = rng.standard_normal(len(t)) * np.exp(-t * 25) * 0.5
     hat = rng.standard_normal(len(t)) * np.exp(-t * 80) * 0.15
-    x = np.zeros(int(sr * 40))
-    for k in range(int(40 / period * 2)):
+    x = np.zeros(int(sr * seconds))
+    for k in range(int(seconds / period * 2)):
         at = int(k * period / 2 * sr) + sr // 2
         if at + len(t) >= len(x):
             break
@@ -73,16 +71,46 @@ def test_network_marks_the_beats_of_a_drum_pattern() -> None:
         if k % 2 == 0:
             x[at : at + len(t)] += kick if (k // 2) % 2 == 0 else snare
     bass = 0.2 * np.sin(2 * np.pi * 55 * np.arange(len(x)) / sr) * ((np.arange(len(x)) / sr) % (4 * period) < period)
-    act = beat_activation.activations((x + bass).astype(np.float32))
+    return (x + bass).astype(np.float32)
+
+
+@pytest.mark.slow
+def test_network_marks_the_beats_of_a_drum_pattern() -> None:
+    """madmom's network on a synthesized kick/snare/hat groove at 128 BPM: beats at 128, downbeats on 1."""
+    bpm = 128.0
+    x = groove(40.0, bpm)
+    act = beat_activation.activations(x)
     assert act.shape == (beat_activation.frame_count(len(x)), 2)
     beats = beat_grid.track_beats(beat_grid.beat_strength(act))
     assert beat_grid.bpm_of(beats) == pytest.approx(bpm, rel=0.03)
     # The fast setting (one network) hears the same tempo, from activations of its own.
-    one = beat_activation.activations((x + bass).astype(np.float32), networks=1)
+    one = beat_activation.activations(x, networks=1)
     assert one.shape == act.shape and not np.allclose(one, act)
     assert beat_grid.bpm_of(beat_grid.track_beats(beat_grid.beat_strength(one))) == pytest.approx(bpm, rel=0.03)
     with pytest.raises(ValueError, match="networks"):
-        beat_activation.activations(x[: beat_activation.SAMPLE_RATE].astype(np.float32), networks=9)
+        beat_activation.activations(x[: beat_activation.SAMPLE_RATE], networks=9)
+
+
+@pytest.mark.slow
+def test_batched_networks_equal_madmoms_own() -> None:
+    """The batched forward pass against madmom's ensemble on the same features: equal up to float32 rounding,
+    which the recurrence amplifies in places (madmom's own float32 and float64 runs differ as much)."""
+    from madmom.audio.signal import Signal
+    from madmom.ml.nn import NeuralNetworkEnsemble
+    from madmom.models import DOWNBEATS_BLSTM
+
+    from offbeat.dsp import blstm
+
+    pre, ensemble = beat_activation._processors(3)
+    features = np.asarray(pre(Signal(groove(20.0, 140.0), sample_rate=beat_activation.SAMPLE_RATE)))
+    theirs = np.asarray(NeuralNetworkEnsemble.load(DOWNBEATS_BLSTM[:3])(features))
+    ours = blstm.activate(ensemble, features[None])[0]
+    assert ours.shape == theirs.shape == (len(features), 3)
+    assert np.abs(ours - theirs).mean() < 1e-3 and np.abs(ours - theirs).max() < 0.05
+    # Two blocks in one batch: each is its own sequence, as if run alone.
+    halves = features[: len(features) // 2 * 2].reshape(2, -1, features.shape[1])
+    both = blstm.activate(ensemble, halves)
+    assert np.allclose(both[1], blstm.activate(ensemble, halves[1:])[0], atol=1e-5)
 
 
 @pytest.mark.slow
