@@ -48,7 +48,18 @@ class Settings(BaseSettings):
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis server the job queues live on")
     queue_name: str = Field("audio_analysis_queue", description="list the application pushes jobs to")
     results_queue_name: str = Field("audio_results_queue", description="list results are pushed to")
-    worker_concurrency: int = Field(1, ge=1, description="jobs one worker analyzes at once")
+    worker_concurrency: int = Field(
+        1, ge=1, description="jobs one worker analyzes (in the work-pool listener mode: awaits) at once"
+    )
+    listener_mode: Literal["in-process", "work-pool"] = Field(
+        "in-process",
+        description="in-process: the listener analyzes each job in its own process; work-pool: each job becomes a "
+        "run of OFFBEAT_ANALYSIS_DEPLOYMENT that Prefect hands to a process worker on any host (shared store and "
+        "index needed across hosts)",
+    )
+    analysis_deployment: str = Field(
+        "analyze-mix/default", description="the deployment each job runs as in the work-pool listener mode"
+    )
     worker_lease_sec: float = Field(
         30.0, gt=0, description="a worker that has not renewed its lease for this long is gone; its jobs are recovered"
     )

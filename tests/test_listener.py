@@ -444,3 +444,46 @@ def test_a_completed_job_id_is_answered_from_the_ledger_and_a_worker_fault_is_an
     assert other["job_id"] == 7 and other["status"] == "completed"
     assert analyzed == [5, 6, 7]  # the repeated job 5 was not analyzed again
     assert not runner.is_alive() and fleet.registered() == set()
+
+
+def test_work_pool_mode_runs_each_job_on_a_process_worker(fleet: Fleet) -> None:
+    """OFFBEAT_LISTENER_MODE=work-pool: the listener only awaits; each job becomes a run of the analyze-mix
+    deployment (idempotency key per job) that a process worker of the work pool executes, as a worker on another
+    host would, and its result comes back through the ledger. A repeated job (taken while the first is running)
+    joins the run its idempotency key already names instead of starting a second one."""
+    import httpx
+
+    from .conftest import REPO
+    from .processes import stop
+
+    write_wav(fleet.mount / "pool.wav", seconds=8.0)
+    env = {**fleet.env, "OFFBEAT_PROJECT_DIR": str(REPO), "PREFECT_WORKER_QUERY_SECONDS": "1"}
+    prefect = str(Path(sys.executable).with_name("prefect"))
+    pool = ["work-pool", "create", "offbeat", "--type", "process", "--overwrite"]
+    for args in (pool, ["--no-prompt", "deploy", "--all"]):
+        done = subprocess.run([prefect, *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+    log = (fleet.root / "pool-worker.log").open("wb")
+    pool_worker = subprocess.Popen(
+        [prefect, "worker", "start", "--pool", "offbeat"], env=env, cwd=REPO, stdout=log, stderr=log,
+        start_new_session=True,  # stopped with the flow-run processes it starts
+    )  # fmt: skip
+    try:
+        fleet.start("listener", OFFBEAT_LISTENER_MODE="work-pool", OFFBEAT_WORKER_CONCURRENCY="2")
+        fleet.wait_for_workers(1)
+        for job_id in (61, 62, 61):  # the third is the first again (same id and message)
+            fleet.push({"job_id": job_id, "relative_path": "pool.wav"})
+        results = fleet.results(3, timeout=900, quiet=2.0)
+    finally:
+        stop(pool_worker)
+    assert sorted(r["job_id"] for r in results) == [61, 61, 62], results
+    assert all(r["status"] == "completed" and r["results"]["tracks"] for r in results), results
+    assert results[0]["results"]["tracks"] == results[1]["results"]["tracks"]  # the same file, one answer
+
+    api = fleet.env["PREFECT_API_URL"]
+    filtered = {"flow_runs": {"tags": {"all_": ["redis-job"]}, "name": {"any_": ["job-61", "job-62"]}}}
+    runs = httpx.post(f"{api}/flow_runs/filter", json=filtered, timeout=30).json()
+    assert sorted(r["name"] for r in runs) == ["job-61", "job-62"], [r["name"] for r in runs]
+    for run in runs:
+        assert run["state_type"] == "COMPLETED" and run["work_pool_name"] == "offbeat", run
+        assert run["idempotency_key"].startswith(f"offbeat-job-{run['name'].removeprefix('job-')}-"), run

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_image_artifact, create_table_artifact
 from prefect.runtime import flow_run
-from prefect.states import Failed
+from prefect.states import Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from offbeat.contract import NO_JOB_ID, CueTrack, FailedResult, Job, dump_result, validate_job
@@ -113,7 +113,11 @@ def analyze_mix(
                 failed = FailedResult.from_error(job_id, error)
                 return Failed(message=str(error), data=dump_result(failed))  # type: ignore[return-value]
             job = json.loads(job)
-        return _analyze(source, job, job_id, cues, refresh)
+        outcome = _analyze(source, job, job_id, cues, refresh)
+        if job_ref is not None:  # the listener may be on another host (work-pool mode): it reads the ledger
+            document = outcome.data if isinstance(outcome, State) else outcome
+            JobLedger(store()).deliver(str(flow_run.get_id()), document)
+        return outcome
 
 
 def _open(source: str | None, job: Job | dict[str, Any] | None) -> tuple[Source, Job | None]:

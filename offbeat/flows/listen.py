@@ -7,6 +7,7 @@ worker does (jobs taken, results published, recoveries, Redis outages).
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
@@ -17,7 +18,8 @@ from typing import Any
 
 from prefect import flow, get_run_logger, tags
 
-from offbeat.contract import Job
+from offbeat.contract import FailedResult, Job, dump_result
+from offbeat.errors import AnalysisError, ErrorCode
 from offbeat.flows.analyze import analyze_mix
 from offbeat.flows.tasks import store
 from offbeat.pipeline.preflight import preflight
@@ -28,13 +30,55 @@ from offbeat.storage import JobLedger
 JOB_TAGS = ("offbeat", "redis-job")
 
 
+WORK_POOL_ATTEMPTS = 3  # runs of one job on the work pool when a run crashes (its process worker died)
+
+
 def analyze_job(job: Job) -> dict[str, Any]:
-    """Run one analysis flow for a job (parsed once, by the worker) and return its result document. The job
-    goes by reference (`JobLedger.hand_over`): a whole job may be too large for a flow parameter."""
-    ref = JobLedger(store()).hand_over(job.model_dump_json())
+    """Run one analysis flow for a job (parsed once, by the worker) and return its result document: here, or on
+    the work pool (`OFFBEAT_LISTENER_MODE`). The job goes by reference (`JobLedger.hand_over`): a whole job may be
+    too large for a flow parameter."""
+    ledger = JobLedger(store())
+    ref = ledger.hand_over(job.model_dump_json())
+    if get_settings().listener_mode == "work-pool":
+        return _on_work_pool(job, ref, ledger)
     with tags(*JOB_TAGS):
         state = analyze_mix(job_ref=ref, job_id=job.job_id, return_state=True)
     return state.result(raise_on_failure=False)  # type: ignore[no-any-return]
+
+
+def _on_work_pool(job: Job, ref: str, ledger: JobLedger) -> dict[str, Any]:
+    """The job as a run of the analysis deployment, executed by whichever process worker of its work pool takes
+    it, awaited here; the run delivers its result document through the ledger (`JobLedger.deliver`).
+
+    The idempotency key names the job and its message, so a listener that takes over a job from one that died
+    finds the run already created (running, or finished) instead of starting a second one. A run that crashed
+    (its worker died) is run again under the next key, up to WORK_POOL_ATTEMPTS times."""
+    from prefect.deployments import run_deployment
+
+    settings = get_settings()
+    log = logging.getLogger(__name__)  # a worker thread: outside the listener flow's run context
+    state_name = "never started"
+    for attempt in range(WORK_POOL_ATTEMPTS):
+        run = run_deployment(
+            settings.analysis_deployment,
+            parameters={"job_ref": ref, "job_id": job.job_id},
+            idempotency_key=f"offbeat-job-{job.job_id}-{ref}-{attempt}",
+            tags=list(JOB_TAGS),
+            timeout=None,
+            as_subflow=False,
+            poll_interval=2,
+        )
+        document = ledger.delivered(str(run.id))
+        state_name = run.state.name if run.state else "unknown"
+        if document is not None:
+            return document
+        if not (run.state and run.state.is_crashed()):
+            break
+        log.warning("job %d: analysis run %s crashed; running it again", job.job_id, run.name)
+    error = AnalysisError(
+        ErrorCode.INTERNAL, f"the analysis run on the work pool ended {state_name} without a result", retryable=True
+    )
+    return dump_result(FailedResult.from_error(job.job_id, error, stage="analysis"))
 
 
 @contextmanager

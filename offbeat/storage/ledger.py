@@ -38,6 +38,15 @@ class JobLedger:
         self._index.set(f"handover:{ref}", job, expire=self.HANDOVER_SEC)
         return ref
 
+    def deliver(self, run_id: str, result: dict[str, Any]) -> None:
+        """Keep the result document of analysis run `run_id` for the listener that started it on a work pool
+        (`delivered`): a run on another host returns nothing to its caller but its state."""
+        self._index.set(f"answer:{run_id}", result, expire=self.HANDOVER_SEC)
+
+    def delivered(self, run_id: str) -> dict[str, Any] | None:
+        """The result document analysis run `run_id` delivered, or None."""
+        return self._store.record(f"answer:{run_id}")  # type: ignore[no-any-return]
+
     def take_over(self, ref: str) -> str | None:
         """The job message handed over under `ref`, or None when unknown (expired, or never handed over)."""
         return self._store.record(f"handover:{ref}")  # type: ignore[no-any-return]
