@@ -6,8 +6,13 @@ a private store and shared mount, waits until they are registered and warmed up 
 jobs per minute, seconds of audio per second of work, and each worker's peak resident memory.
 
     .venv/bin/python bench/bench_listener.py --jobs 30 --seconds 30 --workers 1 --concurrency 1
+    .venv/bin/python bench/bench_listener.py --jobs 8 --workers 2 --hosts --pin   # two "hosts", one core each
 
-Without PREFECT_API_URL each worker starts Prefect's embedded API (about 15 s, before the clock starts).
+`--hosts`: the workers act as hosts sharing nothing but Redis and object storage: each its own HOME, working
+folder and host name; the store's data in a bucket of an S3 server started here (moto's, on loopback) and its
+index in Redis (`OFFBEAT_INDEX_URL`). `--pin`: worker i runs on core i only (`taskset`), so one worker is one
+core's throughput and two are two cores'. Without PREFECT_API_URL each worker starts Prefect's embedded API
+(about 15 s, before the clock starts).
 """
 
 from __future__ import annotations
@@ -56,6 +61,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0, help="length of each queued mix")
     parser.add_argument("--workers", type=int, default=1, help="worker processes")
     parser.add_argument("--concurrency", type=int, default=1, help="jobs per worker at once")
+    parser.add_argument("--hosts", action="store_true", help="workers share only Redis and an S3 bucket")
+    parser.add_argument("--pin", action="store_true", help="worker i on core i only (taskset)")
     args = parser.parse_args()
 
     tag = uuid.uuid4().hex[:8]
@@ -74,6 +81,22 @@ def main() -> None:
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         }
         client = redis.Redis.from_url(settings.redis_url, socket_timeout=30)
+        server = None
+        if args.hosts:
+            from moto.server import ThreadedMotoServer
+
+            server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+            server.start()
+            host, port = server.get_host_and_port()
+            options = {"endpoint_url": f"http://{host}:{port}", "key": "bench", "secret": "bench"}
+            import s3fs
+
+            s3fs.S3FileSystem(**options).mkdir(f"bench-{tag}")
+            env.update(
+                OFFBEAT_ARTIFACT_STORE=f"s3://bench-{tag}/store",
+                OFFBEAT_STORE_OPTIONS=json.dumps(options),
+                OFFBEAT_INDEX_URL=f"{settings.redis_url}?prefix=bench-index-{tag}",
+            )
         jobs, results = env["OFFBEAT_QUEUE_NAME"], env["OFFBEAT_RESULTS_QUEUE_NAME"]
 
         print(f"writing {args.jobs + args.workers} mixes of {args.seconds:g} s ...", file=sys.stderr)
@@ -82,13 +105,19 @@ def main() -> None:
             path = synth.write_mix(short_mix(args.seconds, n), mount / f"mix-{n}.wav", subtype="PCM_16")
             names.append(path.name)
 
-        logs = [(root / f"worker-{i}.log").open("wb") for i in range(args.workers)]
-        procs = [
-            subprocess.Popen(
-                [OFFBEAT, "listen", "--concurrency", str(args.concurrency)], env=env, stdout=log, stderr=log, cwd=root
-            )
-            for log in logs
-        ]
+        procs = []
+        for i in range(args.workers):
+            own, cwd = env, root
+            if args.hosts:
+                home = root / f"host-{i}"
+                (home / "work").mkdir(parents=True)
+                own = {**env, "HOME": str(home), "OFFBEAT_HOST_NAME": f"host-{i}", "PREFECT_HOME": str(home / "p")}
+                cwd = home / "work"
+            command = [OFFBEAT, "listen", "--concurrency", str(args.concurrency)]
+            if args.pin:
+                command = ["taskset", "-c", str(i % (os.cpu_count() or 1)), *command]
+            log = (root / f"worker-{i}.log").open("wb")
+            procs.append(subprocess.Popen(command, env=own, stdout=log, stderr=log, cwd=cwd))
         try:
             # Warm-up: one job per worker pays TensorFlow's and numba's start-up before the clock starts.
             for n in range(args.workers):
@@ -108,6 +137,8 @@ def main() -> None:
                 peaks.append(usage.ru_maxrss / 1024)
             for key in client.scan_iter(f"bench-*-{tag}*"):
                 client.delete(key)
+            if server is not None:
+                server.stop()
 
     failed = [r for r in done if r["status"] != "completed"]
     figures = {
@@ -115,6 +146,8 @@ def main() -> None:
         "seconds_per_job": args.seconds,
         "workers": args.workers,
         "concurrency": args.concurrency,
+        "hosts": args.hosts,
+        "pinned": args.pin,
         "failed": len(failed),
         "wall_sec": round(wall, 2),
         "jobs_per_minute": round(args.jobs / wall * 60, 1),
