@@ -59,7 +59,7 @@ def test_three_hosts_answer_every_job_once_and_compute_each_stage_once(
         "OFFBEAT_REDIS_URL": REDIS_URL,
         "OFFBEAT_QUEUE_NAME": queue,
         "OFFBEAT_RESULTS_QUEUE_NAME": results,
-        "OFFBEAT_WORKER_LEASE_SEC": "2",
+        "OFFBEAT_WORKER_LEASE_SEC": "10",  # a busy host renews late: shorter leases recover jobs for nothing
         "OFFBEAT_ENTRY_LEASE_SEC": "6",
         "PREFECT_API_URL": prefect_api,
     }
@@ -81,10 +81,11 @@ def test_three_hosts_answer_every_job_once_and_compute_each_stage_once(
         for job_id in range(1, JOBS + 1):
             client.lpush(queue, json.dumps({"job_id": job_id, "relative_path": files[job_id % 3]}))
 
-        # host-a dies while it analyzes: its job goes back to the queue, its half-computed entry is no entry.
+        # host-a dies during separation (which starts once its job is decoded and takes the longest): its job goes
+        # back to the queue, and what it was writing never becomes an entry.
         log_a = tmp_path / "host-a" / "listen.log"
-        _wait(lambda: "analyzing" in log_a.read_text(errors="replace"), "host-a to take a job", 300)
-        time.sleep(3.0)
+        _wait(lambda: "decode: computed" in log_a.read_text(errors="replace"), "host-a to decode a job", 300)
+        time.sleep(2.0)
         os.killpg(hosts["host-a"].pid, signal.SIGKILL)
         hosts["host-a"].wait()
 
@@ -99,6 +100,11 @@ def test_three_hosts_answer_every_job_once_and_compute_each_stage_once(
         _wait(collected, f"{JOBS} results")
         time.sleep(3.0)
         answers += [json.loads(raw) for raw in client.lrange(results, 0, -1)]
+        client.delete(results)
+        # A job sent again is answered from the shared ledger, by whichever host takes it.
+        client.lpush(queue, json.dumps({"job_id": 1, "relative_path": files[1]}))
+        again = client.brpop([results], timeout=300)
+        assert again is not None, "no answer to the repeated job"
     finally:
         for proc in hosts.values():
             if proc.poll() is None:
@@ -108,6 +114,10 @@ def test_three_hosts_answer_every_job_once_and_compute_each_stage_once(
             client.delete(key)
 
     assert sorted(a["job_id"] for a in answers) == list(range(1, JOBS + 1))  # each job once, the killed one too
+    first = next(a for a in answers if a["job_id"] == 1)
+    assert json.loads(again[1])["engine"]["analysis_id"] == first["engine"]["analysis_id"]
+    logs = "".join((tmp_path / h / "listen.log").read_text(errors="replace") for h in ("host-b", "host-c"))
+    assert "job 1 was completed before: answered from the job ledger" in logs
     assert all(a["status"] == "completed" for a in answers), [a.get("error") for a in answers]
     by_file: dict[str, list[dict[str, Any]]] = {}
     for a in answers:
@@ -117,7 +127,9 @@ def test_three_hosts_answer_every_job_once_and_compute_each_stage_once(
         computed = Counter(
             s for a in done for s in a["engine"]["timings_sec"] if s in STAGES and s not in a["engine"]["cached_stages"]
         )
-        assert computed and max(computed.values()) == 1, computed  # no stage of a file computed twice (sinks aside)
+        # No stage of a file computed twice (sinks aside). Once, or not at all in the published answers: the run
+        # that computed it may be the killed host's, or one whose job another worker recovered meanwhile.
+        assert max(computed.values(), default=1) == 1, computed
     config = (f"s3://{name}/store", str(tmp_path / "index"), redis_url, "test", 60.0, json.dumps(options))
     shared = open_store(config=config)
     records = [shared.record(n) for n in shared.index.names("entry:")]
