@@ -8,12 +8,18 @@ For each mix length it reports:
 - the store size.
 
     .venv/bin/python bench/bench_analyze.py --minutes 60 180
+    .venv/bin/python bench/bench_analyze.py --minutes 10 --shared   # the store as several hosts share it
+
+`--shared`: the store's data in a bucket of an S3 server started here (moto's, on loopback) and its index in
+Redis (`OFFBEAT_INDEX_URL`, a key prefix of its own, deleted afterwards), for the overhead of a shared store
+against the local one.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -21,6 +27,8 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +98,43 @@ def stages_alone(path: Path) -> None:
     print(json.dumps(figures))
 
 
-def bench(minutes: float, work: Path) -> None:
+def shared_store() -> tuple[dict[str, str], Callable[[str], float], Callable[[], None]]:
+    """Settings that put the store on a loopback S3 server with a Redis index; (variables, size in MiB of a store
+    named like OFFBEAT_ARTIFACT_STORE's last part, stop)."""
+    import redis
+    import s3fs
+    from moto.server import ThreadedMotoServer
+
+    from offbeat.settings import Settings
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the S3 server's per-request log
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    options = {"endpoint_url": f"http://{host}:{port}", "key": "bench", "secret": "bench"}
+    fs = s3fs.S3FileSystem(**options, use_listings_cache=False)
+    tag = uuid.uuid4().hex[:8]
+    fs.mkdir(f"bench-{tag}")
+    redis_url = Settings().redis_url
+    variables = {
+        "OFFBEAT_STORE_OPTIONS": json.dumps(options),
+        "OFFBEAT_INDEX_URL": f"{redis_url}?prefix=bench-index-{tag}",
+        "OFFBEAT_ARTIFACT_STORE": f"s3://bench-{tag}/",
+    }
+
+    def size(name: str) -> float:
+        return fs.du(f"bench-{tag}/{name}") / 2**20
+
+    def stop() -> None:
+        client = redis.Redis.from_url(redis_url)
+        for key in client.scan_iter(f"bench-index-{tag}*"):
+            client.delete(key)
+        server.stop()
+
+    return variables, size, stop
+
+
+def bench(minutes: float, work: Path, shared: bool = False) -> None:
     work.mkdir(parents=True, exist_ok=True)
     mix = work / f"mix-{minutes:g}min.wav"
     spec = synth.demo_mix(minutes)
@@ -103,6 +147,20 @@ def bench(minutes: float, work: Path) -> None:
         shutil.rmtree(work / store, ignore_errors=True)
     env = dict(os.environ, PREFECT_SERVER_ANALYTICS_ENABLED="false")
     env["OFFBEAT_ARTIFACT_STORE"] = str(work / "artifacts")
+    stop: Callable[[], None] = lambda: None  # noqa: E731
+    if shared:
+        variables, bucket_mib, stop = shared_store()
+        env.update(variables)
+        bucket = variables["OFFBEAT_ARTIFACT_STORE"]
+        env["OFFBEAT_ARTIFACT_STORE"] = bucket + "artifacts"
+        print(f"  store: {bucket}artifacts on a loopback S3 server, index in Redis ({env['OFFBEAT_INDEX_URL']})")
+    try:
+        _bench_store(env, mix, audio_sec, work, bucket_mib if shared else None)
+    finally:
+        stop()
+
+
+def _bench_store(env: dict[str, str], mix: Path, audio_sec: float, work: Path, bucket_mib: Any) -> None:
     env["OFFBEAT_LOCAL_EXPORTS_PATH"] = str(work / "exports")
     print(f"{'offbeat analyze':<16}{'wall s':>8}{'audio s/s':>11}{'flow s':>8}{'peak MiB':>10}  flow seconds per stage")
     for label in ("cold", "cached"):
@@ -110,10 +168,17 @@ def bench(minutes: float, work: Path) -> None:
         timings = json.loads(out)["engine"]["timings_sec"]
         per_stage = ", ".join(f"{k} {v:.2f}" for k, v in timings.items() if k != "total")
         print(f"  {label:<14}{wall:>8.1f}{audio_sec / wall:>11.1f}{timings['total']:>8.1f}{peak:>10.0f}  {per_stage}")
-    store_mib = sum(f.stat().st_size for f in (work / "artifacts").rglob("*") if f.is_file()) / 2**20
+    if bucket_mib is not None:
+        store_mib = bucket_mib("artifacts")
+    else:
+        store_mib = sum(f.stat().st_size for f in (work / "artifacts").rglob("*") if f.is_file()) / 2**20
     print(f"  store: {store_mib:.0f} MiB ({store_mib / (audio_sec / 60):.1f} MiB per minute of audio)")
 
-    env["OFFBEAT_ARTIFACT_STORE"] = str(work / "artifacts-stages")
+    env["OFFBEAT_ARTIFACT_STORE"] = env["OFFBEAT_ARTIFACT_STORE"].removesuffix("artifacts") + "artifacts-stages"
+    if bucket_mib is None:
+        env["OFFBEAT_ARTIFACT_STORE"] = str(work / "artifacts-stages")
+    else:  # an index of its own: a store's records name data under its own root
+        env["OFFBEAT_INDEX_URL"] += "-stages"
     out, wall, peak = run_command([sys.executable, __file__, "--stages-alone", str(mix)], env)
     print(f"{'stage alone':<16}{'seconds':>8}{'audio s/s':>11}{'peak MiB':>10}")
     total = 0.0
@@ -127,6 +192,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, nargs="+", default=[10.0])
     parser.add_argument("--workdir", type=Path, default=None, help="keep mixes and stores here")
+    parser.add_argument("--shared", action="store_true", help="store on a loopback S3 server, index in Redis")
     parser.add_argument("--stages-alone", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.stages_alone:
@@ -134,7 +200,7 @@ def main() -> None:
         return
     work = args.workdir or Path(tempfile.mkdtemp(prefix="offbeat-bench-"))
     for minutes in args.minutes:
-        bench(minutes, work / f"{minutes:g}min")
+        bench(minutes, work / f"{minutes:g}min", args.shared)
 
 
 if __name__ == "__main__":
