@@ -114,6 +114,19 @@ def test_batched_networks_equal_madmoms_own() -> None:
 
 
 @pytest.mark.slow
+def test_features_in_pieces_equal_the_whole_block() -> None:
+    """madmom's features computed a piece at a time (with audio margins) are the whole block's, frame for frame."""
+    from madmom.audio.signal import Signal
+
+    pre, _ = beat_activation._processors(1)
+    x = groove(beat_activation.FEATURE_PIECE_FRAMES / beat_activation.FPS * 2.3, 131.0)
+    whole = np.asarray(pre(Signal(x, sample_rate=beat_activation.SAMPLE_RATE)))
+    pieces = beat_activation._features(pre, x)
+    assert pieces.shape == whole.shape == (beat_activation.frame_count(len(x)), whole.shape[1])
+    assert np.array_equal(pieces, whole)
+
+
+@pytest.mark.slow
 def test_key_network_hears_a_minor_chord_progression() -> None:
     """madmom's key network on synthesized A minor harmony (Am, Dm, E, Am triads of sawtooth-like tones)."""
     from offbeat.dsp import key_network

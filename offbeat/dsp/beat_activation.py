@@ -35,6 +35,8 @@ NETWORKS = 4  # default count of madmom's 8 downbeat networks (setting `beat_net
 MAX_NETWORKS = 8
 BLOCK_FRAMES = 60 * FPS  # frames computed per block
 CONTEXT_FRAMES = 10 * FPS  # frames of audio each side of a block that the recurrent network sees
+FEATURE_PIECE_FRAMES = 20 * FPS  # features are computed this many frames at a time (memory; see `_features`)
+FEATURE_MARGIN_FRAMES = FPS  # audio each side of a piece: > half the longest STFT frame + the difference lag
 
 _import_lock = threading.Lock()
 
@@ -98,17 +100,36 @@ def activations(mono: np.ndarray, networks: int = NETWORKS) -> np.ndarray:
     if not 1 <= networks <= MAX_NETWORKS:
         raise ValueError(f"networks must be 1..{MAX_NETWORKS}, not {networks}")
     pre, network = _processors(networks)
-    from madmom.audio.signal import Signal
-
     frames = frame_count(len(mono))
     if frames == 0:
         return np.zeros((0, 2), np.float32)
-    # madmom frames are centred on i * HOP; its last frame needs no padding beyond the signal's end.
-    features = np.asarray(pre(Signal(np.ascontiguousarray(mono, dtype=np.float32), sample_rate=SAMPLE_RATE)))
+    features = _features(pre, np.ascontiguousarray(mono, dtype=np.float32))
     act = blstm.activate(network, features[None])[0][:, 1:].astype(np.float32)  # drop the "no beat" class
     if len(act) < frames:
         act = np.pad(act, ((0, frames - len(act)), (0, 0)))
     return act[:frames]
+
+
+def _features(pre: Any, mono: np.ndarray) -> np.ndarray:
+    """madmom's input features of `mono`, computed FEATURE_PIECE_FRAMES at a time.
+
+    Every feature frame depends on its own STFT windows (at most 4096 samples, centred on i * HOP) and on the
+    frames a few steps before it (the spectral difference), so a piece computed with FEATURE_MARGIN_FRAMES of audio
+    on each side gives the same frames as the whole block, while the three STFTs of a whole 80 s block held about
+    430 MB at once: added to separation's peak, beside which this stage runs."""
+    from madmom.audio.signal import Signal
+
+    frames = frame_count(len(mono))
+    parts = []
+    for first in range(0, frames, FEATURE_PIECE_FRAMES):
+        last = min(frames, first + FEATURE_PIECE_FRAMES)
+        start = max(0, first - FEATURE_MARGIN_FRAMES)
+        # The last piece runs to the signal's end: madmom frames are centred on i * HOP, and its last frame needs
+        # no padding beyond the signal's end.
+        stop = len(mono) if last == frames else (last + FEATURE_MARGIN_FRAMES) * HOP
+        piece = np.asarray(pre(Signal(mono[start * HOP : stop], sample_rate=SAMPLE_RATE)))
+        parts.append(piece[first - start : first - start + last - first])
+    return np.concatenate(parts)
 
 
 def frame_count(samples: int) -> int:
