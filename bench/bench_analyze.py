@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import shutil
 import subprocess
@@ -27,10 +26,11 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from loopback_s3 import shared_store  # beside this script
 
 from offbeat import synth
 
@@ -98,40 +98,6 @@ def stages_alone(path: Path) -> None:
     print(json.dumps(figures))
 
 
-def shared_store() -> tuple[dict[str, str], Callable[[str], float], Callable[[], None]]:
-    """Settings that put the store on a loopback S3 server with a Redis index; (variables, size in MiB of a store
-    named like OFFBEAT_ARTIFACT_STORE's last part, stop)."""
-    import redis
-    import s3fs
-    from moto.server import ThreadedMotoServer
-
-    from offbeat.settings import Settings
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the S3 server's per-request log
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    options = {"endpoint_url": f"http://{host}:{port}", "key": "bench", "secret": "bench"}
-    fs = s3fs.S3FileSystem(**options, use_listings_cache=False)
-    tag = uuid.uuid4().hex[:8]
-    fs.mkdir(f"bench-{tag}")
-    redis_url = Settings().redis_url
-    variables = {
-        "OFFBEAT_STORE_OPTIONS": json.dumps(options),
-        "OFFBEAT_INDEX_URL": f"{redis_url}?prefix=bench-index-{tag}",
-        "OFFBEAT_ARTIFACT_STORE": f"s3://bench-{tag}/",
-    }
-
-    def size(name: str) -> float:
-        return fs.du(f"bench-{tag}/{name}") / 2**20
-
-    def stop() -> None:
-        client = redis.Redis.from_url(redis_url)
-        for key in client.scan_iter(f"bench-index-{tag}*"):
-            client.delete(key)
-        server.stop()
-
-    return variables, size, stop
 
 
 def bench(minutes: float, work: Path, shared: bool = False) -> None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import signal
 import subprocess
@@ -27,9 +26,11 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import redis
+from loopback_s3 import shared_store  # beside this script
 
 from offbeat import synth
 from offbeat.settings import Settings
@@ -82,23 +83,11 @@ def main() -> None:
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         }
         client = redis.Redis.from_url(settings.redis_url, socket_timeout=30)
-        server = None
+        stop_store: Callable[[], None] = lambda: None  # noqa: E731
         if args.hosts:
-            from moto.server import ThreadedMotoServer
-
-            logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the S3 server's per-request log
-            server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-            server.start()
-            host, port = server.get_host_and_port()
-            options = {"endpoint_url": f"http://{host}:{port}", "key": "bench", "secret": "bench"}
-            import s3fs
-
-            s3fs.S3FileSystem(**options).mkdir(f"bench-{tag}")
-            env.update(
-                OFFBEAT_ARTIFACT_STORE=f"s3://bench-{tag}/store",
-                OFFBEAT_STORE_OPTIONS=json.dumps(options),
-                OFFBEAT_INDEX_URL=f"{settings.redis_url}?prefix=bench-index-{tag}",
-            )
+            variables, _, stop_store = shared_store()
+            env.update(variables)
+            env["OFFBEAT_ARTIFACT_STORE"] += "store"
         jobs, results = env["OFFBEAT_QUEUE_NAME"], env["OFFBEAT_RESULTS_QUEUE_NAME"]
 
         print(f"writing {args.jobs + args.workers} mixes of {args.seconds:g} s ...", file=sys.stderr)
@@ -139,8 +128,7 @@ def main() -> None:
                 peaks.append(usage.ru_maxrss / 1024)
             for key in client.scan_iter(f"bench-*-{tag}*"):
                 client.delete(key)
-            if server is not None:
-                server.stop()
+            stop_store()
 
     failed = [r for r in done if r["status"] != "completed"]
     figures = {

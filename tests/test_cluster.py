@@ -23,7 +23,7 @@ from offbeat.pipeline.registry import STAGES
 from offbeat.settings import Settings
 from offbeat.storage import open_store
 from tests.audio_files import write_wav
-from tests.test_listener import OFFBEAT, REDIS_URL
+from tests.test_listener import OFFBEAT, REDIS_URL, wait_until
 from tests.test_object_store import bucket, s3_endpoint  # noqa: F401 - fixtures
 from tests.test_shared_store import redis_url  # noqa: F401 - fixture
 
@@ -31,13 +31,6 @@ pytestmark = pytest.mark.slow  # runs flows and loads TensorFlow/Spleeter in thr
 
 JOBS = 20
 WAIT = 1200.0  # upper bound for twenty analyses on a loaded 2-core machine
-
-
-def _wait(condition: Any, what: str, timeout: float = WAIT) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
 
 
 def test_three_hosts_answer_every_job_once_and_compute_each_stage_once(
@@ -77,14 +70,14 @@ def test_three_hosts_answer_every_job_once_and_compute_each_stage_once(
                 [OFFBEAT, "listen"], env=env, cwd=home / "work", stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )  # fmt: skip
-        _wait(lambda: client.scard(f"{queue}:workers") == 3, "three workers to register", 300)
+        wait_until(lambda: client.scard(f"{queue}:workers") == 3, 300, "three workers to register")
         for job_id in range(1, JOBS + 1):
             client.lpush(queue, json.dumps({"job_id": job_id, "relative_path": files[job_id % 3]}))
 
         # host-a dies during separation (which starts once its job is decoded and takes the longest): its job goes
         # back to the queue, and what it was writing never becomes an entry.
         log_a = tmp_path / "host-a" / "listen.log"
-        _wait(lambda: "decode: computed" in log_a.read_text(errors="replace"), "host-a to decode a job", 300)
+        wait_until(lambda: "decode: computed" in log_a.read_text(errors="replace"), 300, "host-a to decode a job")
         time.sleep(2.0)
         os.killpg(hosts["host-a"].pid, signal.SIGKILL)
         hosts["host-a"].wait()
@@ -97,7 +90,7 @@ def test_three_hosts_answer_every_job_once_and_compute_each_stage_once(
                 answers.append(json.loads(item[1]))
             return len(answers) >= JOBS
 
-        _wait(collected, f"{JOBS} results")
+        wait_until(collected, WAIT, f"{JOBS} results")
         time.sleep(3.0)
         answers += [json.loads(raw) for raw in client.lrange(results, 0, -1)]
         client.delete(results)

@@ -50,8 +50,13 @@ class Description:
 
 def frames(desc: Description, frame_sec: float = FRAME_SEC) -> np.ndarray:
     """(frames, dims) standardized descriptions of `frame_sec`-second stretches, each group weighted."""
+    return standardized(groups(desc, frame_sec))
+
+
+def standardized(grouped: dict[str, np.ndarray]) -> np.ndarray:
+    """The groups (see `groups`) side by side, each column standardized and each group weighted by WEIGHTS."""
     columns = []
-    for name, group in groups(desc, frame_sec).items():
+    for name, group in grouped.items():
         z = (group - group.mean(axis=0)) / np.maximum(group.std(axis=0), 1e-9)
         columns.append(z * WEIGHTS[name] / np.sqrt(group.shape[1]))
     return np.concatenate(columns, axis=1)
@@ -131,14 +136,15 @@ def find_boundaries(
     # At most MAX_FRAMES stretches, so the matrices stay small (46 MB) however long the mix; the price of a
     # cut is in frames of FRAME_SEC, so it shrinks with longer frames.
     frame_sec = float(max(FRAME_SEC, np.ceil((hi - lo) / MAX_FRAMES)))
-    x = frames(part, frame_sec)
+    grouped = groups(part, frame_sec)
+    x = standardized(grouped)
     if len(x) < 2:
         return np.zeros(0), np.zeros(0), np.zeros(0)
     sim = similarity(x)
     min_len = max(1, int(min_track_sec / frame_sec))
     max_len = max(min_len + 1, int(MAX_TRACK_SEC / frame_sec))
     cuts = partition(sim, min_len, max_len, penalty * FRAME_SEC / frame_sec)
-    cuts = join_returning_sections(sim, groups(part, frame_sec)["chroma"], cuts)
+    cuts = join_returning_sections(sim, grouped["chroma"], cuts)
     left, right = _transitions(sim, cuts)
     # The boundary is the cut itself: where the partition found the audio turn from like the track before to like
     # the one after. The middle of the blend window was the answer before, but that window is lopsided (a fade-in
