@@ -1,4 +1,5 @@
-"""Shared fixtures: isolated settings per test, one Prefect API for the whole session."""
+"""Shared fixtures: isolated settings per test, one Prefect API for the whole session, a Prefect server on
+PostgreSQL for a module."""
 
 from __future__ import annotations
 
@@ -41,3 +42,13 @@ def prefect_api() -> Iterator[str]:
 
     with prefect_test_harness(server_startup_timeout=120):
         yield str(PREFECT_API_URL.value())
+
+
+@pytest.fixture(scope="module")
+def prefect_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
+    """A Prefect server on a PostgreSQL database of its own (dropped afterwards), as a deployment of several hosts
+    runs it: (API URL, the variables that point a process at it)."""
+    from .prefect_server import prefect_server
+
+    with prefect_server(tmp_path_factory.mktemp("prefect-home"), "postgresql") as server:
+        yield server

@@ -1,7 +1,8 @@
 """Three hosts sharing nothing but Redis (queues, store index, job ledger) and an S3 bucket (the store's data): each
 an `offbeat listen` process with its own HOME, working folder, Prefect home and host name; the mixes are on the
 shared mount that jobs name. Twenty jobs over three files; one host is killed with SIGKILL in the middle of an
-analysis. Real parts throughout: the machine's Redis, moto's S3 server on loopback, the session's Prefect API.
+analysis. Real parts throughout: the machine's Redis, moto's S3 server on loopback, a Prefect server on the
+machine's PostgreSQL (a database of its own, dropped afterwards).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from offbeat.pipeline.registry import STAGES
 from offbeat.settings import Settings
 from offbeat.storage import open_store
 from tests.audio_files import write_wav
-from tests.test_listener import OFFBEAT, REDIS_URL, wait_until
+from tests.processes import wait_until
+from tests.test_listener import OFFBEAT, REDIS_URL
 from tests.test_object_store import bucket, s3_endpoint  # noqa: F401 - fixtures
 from tests.test_shared_store import redis_url  # noqa: F401 - fixture
 
@@ -38,9 +40,10 @@ def test_three_hosts_answer_every_job_once_and_compute_each_stage_once(
     settings: Settings,
     bucket: tuple[str, dict[str, Any]],  # noqa: F811 - fixture
     redis_url: str,  # noqa: F811 - fixture
-    prefect_api: str,
+    prefect_postgres: tuple[str, dict[str, str]],
 ) -> None:
     name, options = bucket
+    prefect_api, _ = prefect_postgres
     files = [write_wav(settings.shared_mount_path / f"set-{i}.wav", seconds=6.0 + 2 * i).name for i in range(3)]
     tag = uuid.uuid4().hex[:8]
     queue, results = f"test-jobs-{tag}", f"test-results-{tag}"

@@ -1,5 +1,6 @@
 """The Redis listener end to end: real `offbeat listen` processes, the machine's Redis (own database and queue
-names, cleaned up) or an own `redis-server` for the outage test, the session's Prefect API.
+names, cleaned up) or an own `redis-server` for the outage test, the session's Prefect API (a server on
+PostgreSQL for the worker-crash test).
 
 Each worker process pays TensorFlow's and numba's start-up on its first job (about 20 s), which is also the
 window in which the fault tests stop or kill it mid-analysis.
@@ -12,7 +13,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -29,10 +29,13 @@ import redis
 from offbeat.settings import Settings, get_settings
 
 from .audio_files import write_wav
+from .conftest import REPO
+from .processes import free_port, kill_tree, stop, wait_until
 
 pytestmark = pytest.mark.slow  # runs flows or loads TensorFlow/Spleeter
 
 OFFBEAT = str(Path(sys.executable).with_name("offbeat"))
+PREFECT = str(Path(sys.executable).with_name("prefect"))
 REDIS_URL = "redis://127.0.0.1:6379/13"
 
 
@@ -295,13 +298,6 @@ def test_twenty_jobs_over_two_workers_give_one_result_each(fleet: Fleet) -> None
 # -- stopped and killed workers lose nothing ----------------------------------------------------------------
 
 
-def wait_until(condition: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-
-
 def test_a_stopped_or_killed_worker_loses_no_job(fleet: Fleet) -> None:
     write_wav(fleet.mount / "long.wav", seconds=45.0)
     queue = fleet.settings.queue_name
@@ -338,12 +334,6 @@ def test_a_stopped_or_killed_worker_loses_no_job(fleet: Fleet) -> None:
 
 
 # -- Redis going away ------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class RedisServer:
@@ -446,6 +436,26 @@ def test_a_completed_job_id_is_answered_from_the_ledger_and_a_worker_fault_is_an
     assert not runner.is_alive() and fleet.registered() == set()
 
 
+def deploy_to_pool(fleet: Fleet) -> dict[str, str]:
+    """The `offbeat` work pool and prefect.yaml's deployments on the fleet's Prefect API, as the README's operator
+    guide says; the environment of the pool's process workers."""
+    env = {**fleet.env, "OFFBEAT_PROJECT_DIR": str(REPO), "PREFECT_WORKER_QUERY_SECONDS": "1"}
+    pool = ["work-pool", "create", "offbeat", "--type", "process", "--overwrite"]
+    for args in (pool, ["--no-prompt", "deploy", "--all"]):
+        done = subprocess.run([PREFECT, *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+    return env
+
+
+def start_pool_worker(fleet: Fleet, env: dict[str, str], name: str) -> subprocess.Popen[bytes]:
+    """A `prefect worker` of the pool, its output (the flow runs' too) in the fleet's log `name`."""
+    with (fleet.root / f"{name}.log").open("wb") as log:
+        return subprocess.Popen(
+            [PREFECT, "worker", "start", "--pool", "offbeat"], env=env, cwd=REPO, stdout=log, stderr=log,
+            start_new_session=True,  # stopped with the flow-run processes it starts (processes.stop)
+        )  # fmt: skip
+
+
 def test_work_pool_mode_runs_each_job_on_a_process_worker(fleet: Fleet) -> None:
     """OFFBEAT_LISTENER_MODE=work-pool: the listener only awaits; each job becomes a run of the analyze-mix
     deployment (idempotency key per job) that a process worker of the work pool executes, as a worker on another
@@ -453,21 +463,9 @@ def test_work_pool_mode_runs_each_job_on_a_process_worker(fleet: Fleet) -> None:
     joins the run its idempotency key already names instead of starting a second one."""
     import httpx
 
-    from .conftest import REPO
-    from .processes import stop
-
     write_wav(fleet.mount / "pool.wav", seconds=8.0)
-    env = {**fleet.env, "OFFBEAT_PROJECT_DIR": str(REPO), "PREFECT_WORKER_QUERY_SECONDS": "1"}
-    prefect = str(Path(sys.executable).with_name("prefect"))
-    pool = ["work-pool", "create", "offbeat", "--type", "process", "--overwrite"]
-    for args in (pool, ["--no-prompt", "deploy", "--all"]):
-        done = subprocess.run([prefect, *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, done.stdout + done.stderr
-    log = (fleet.root / "pool-worker.log").open("wb")
-    pool_worker = subprocess.Popen(
-        [prefect, "worker", "start", "--pool", "offbeat"], env=env, cwd=REPO, stdout=log, stderr=log,
-        start_new_session=True,  # stopped with the flow-run processes it starts
-    )  # fmt: skip
+    env = deploy_to_pool(fleet)
+    pool_worker = start_pool_worker(fleet, env, "pool-worker")
     try:
         fleet.start("listener", OFFBEAT_LISTENER_MODE="work-pool", OFFBEAT_WORKER_CONCURRENCY="2")
         fleet.wait_for_workers(1)
@@ -487,3 +485,57 @@ def test_work_pool_mode_runs_each_job_on_a_process_worker(fleet: Fleet) -> None:
     for run in runs:
         assert run["state_type"] == "COMPLETED" and run["work_pool_name"] == "offbeat", run
         assert run["idempotency_key"].startswith(f"offbeat-job-{run['name'].removeprefix('job-')}-"), run
+
+
+def test_a_pool_worker_killed_mid_run_leaves_one_result_and_only_whole_entries(
+    fleet: Fleet, prefect_postgres: tuple[str, dict[str, str]]
+) -> None:
+    """Work-pool mode with Prefect on PostgreSQL: the process worker executing a job's run is killed with SIGKILL
+    together with the run's process (its host went away) in the middle of separation. Nobody is left to
+    report the run crashed; the listener finds its heartbeats stopped, marks it crashed and runs the job again,
+    on a worker started afterwards (the host back, or another one): one result, and the store holds whole entries
+    only (what the killed run was writing never became one)."""
+    import httpx
+
+    from offbeat.storage import open_store
+
+    url, _ = prefect_postgres
+    write_wav(fleet.mount / "crash.wav", seconds=30.0)
+    # Heartbeats every 30 s (Prefect's shortest), the listener reading the same; a dead run's entry lease is
+    # taken over after 6 s; separation in 12 s chunks, so that the run is killed with part of the stems written.
+    fleet.env.update(
+        PREFECT_API_URL=url, PREFECT_FLOWS_HEARTBEAT_FREQUENCY="30", OFFBEAT_ENTRY_LEASE_SEC="6",
+        OFFBEAT_SEPARATION_CHUNK_SEC="12",
+    )  # fmt: skip
+    env = deploy_to_pool(fleet)
+    workers = [start_pool_worker(fleet, env, "pool-a")]
+    try:
+        fleet.start("listener", OFFBEAT_LISTENER_MODE="work-pool")
+        fleet.wait_for_workers(1)
+        fleet.push({"job_id": 71, "relative_path": "crash.wav"})
+        separating = re.compile(r"separate: [1-9]0%")  # a chunk of the stems written, more to come
+        wait_until(lambda: separating.search(fleet.log("pool-a")), 600, "the run on pool-a to be separating")
+        kill_tree(workers[0])
+        workers.append(start_pool_worker(fleet, env, "pool-b"))
+        results = fleet.results(1, timeout=900, quiet=3.0)
+    finally:
+        for worker in workers:
+            stop(worker)
+    (result,) = results
+    assert result["job_id"] == 71 and result["status"] == "completed" and result["results"]["tracks"], result
+    assert "separate: computed" not in fleet.log("pool-a")  # killed in the middle of separation
+    assert re.search(r"separate: computed in", fleet.log("pool-b"))  # recomputed, from what was whole
+    assert "analysis run job-71: no heartbeat since" in fleet.log("listener")
+    assert "job 71: analysis run job-71 crashed; running it again" in fleet.log("listener")
+
+    filtered = {"flow_runs": {"name": {"any_": ["job-71"]}}}
+    runs = httpx.post(f"{url}/flow_runs/filter", json=filtered, timeout=30).json()
+    states = {r["idempotency_key"].rsplit("-", 1)[1]: r["state_type"] for r in runs}
+    assert states == {"0": "CRASHED", "1": "COMPLETED"}, states
+
+    store = open_store(fleet.settings)
+    try:
+        names = list(store.index.names("entry:"))
+        assert names and all(store.get(n.removeprefix("entry:"), verify=True) is not None for n in names)
+    finally:
+        store.close()

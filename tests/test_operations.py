@@ -22,8 +22,9 @@ from offbeat import synth
 from offbeat.settings import Settings
 
 from .conftest import REPO
-from .processes import stop
-from .test_listener import free_port, wait_until
+from .prefect_server import postgres
+from .prefect_server import prefect_server as start_prefect_server
+from .processes import stop, wait_until
 
 pytestmark = pytest.mark.slow  # runs flows or loads TensorFlow/Spleeter
 
@@ -39,63 +40,13 @@ def two_track_mix(path: Path) -> Path:
 CUES = [{"title": "First", "start_time_sec": 0.0}, {"title": "Second", "start_time_sec": 11.5}]
 
 
-POSTGRES = "postgres@127.0.0.1:5432"  # the machine's PostgreSQL (trust auth), as the deployment's would be
-
-
-def _postgres(statement: str, *args: Any, database: str = "postgres") -> Any:
-    """The first value `statement` returns in `database` (None for a command)."""
-    import asyncio
-
-    import asyncpg
-
-    async def run() -> Any:
-        connection = await asyncpg.connect(f"postgresql://{POSTGRES}/{database}")
-        try:
-            return await connection.fetchval(statement, *args)
-        finally:
-            await connection.close()
-
-    return asyncio.run(run())
-
-
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def prefect_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, dict[str, str]]]:
-    """`prefect server start` on a free loopback port with its own home; its database is SQLite in that home,
-    or a new PostgreSQL database (the production choice: SQLite answers "database is locked" under bursts),
-    dropped afterwards. (API URL, the variables that point a process at it.)"""
-    home = tmp_path_factory.mktemp("prefect-home")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/api"
-    env = {"PREFECT_HOME": str(home), "PREFECT_API_URL": url, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    database = None
-    if request.param == "postgresql":
-        database = f"offbeat_prefect_{uuid.uuid4().hex[:12]}"
-        _postgres(f"CREATE DATABASE {database}")
-        env["PREFECT_API_DATABASE_CONNECTION_URL"] = f"postgresql+asyncpg://{POSTGRES}/{database}"
-    log = (home / "server.log").open("wb")
-    server = subprocess.Popen(
-        [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env={**os.environ, **env},
-        stdout=log,
-        stderr=log,
-        start_new_session=True,
-    )
-
-    def healthy() -> bool:
-        try:
-            return httpx.get(f"{url}/health", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        wait_until(healthy, 120, "the Prefect server to start")
-        yield url, env
-    finally:
-        stop(server)
-        if database:
-            _postgres(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+    """A server of the module's own on each database: SQLite in its home, or PostgreSQL."""
+    with start_prefect_server(tmp_path_factory.mktemp("prefect-home"), request.param) as server:
+        yield server
 
 
 def prefect(env: dict[str, str], *args: str) -> str:
@@ -127,7 +78,7 @@ def test_deploy_run_and_read_it_back_through_the_api(
     worker = subprocess.Popen(
         [PREFECT, "worker", "start", "--pool", "offbeat"], env=env, cwd=REPO, stdout=log, stderr=log,
         start_new_session=True,  # stopped with the flow-run processes it starts
-    )
+    )  # fmt: skip
     try:
         out = prefect(
             env, "deployment", "run", "analyze-mix/default",
@@ -145,7 +96,7 @@ def test_deploy_run_and_read_it_back_through_the_api(
     assert run["state_type"] == "COMPLETED", run["state"]
     if "PREFECT_API_DATABASE_CONNECTION_URL" in server_env:  # the run is in PostgreSQL, not in a SQLite file
         database = server_env["PREFECT_API_DATABASE_CONNECTION_URL"].rsplit("/", 1)[1]
-        state = _postgres("SELECT state_type FROM flow_run WHERE id = $1", uuid.UUID(run_id), database=database)
+        state = postgres("SELECT state_type FROM flow_run WHERE id = $1", uuid.UUID(run_id), database=database)
         assert state == "COMPLETED" and not list(Path(server_env["PREFECT_HOME"]).glob("*.db"))
     assert run["name"] == "set.wav" and {"offbeat", "analysis"} <= set(run["tags"])
 

@@ -12,9 +12,12 @@ import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 from prefect import flow, get_run_logger, tags
 
@@ -26,6 +29,9 @@ from offbeat.pipeline.preflight import preflight
 from offbeat.service.worker import Worker
 from offbeat.settings import get_settings
 from offbeat.storage import JobLedger
+
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import FlowRun
 
 JOB_TAGS = ("offbeat", "redis-job")
 
@@ -52,7 +58,7 @@ def _on_work_pool(job: Job, ref: str, ledger: JobLedger) -> dict[str, Any]:
 
     The idempotency key names the job and its message, so a listener that takes over a job from one that died
     finds the run already created (running, or finished) instead of starting a second one. A run that crashed
-    (its worker died) is run again under the next key, up to WORK_POOL_ATTEMPTS times."""
+    (its worker died: `_await_run`) is run again under the next key, up to WORK_POOL_ATTEMPTS times."""
     from prefect.deployments import run_deployment
 
     settings = get_settings()
@@ -64,10 +70,10 @@ def _on_work_pool(job: Job, ref: str, ledger: JobLedger) -> dict[str, Any]:
             parameters={"job_ref": ref, "job_id": job.job_id},
             idempotency_key=f"offbeat-job-{job.job_id}-{ref}-{attempt}",
             tags=list(JOB_TAGS),
-            timeout=None,
+            timeout=0,  # created (or found by its key) here, awaited by _await_run
             as_subflow=False,
-            poll_interval=2,
         )
+        run = _await_run(run.id)
         document = ledger.delivered(str(run.id))
         state_name = run.state.name if run.state else "unknown"
         if document is not None:
@@ -79,6 +85,37 @@ def _on_work_pool(job: Job, ref: str, ledger: JobLedger) -> dict[str, Any]:
         ErrorCode.INTERNAL, f"the analysis run on the work pool ended {state_name} without a result", retryable=True
     )
     return dump_result(FailedResult.from_error(job.job_id, error, stage="analysis"))
+
+
+def _await_run(run_id: UUID, poll_sec: float = 2.0) -> FlowRun:
+    """The run once it has ended. A run whose process worker dies together with it (its host went away: SIGKILL,
+    power loss) is never marked crashed by Prefect, as nobody is left to report it: it would stay Running, and its
+    job unanswered, for ever. Its heartbeats tell: a run process sends one every PREFECT_FLOWS_HEARTBEAT_FREQUENCY
+    seconds (on every host alike; the listener reads its own setting). A run that has been Running for three
+    periods with none in the last three is marked Crashed here, so that the caller runs the job again."""
+    from prefect import get_client
+    from prefect.events.filters import EventFilter, EventNameFilter, EventOccurredFilter, EventResourceFilter
+    from prefect.settings import get_current_settings
+    from prefect.states import Crashed
+
+    frequency = get_current_settings().flows.heartbeat_frequency
+    with get_client(sync_client=True) as client:
+        while True:
+            run = client.read_flow_run(run_id)
+            if run.state is not None and run.state.is_final():
+                return run
+            if frequency and run.state is not None and run.state.is_running():
+                since = datetime.now(UTC) - timedelta(seconds=3 * frequency)
+                beats = EventFilter(
+                    event=EventNameFilter(name=["prefect.flow-run.heartbeat"]),
+                    resource=EventResourceFilter(id=[f"prefect.flow-run.{run_id}"]),
+                    occurred=EventOccurredFilter(since=since),
+                )
+                if run.state.timestamp < since and not client.read_events(beats, limit=1).events:
+                    logging.getLogger(__name__).warning("analysis run %s: no heartbeat since %s", run.name, since)
+                    client.set_flow_run_state(run_id, Crashed(message=f"no heartbeat since {since.isoformat()}"))
+                    continue  # read again: crashed, or ended meanwhile
+            time.sleep(poll_sec)
 
 
 @contextmanager
