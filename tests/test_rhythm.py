@@ -32,7 +32,7 @@ def test_blockwise_features_equal_a_whole_signal_pass() -> None:
     ctx = rhythm.BLOCK_CONTEXT
     padded = np.pad(y, (ctx * rhythm.HOP, (ctx + 1) * rhythm.HOP + rhythm.N_FFT))
     whole = rhythm.frame_features(padded, SR).sliced(slice(ctx, ctx + rhythm.frame_count(len(y))))
-    for name in ("onset", "onset_low", "rms", "centroid"):
+    for name in ("onset", "onset_low", "onset_crack", "rms", "centroid"):
         joined = np.concatenate([getattr(b, name) for b in blocks])
         np.testing.assert_allclose(joined, getattr(whole, name), rtol=1e-4, atol=1e-4, err_msg=name)
     chroma = np.concatenate(

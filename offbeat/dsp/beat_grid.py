@@ -30,6 +30,9 @@ PHASE_JUMP_PROB = 1e-5  # per beat: a new track may start its bars anywhere
 METER_CHANGE_PROB = 1e-4  # per beat
 MIDPOINT_RATIO = 0.35  # a skipped beat is this strong relative to the tracked ones: double the tempo
 DOWNBEAT_WEIGHT = 0.5  # how strongly the downbeat activation speaks against the bar's regularity
+PHASE_WINDOW_BEATS = 32  # beats over which the backbeat's crack is weighed on and between the beats
+PHASE_RATIO = 0.85  # crack on the beats below this share of the crack between them: the grid is half a beat off
+MIN_SHIFT_BEATS = 8  # shorter stretches that look half a beat off are left as they are
 
 
 @cache
@@ -95,12 +98,47 @@ def _at_beat_level(beats: np.ndarray, strength: np.ndarray) -> np.ndarray:
     return np.sort(np.concatenate([beats, mids]))
 
 
+def backbeat_phase(beats: np.ndarray, crack: np.ndarray, fps: float, offset: float) -> np.ndarray:
+    """The beats, moved half a beat where the snare or clap sits between them instead of on them.
+
+    With loud off-beat hats or a kick on the "and" (jungle, trap, UK garage, deep house), the network marks the
+    off-beats about as readily as the beats, and then its tracker may follow the wrong phase for a whole track:
+    on the synthetic tune split 13 % of the steady beats sat half a beat off, and nothing in the network's output
+    tells. The backbeat does: in nearly every style a snare or clap lands on beats (2 and 4, or 3 in half-time),
+    never between them, and its crack (`crack`: onset envelope of 1.5-5 kHz, frame i at i / fps + offset) stands
+    above the kick and below the hats. Where the crack over PHASE_WINDOW_BEATS beats is clearly stronger between
+    the beats, for at least MIN_SHIFT_BEATS beats in a row, those beats become the midpoints. Tune splits: beat F
+    synthetic 0.866 -> 0.913; real songs 0.971 -> 0.969 (a stricter ratio or a shorter window cost the songs
+    more, a looser one gained less)."""
+    if len(beats) < MIN_SHIFT_BEATS + 1 or len(crack) == 0:
+        return beats
+    mids = (beats[1:] + beats[:-1]) / 2
+    window = np.ones(PHASE_WINDOW_BEATS)
+    on = np.convolve(_at_frames(crack, beats[:-1], fps, offset), window, "same")
+    off = np.convolve(_at_frames(crack, mids, fps, offset), window, "same")
+    shift = on < PHASE_RATIO * off
+    # runs of equal decisions: [start, stop) of each
+    edges = np.flatnonzero(np.diff(shift.astype(np.int8))) + 1
+    starts, stops = np.concatenate([[0], edges]), np.concatenate([edges, [len(shift)]])
+    kept, moved = [], False
+    for a, b in zip(starts, stops, strict=True):
+        moved = bool(shift[a]) and b - a >= MIN_SHIFT_BEATS
+        kept.append(mids[a:b] if moved else beats[a:b])
+    if not moved:  # the last beat has no midpoint after it: it ends an unmoved stretch only
+        kept.append(beats[-1:])
+    return np.concatenate(kept)
+
+
+def _at_frames(values: np.ndarray, times: np.ndarray, fps: float, offset: float, radius: int = 2) -> np.ndarray:
+    """The largest value within `radius` frames of each time, for frame i at i / fps + offset."""
+    idx = np.round((times - offset) * fps).astype(int)
+    frames = np.clip(idx[:, None] + np.arange(-radius, radius + 1)[None, :], 0, max(0, len(values) - 1))
+    return values[frames].max(axis=1) if len(values) else np.zeros(len(times))
+
+
 def at_beats(values: np.ndarray, beats: np.ndarray, radius: int = 2) -> np.ndarray:
-    """The largest frame value within `radius` frames of each beat."""
-    idx = np.round(beats * FPS).astype(int)
-    offsets = np.arange(-radius, radius + 1)
-    frames = np.clip(idx[:, None] + offsets[None, :], 0, max(0, len(values) - 1))
-    return values[frames].max(axis=1) if len(values) else np.zeros(len(beats))
+    """The largest activation within `radius` frames of each beat."""
+    return _at_frames(values, beats, FPS, 0.0, radius)
 
 
 def bar_positions(downbeat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

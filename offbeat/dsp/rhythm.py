@@ -21,6 +21,7 @@ HOP = 512
 N_MELS = 128
 SHAPE_BANDS = 32  # mel bands kept per frame (groups of 4) to describe timbre for track boundaries
 LOW_BAND_HZ = 200.0
+CRACK_BAND_HZ = (1500.0, 5000.0)  # a snare's or clap's crack: above the kick and bass, below the hats' hiss
 DB_FLOOR = 1e-4  # mel power floor (-40 dB re 1): keeps near-silence from producing huge log flux
 CHROMA_N_FFT, CHROMA_HOP = 8192, 2048
 CHROMA_STEP = CHROMA_HOP // HOP  # analysis frames per chroma frame
@@ -37,6 +38,7 @@ class FrameFeatures:
 
     onset: np.ndarray  # (frames,) spectral flux of log-mel power, all bands
     onset_low: np.ndarray  # (frames,) the same below LOW_BAND_HZ: kick and bass, where dance beats sit
+    onset_crack: np.ndarray  # (frames,) the same in CRACK_BAND_HZ: the backbeat's snare or clap (beat phase)
     rms: np.ndarray  # (frames,)
     centroid: np.ndarray  # (frames,) Hz
     bands: np.ndarray  # (frames, SHAPE_BANDS) mel power in groups of adjacent bands: the spectrum's shape
@@ -64,18 +66,25 @@ def mel_power(power: np.ndarray, sr: int) -> np.ndarray:
     return librosa.feature.melspectrogram(S=power, sr=sr, n_mels=N_MELS)
 
 
-def onset_envelopes(mel: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:
-    """(all-band, low-band) spectral flux of log-mel power; frame 0 has no predecessor and gets 0.
+def onset_envelopes(mel: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(all-band, low-band, crack-band) spectral flux of log-mel power; frame 0 has no predecessor and gets 0.
 
     A fixed dB reference and floor (no per-call top_db) keep block-wise results equal to whole ones.
     """
     mel_db = librosa.power_to_db(mel, ref=1.0, amin=DB_FLOOR, top_db=None)
-    return _flux(mel_db), _flux(mel_db[_low_bands(sr)])
+    centres = _mel_centres(sr)
+    crack = (centres >= CRACK_BAND_HZ[0]) & (centres < CRACK_BAND_HZ[1])
+    return _flux(mel_db), _flux(mel_db[_low_bands(sr)]), _flux(mel_db[crack])
+
+
+def _mel_centres(sr: int) -> np.ndarray:
+    """Centre frequency (Hz) of each of the N_MELS bands, lowest first."""
+    return librosa.mel_frequencies(n_mels=N_MELS + 2, fmax=sr / 2)[1:-1]
 
 
 def _low_bands(sr: int) -> np.ndarray:
     """Mask of the mel bands centred below LOW_BAND_HZ (the lowest bands come first)."""
-    return librosa.mel_frequencies(n_mels=N_MELS + 2, fmax=sr / 2)[1:-1] < LOW_BAND_HZ
+    return _mel_centres(sr) < LOW_BAND_HZ
 
 
 def _flux(mel_db: np.ndarray) -> np.ndarray:
@@ -88,12 +97,12 @@ def frame_features(block: np.ndarray, sr: int) -> FrameFeatures:
     context on each side and keep the middle, which then equals a whole-signal pass."""
     power = power_spectrogram(block)
     mel = mel_power(power, sr)
-    onset, onset_low = onset_envelopes(mel, sr)
+    onset, onset_low, onset_crack = onset_envelopes(mel, sr)
     bands = mel.reshape(SHAPE_BANDS, N_MELS // SHAPE_BANDS, -1).mean(axis=1).T
     rms = np.sqrt(power.sum(axis=0) * 2 / N_FFT**2 / 0.375)  # Hann power sum -> signal RMS
     centroid = librosa.feature.spectral_centroid(S=np.sqrt(power), sr=sr, n_fft=N_FFT)[0]
     return FrameFeatures(
-        onset, onset_low, rms.astype(np.float32), centroid.astype(np.float32), bands.astype(np.float32)
+        onset, onset_low, onset_crack, rms.astype(np.float32), centroid.astype(np.float32), bands.astype(np.float32)
     )
 
 

@@ -17,6 +17,7 @@ from offbeat.storage import ChunkAppender, Entry, EntryWriter
 ENVELOPES = (
     ("onset", ()),
     ("onset_low", ()),
+    ("onset_crack", ()),
     ("rms", ()),
     ("centroid", ()),
     ("bands", (rhythm.SHAPE_BANDS,)),
@@ -55,6 +56,7 @@ def compute(
     act = activations["activation"][...]
     start, end = music_bounds(decode, trim)
     beats = beat_grid.track_beats(beat_grid.beat_strength(act), start, end)
+    beats = beat_grid.backbeat_phase(beats, out.array("onset_crack")[...], fps, rhythm.frame_time_offset(sr))
     position, meter = beat_grid.bar_positions(beat_grid.at_beats(act[:, 1], beats))
     out.put_array("beat_strength", beat_grid.at_beats(beat_grid.beat_strength(act), beats).astype(np.float32))
     curve = rhythm.bpm_from_beats(beats, seconds)
@@ -73,4 +75,4 @@ def compute(
     )
 
 
-STAGE = Stage("beats", 3, compute, params)  # 3: beats from madmom's network; bar positions; mel band shapes
+STAGE = Stage("beats", 4, compute, params)  # 4: beats moved to the backbeat's phase
