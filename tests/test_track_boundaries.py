@@ -66,3 +66,16 @@ def test_a_section_that_returns_in_the_same_harmony_is_joined_a_new_key_is_not()
     assert tb.chroma_distance(two_keys, (0, 30), (30, 60)) > tb.SAME_HARMONY > tb.chroma_distance(
         one_key, (0, 30), (30, 60)
     )
+
+
+def test_apart_only_distances_lower_similarity_and_never_raise_it() -> None:
+    """The key only tells parts apart: rows alike in it keep the similarity their other descriptions give."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(0, 1, (40, 6))
+    same_key = np.zeros((40, 3))
+    two_keys = np.concatenate([np.zeros((20, 3)), np.ones((20, 3))])
+    base = tb.similarity(x)
+    np.testing.assert_allclose(tb.similarity(x, same_key), base)
+    keyed = tb.similarity(x, two_keys)
+    np.testing.assert_allclose(keyed[:20, :20], base[:20, :20])
+    assert np.all(keyed[:20, 20:] < base[:20, 20:])

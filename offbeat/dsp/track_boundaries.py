@@ -28,6 +28,7 @@ from offbeat.dsp.beat_grid import carried
 
 FRAME_SEC = 2.0  # seconds per described stretch (the partition's resolution)
 SMOOTH_SEC = 8.0  # descriptions are averaged over this long, so a single bar's fill does not count
+KEY_SEC = 32.0  # the harmony averaged over this long is the track's key, apart from its chord changes
 TONAL_QUANTILE = 0.25  # this share of seconds, whose chroma peaks least, take their neighbours' chroma
 MIN_TRANSITION_SEC = 16.0  # transition windows are at least this wide (8 bars at 120 BPM)
 MAX_FRAMES = 2400  # 80 minutes at FRAME_SEC; longer mixes are described in longer stretches
@@ -36,7 +37,8 @@ PENALTY = 4.5  # price of a cut, in frames of self-similarity it must gain (see 
 SAME_HARMONY = 0.5  # chroma distance (1 - correlation of mean chroma) under which two parts share their harmony
 RETURNING = 0.3  # contrast (see `contrast`) under which a part comes back after the next one
 
-WEIGHTS = {"timbre": 1.0, "chroma": 1.0, "level": 0.5, "tempo": 1.0}
+WEIGHTS = {"timbre": 1.0, "chroma": 1.0, "level": 0.5, "tempo": 1.0, "key": 0.25}
+APART_ONLY = ("key",)  # groups that can only tell parts apart (see `similarity`)
 
 
 @dataclass(frozen=True)
@@ -46,11 +48,6 @@ class Description:
     mel_db: np.ndarray  # (seconds, bands) mean log-mel power
     chroma: np.ndarray  # (seconds, 12)
     bpm: np.ndarray  # (seconds,) local tempo, nan where unknown
-
-
-def frames(desc: Description, frame_sec: float = FRAME_SEC) -> np.ndarray:
-    """(frames, dims) standardized descriptions of `frame_sec`-second stretches, each group weighted."""
-    return standardized(groups(desc, frame_sec))
 
 
 def standardized(grouped: dict[str, np.ndarray]) -> np.ndarray:
@@ -71,6 +68,9 @@ def groups(desc: Description, frame_sec: float = FRAME_SEC) -> dict[str, np.ndar
     level = mel.mean(axis=1, keepdims=True)
     shape = mel - level  # the spectrum's shape, apart from how loud it is
     chroma = desc.chroma / np.maximum(desc.chroma.sum(axis=1, keepdims=True), 1e-9)
+    # Two tracks of one tempo and style (jungle into drum and bass at 170) differ most in key; over SMOOTH_SEC a
+    # song's own chord changes hide that, over KEY_SEC they average out.
+    key = uniform_filter1d(chroma, size=max(1, round(KEY_SEC)), axis=0, mode="nearest")
     # Where the harmony is unclear it takes the value of the nearest clear second, so a drum-only intro or
     # a noisy riser does not look like another track.
     tonal = chroma.max(axis=1)
@@ -80,18 +80,31 @@ def groups(desc: Description, frame_sec: float = FRAME_SEC) -> dict[str, np.ndar
     log_bpm = np.log2(carried(np.where(known, bpm, 120.0), known))
     log_bpm = median_filter(log_bpm, size=smooth * 2 + 1, mode="nearest")
     out = {}
-    for name, group in {"timbre": shape, "chroma": chroma, "level": level, "tempo": log_bpm[:, None]}.items():
-        group = uniform_filter1d(group, size=smooth, axis=0, mode="nearest")
+    described = {"timbre": shape, "chroma": chroma, "level": level, "tempo": log_bpm[:, None], "key": key}
+    for name, group in described.items():
+        if name != "key":
+            group = uniform_filter1d(group, size=smooth, axis=0, mode="nearest")
         n = len(group) // step * step
         out[name] = group[:n].reshape(-1, step, group.shape[1]).mean(axis=1) if n else group[:0]
     return out
 
 
-def similarity(x: np.ndarray) -> np.ndarray:
-    """Gaussian-kernel self-similarity, bandwidth from the median pairwise distance."""
-    sq = np.sum(x * x, axis=1)
-    d2 = np.maximum(sq[:, None] + sq[None, :] - 2 * x @ x.T, 0.0)
+def similarity(x: np.ndarray, apart: np.ndarray | None = None) -> np.ndarray:
+    """Gaussian-kernel self-similarity of `x`, bandwidth from its median pairwise distance; the distances in
+    `apart` (same rows) are added after the bandwidth is set, so they only lower the similarity of rows that
+    differ there. Added to `x` instead, the key made two tracks that share it (DJs mix in one key) look alike:
+    the wider bandwidth hid their other differences. Tune splits, F(+-10 s), key as `apart`: 45-110 s synthetic
+    tracks 0.85 -> 0.88 (recall 0.76 -> 0.79), 2-6 min tracks 0.56 -> 0.58, real songs unchanged (0.89 and 0.91,
+    two sets of mixes); a larger weight cut real songs at their own key changes."""
+
+    def squared_distances(v: np.ndarray) -> np.ndarray:
+        sq = np.sum(v * v, axis=1)
+        return np.maximum(sq[:, None] + sq[None, :] - 2 * v @ v.T, 0.0)
+
+    d2 = squared_distances(x)
     scale = float(np.median(d2[np.triu_indices(len(x), 1)])) if len(x) > 1 else 1.0
+    if apart is not None:
+        d2 += squared_distances(apart)
     return np.exp(-d2 / max(scale, 1e-9)).astype(np.float64)
 
 
@@ -137,10 +150,10 @@ def find_boundaries(
     # cut is in frames of FRAME_SEC, so it shrinks with longer frames.
     frame_sec = float(max(FRAME_SEC, np.ceil((hi - lo) / MAX_FRAMES)))
     grouped = groups(part, frame_sec)
-    x = standardized(grouped)
+    x = standardized({name: g for name, g in grouped.items() if name not in APART_ONLY})
     if len(x) < 2:
         return np.zeros(0), np.zeros(0), np.zeros(0)
-    sim = similarity(x)
+    sim = similarity(x, standardized({name: grouped[name] for name in APART_ONLY}))
     min_len = max(1, int(min_track_sec / frame_sec))
     max_len = max(min_len + 1, int(MAX_TRACK_SEC / frame_sec))
     cuts = partition(sim, min_len, max_len, penalty * FRAME_SEC / frame_sec)

@@ -73,4 +73,4 @@ def steady_part(segment: Entry, index: int) -> tuple[float, float]:
     return (lo, hi) if hi - lo >= 10.0 else (start, end)
 
 
-STAGE = Stage("segment", 6, compute, params)  # 6: cut = boundary, symmetric transitions, returning sections joined
+STAGE = Stage("segment", 7, compute, params)  # 7: the key (harmony over 32 s) tells parts apart
