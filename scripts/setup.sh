@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Everything a fresh machine with Python 3.11 needs: uv, the locked environment, the Spleeter 2stems
-# weights. Safe to run again: each step is skipped when already done.
+# weights and their ONNX export. Safe to run again: each step is skipped when already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,5 +19,6 @@ export UV
 
 "$UV" sync --locked --python 3.11 --quiet --compile-bytecode
 if ! .venv/bin/offbeat models check 2stems >/dev/null 2>&1; then
-  .venv/bin/offbeat models pull 2stems
+  .venv/bin/offbeat models pull 2stems  # also exports the U-Nets to ONNX (the default separation backend)
 fi
+.venv/bin/offbeat models export 2stems >/dev/null  # an install from before the ONNX backend; no-op when present

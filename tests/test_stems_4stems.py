@@ -18,7 +18,7 @@ import pytest
 import soundfile as sf
 
 from offbeat import synth
-from offbeat.media import separation, weights
+from offbeat.media import onnx_export, separation, weights
 from offbeat.settings import Settings
 
 from .conftest import REPO
@@ -140,6 +140,19 @@ def test_4stems_chunked_separation_equals_one_whole_call_and_sums_to_the_mix(fou
         assert db(np.sum(reference**2), np.sum((chunked - reference) ** 2)) > 20, name
     residual = mix - sum(whole.values())
     assert db(band_energy(residual, 11500), band_energy(mix, 11500)) < -30
+
+
+@pytest.mark.slow
+def test_4stems_is_exported_to_onnx_at_install_and_equals_tensorflow(four_stems_models: Path) -> None:
+    """`offbeat models install` wrote the 4stems ONNX export; its four stems are TensorFlow's within 60 dB."""
+    assert onnx_export.onnx_file("4stems", four_stems_models, 1024).exists()
+    assert separation.get_onnx_separator("4stems", str(four_stems_models)) is not None
+    mix = synth.render(MIX, 0, 8.0)
+    onnx = separation.separate(mix, "4stems", four_stems_models, backend="onnx")
+    reference = separation.separate(mix, "4stems", four_stems_models, backend="tensorflow")
+    for name, stem in reference.items():
+        assert onnx[name].shape == stem.shape == mix.shape
+        assert db(np.sum(stem.astype(np.float64) ** 2), np.sum((stem - onnx[name]).astype(np.float64) ** 2)) > 60, name
 
 
 @pytest.mark.slow

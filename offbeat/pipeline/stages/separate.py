@@ -29,8 +29,9 @@ def params(s: Settings) -> dict[str, Any]:
 
 
 def options(s: Settings) -> dict[str, Any]:
-    """Where the checkpoints are and how many threads TensorFlow uses: neither changes the stems."""
-    return {"model_dir": s.model_dir, "threads": s.separation_threads}
+    """Where the checkpoints are, which backend runs the networks and on how many threads: none changes the
+    stems beyond float rounding (the ONNX backend is tested against TensorFlow's), so none is in the key."""
+    return {"model_dir": s.model_dir, "threads": s.separation_threads, "backend": s.separation_backend}
 
 
 def compute(
@@ -61,6 +62,7 @@ def compute(
         crossfade=params["crossfade"],
         threads=options["threads"],
         band=params["band"],
+        backend=options.get("backend", separation.DEFAULT_BACKEND),
         progress=progress,
     ):
         for name, data in stems.items():
