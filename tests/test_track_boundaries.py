@@ -52,11 +52,14 @@ def test_partition_finds_blocks_of_a_block_diagonal_matrix() -> None:
 
 
 def test_a_section_that_returns_in_the_same_harmony_is_joined_a_new_key_is_not() -> None:
-    """Parts A B A' (B like neither, A' like A): with one harmony throughout both cuts are inside one song;
-    with B in another key they stay (a different track played between two alike)."""
-    like = {("a", "a"): 0.9, ("b", "b"): 0.9, ("a", "b"): 0.2, ("b", "a"): 0.2}
-    labels = ["a"] * 30 + ["b"] * 30 + ["a"] * 30
+    """Parts A B A' (B like neither, A' like A but not the same): with one harmony throughout both cuts are
+    inside one song; with B in another key they stay (a different track played between two alike). A part that
+    comes back as itself (A B A) is one song whatever B's harmony: a breakdown."""
+    like = {(p, q): 0.2 for p in "abc" for q in "abc"}
+    like.update({("a", "a"): 0.9, ("b", "b"): 0.9, ("c", "c"): 0.9, ("a", "c"): 0.8, ("c", "a"): 0.8})
+    labels = ["a"] * 30 + ["b"] * 30 + ["c"] * 30
     sim = np.array([[like[(p, q)] for q in labels] for p in labels])
+    assert tb.RETURNS_ITSELF < tb.contrast(sim, (0, 30), (60, 90)) < tb.RETURNING
     cuts = np.array([30, 60])
     one_key = np.tile(np.eye(12)[0] + 0.1, (90, 1))
     assert tb.join_returning_sections(sim, one_key, cuts).tolist() == []
@@ -66,6 +69,9 @@ def test_a_section_that_returns_in_the_same_harmony_is_joined_a_new_key_is_not()
     assert tb.chroma_distance(two_keys, (0, 30), (30, 60)) > tb.SAME_HARMONY > tb.chroma_distance(
         one_key, (0, 30), (30, 60)
     )
+    same = ["a"] * 30 + ["b"] * 30 + ["a"] * 30
+    itself = np.array([[like[(p, q)] for q in same] for p in same])
+    assert tb.join_returning_sections(itself, two_keys, cuts).tolist() == []
 
 
 def test_apart_only_distances_lower_similarity_and_never_raise_it() -> None:

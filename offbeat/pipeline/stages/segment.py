@@ -73,4 +73,4 @@ def steady_part(segment: Entry, index: int) -> tuple[float, float]:
     return (lo, hi) if hi - lo >= 10.0 else (start, end)
 
 
-STAGE = Stage("segment", 7, compute, params)  # 7: the key (harmony over 32 s) tells parts apart
+STAGE = Stage("segment", 8, compute, params)  # 8: the key tells parts apart; a part that returns as itself joins
