@@ -53,6 +53,12 @@ def left(budget: float) -> float:
     return budget - (time.perf_counter() - T0)
 
 
+def skipped(steps: dict, step: str, label: str, reason: str) -> None:
+    """Record and print a step that did not run, and why."""
+    steps[step] = {"ok": False, "skipped": reason}
+    log(f"{label}: skipped ({reason})")
+
+
 def segments_for(seconds: float, sr: int = 44100, frame_length: int = 4096, hop: int = 1024, T: int = 512) -> int:
     frames = -(-(int(seconds * sr) + frame_length) // hop)  # Spleeter: a frame of zeros, then stft(pad_end=True)
     return -(-frames // T)
@@ -233,15 +239,10 @@ def main() -> int:
 
     # 2. onnxruntime CUDA
     if "CUDAExecutionProvider" not in providers:
-        steps["ort_cuda"] = {
-            "ok": False,
-            "skipped": "CUDAExecutionProvider not in get_available_providers() "
-            "(CPU-only onnxruntime wheel; onnxruntime-gpu provides it)",
-        }
-        log("onnxruntime CUDA: skipped, CUDAExecutionProvider not available in this onnxruntime build")
+        skipped(steps, "ort_cuda", "onnxruntime CUDA", "CUDAExecutionProvider not in get_available_providers() "
+                "(CPU-only onnxruntime wheel; onnxruntime-gpu provides it)")  # fmt: skip
     elif left(budget) < 30:
-        steps["ort_cuda"] = {"ok": False, "skipped": "time budget"}
-        log("onnxruntime CUDA: skipped (time budget)")
+        skipped(steps, "ort_cuda", "onnxruntime CUDA", "time budget")
     else:
         try:
             t = time.perf_counter()
@@ -279,11 +280,9 @@ def main() -> int:
 
     # 3. onnx2torch -> torch
     if torch is None:
-        steps["torch"] = {"ok": False, "skipped": "torch not installed"}
-        log("torch: skipped (not installed)")
+        skipped(steps, "torch", "torch", "torch not installed")
     elif left(budget) < 30:
-        steps["torch"] = {"ok": False, "skipped": "time budget"}
-        log("torch: skipped (time budget)")
+        skipped(steps, "torch", "torch", "time budget")
     else:
         try:
             onnx2torch, source = import_onnx2torch(args.wheel)

@@ -80,12 +80,7 @@ def export(model: str, model_dir: Path, bands: Iterable[str]) -> list[Path]:
     import tf2onnx
 
     written: list[Path] = []
-    done: set[int] = set()
-    for band in bands:
-        bins = bins_of(model, band)
-        if bins in done:
-            continue
-        done.add(bins)
+    for bins, band in _one_band_per_file(model, bands).items():
         frozen, outputs, _ = _frozen_graph(model, model_dir, band)
         target = onnx_file(model, model_dir, bins)
         partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
@@ -100,12 +95,18 @@ def export(model: str, model_dir: Path, bands: Iterable[str]) -> list[Path]:
     return written
 
 
+def _one_band_per_file(model: str, bands: Iterable[str]) -> dict[int, str]:
+    """The first of `bands` for each distinct F: bands that share F share one file."""
+    chosen: dict[int, str] = {}
+    for band in bands:
+        chosen.setdefault(bins_of(model, band), band)
+    return chosen
+
+
 def missing(model: str, model_dir: Path, bands: Iterable[str]) -> list[str]:
     """The bands among `bands` whose ONNX file is not there yet (one per distinct F)."""
-    seen: dict[int, str] = {}
-    for band in bands:
-        seen.setdefault(bins_of(model, band), band)
-    return [band for bins, band in seen.items() if not onnx_file(model, model_dir, bins).exists()]
+    chosen = _one_band_per_file(model, bands)
+    return [band for bins, band in chosen.items() if not onnx_file(model, model_dir, bins).exists()]
 
 
 def export_in_subprocess(

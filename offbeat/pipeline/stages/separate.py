@@ -62,7 +62,7 @@ def compute(
         crossfade=params["crossfade"],
         threads=options["threads"],
         band=params["band"],
-        backend=options.get("backend", separation.DEFAULT_BACKEND),
+        backend=options["backend"],
         progress=progress,
     ):
         for name, data in stems.items():
