@@ -34,6 +34,16 @@ def stop(proc: subprocess.Popen[bytes], grace: float = 300.0, sig: int = signal.
     return proc.returncode
 
 
+# A Prefect 3.8 process worker does not leave on SIGTERM or SIGINT here: it keeps polling its pool until the grace
+# runs out. The tests stop one only once its runs are over, so it gets this long, not minutes, before SIGKILL.
+WORKER_GRACE = 30.0
+
+
+def stop_worker(proc: subprocess.Popen[bytes]) -> int:
+    """Stop a `prefect worker` whose runs are over (see WORKER_GRACE), with everything it started."""
+    return stop(proc, grace=WORKER_GRACE)
+
+
 def _own_group(proc: subprocess.Popen[bytes]) -> bool:
     try:
         return os.getpgid(proc.pid) == proc.pid

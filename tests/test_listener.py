@@ -30,7 +30,7 @@ from offbeat.settings import Settings, get_settings
 
 from .audio_files import write_wav
 from .conftest import REPO
-from .processes import free_port, kill_tree, stop, wait_until
+from .processes import free_port, kill_tree, stop_worker, wait_until
 
 pytestmark = pytest.mark.slow  # runs flows or loads TensorFlow/Spleeter
 
@@ -473,7 +473,7 @@ def test_work_pool_mode_runs_each_job_on_a_process_worker(fleet: Fleet) -> None:
             fleet.push({"job_id": job_id, "relative_path": "pool.wav"})
         results = fleet.results(3, timeout=900, quiet=2.0)
     finally:
-        stop(pool_worker)
+        stop_worker(pool_worker)
     assert sorted(r["job_id"] for r in results) == [61, 61, 62], results
     assert all(r["status"] == "completed" and r["results"]["tracks"] for r in results), results
     assert results[0]["results"]["tracks"] == results[1]["results"]["tracks"]  # the same file, one answer
@@ -520,7 +520,7 @@ def test_a_pool_worker_killed_mid_run_leaves_one_result_and_only_whole_entries(
         results = fleet.results(1, timeout=900, quiet=3.0)
     finally:
         for worker in workers:
-            stop(worker)
+            stop_worker(worker)
     (result,) = results
     assert result["job_id"] == 71 and result["status"] == "completed" and result["results"]["tracks"], result
     assert "separate: computed" not in fleet.log("pool-a")  # killed in the middle of separation

@@ -24,7 +24,7 @@ from offbeat.settings import Settings
 from .conftest import REPO
 from .prefect_server import postgres
 from .prefect_server import prefect_server as start_prefect_server
-from .processes import stop, wait_until
+from .processes import stop_worker, wait_until
 
 pytestmark = pytest.mark.slow  # runs flows or loads TensorFlow/Spleeter
 
@@ -91,7 +91,7 @@ def test_deploy_run_and_read_it_back_through_the_api(
 
         wait_until(finished, 300, "the deployment run to finish")
     finally:
-        stop(worker)  # SIGTERM, and SIGKILL to the group if it is still there after minutes: never left running
+        stop_worker(worker)  # SIGTERM, then SIGKILL to the group: never left running
     run = api(url, "GET", f"/flow_runs/{run_id}")
     assert run["state_type"] == "COMPLETED", run["state"]
     if "PREFECT_API_DATABASE_CONNECTION_URL" in server_env:  # the run is in PostgreSQL, not in a SQLite file
