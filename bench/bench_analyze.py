@@ -9,6 +9,7 @@ For each mix length it reports:
 
     .venv/bin/python bench/bench_analyze.py --minutes 60 180
     .venv/bin/python bench/bench_analyze.py --minutes 10 --shared   # the store as several hosts share it
+    .venv/bin/python bench/bench_analyze.py --minutes 180 --no-alone   # offbeat analyze only, cold and cached
 
 `--shared`: the store's data in a bucket of an S3 server started here (moto's, on loopback) and its index in
 Redis (`OFFBEAT_INDEX_URL`, a key prefix of its own, deleted afterwards), for the overhead of a shared store
@@ -98,9 +99,7 @@ def stages_alone(path: Path) -> None:
     print(json.dumps(figures))
 
 
-
-
-def bench(minutes: float, work: Path, shared: bool = False) -> None:
+def bench(minutes: float, work: Path, shared: bool = False, alone: bool = True) -> None:
     work.mkdir(parents=True, exist_ok=True)
     mix = work / f"mix-{minutes:g}min.wav"
     spec = synth.demo_mix(minutes)
@@ -121,12 +120,12 @@ def bench(minutes: float, work: Path, shared: bool = False) -> None:
         env["OFFBEAT_ARTIFACT_STORE"] = bucket + "artifacts"
         print(f"  store: {bucket}artifacts on a loopback S3 server, index in Redis ({env['OFFBEAT_INDEX_URL']})")
     try:
-        _bench_store(env, mix, audio_sec, work, bucket_mib if shared else None)
+        _bench_store(env, mix, audio_sec, work, bucket_mib if shared else None, alone)
     finally:
         stop()
 
 
-def _bench_store(env: dict[str, str], mix: Path, audio_sec: float, work: Path, bucket_mib: Any) -> None:
+def _bench_store(env: dict[str, str], mix: Path, audio_sec: float, work: Path, bucket_mib: Any, alone: bool) -> None:
     env["OFFBEAT_LOCAL_EXPORTS_PATH"] = str(work / "exports")
     print(f"{'offbeat analyze':<16}{'wall s':>8}{'audio s/s':>11}{'flow s':>8}{'peak MiB':>10}  flow seconds per stage")
     for label in ("cold", "cached"):
@@ -139,6 +138,8 @@ def _bench_store(env: dict[str, str], mix: Path, audio_sec: float, work: Path, b
     else:
         store_mib = sum(f.stat().st_size for f in (work / "artifacts").rglob("*") if f.is_file()) / 2**20
     print(f"  store: {store_mib:.0f} MiB ({store_mib / (audio_sec / 60):.1f} MiB per minute of audio)")
+    if not alone:
+        return
 
     env["OFFBEAT_ARTIFACT_STORE"] = env["OFFBEAT_ARTIFACT_STORE"].removesuffix("artifacts") + "artifacts-stages"
     if bucket_mib is None:
@@ -159,6 +160,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, nargs="+", default=[10.0])
     parser.add_argument("--workdir", type=Path, default=None, help="keep mixes and stores here")
     parser.add_argument("--shared", action="store_true", help="store on a loopback S3 server, index in Redis")
+    parser.add_argument("--no-alone", action="store_true", help="skip the stages run one by one (halves the time)")
     parser.add_argument("--stages-alone", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.stages_alone:
@@ -166,7 +168,7 @@ def main() -> None:
         return
     work = args.workdir or Path(tempfile.mkdtemp(prefix="offbeat-bench-"))
     for minutes in args.minutes:
-        bench(minutes, work / f"{minutes:g}min", args.shared)
+        bench(minutes, work / f"{minutes:g}min", args.shared, not args.no_alone)
 
 
 if __name__ == "__main__":

@@ -51,6 +51,18 @@ def test_partition_finds_blocks_of_a_block_diagonal_matrix() -> None:
     assert tb.partition(sim, min_len=5, max_len=60, penalty=2.0).tolist() == [20, 45]
 
 
+def test_no_part_is_shorter_than_min_len_not_even_the_first() -> None:
+    # a short intro unlike everything after it: a part of its own only if long enough to be a track
+    sim = np.full((60, 60), 0.1)
+    for a, b in ((0, 4), (4, 30), (30, 60)):
+        sim[a:b, a:b] = 1.0
+    for min_len in (3, 5, 8):
+        cuts = tb.partition(sim, min_len=min_len, max_len=60, penalty=2.0)
+        assert 30 in cuts and np.diff([0, *cuts, 60]).min() >= min_len, (min_len, cuts)
+    assert tb.partition(sim, min_len=3, max_len=60, penalty=2.0).tolist() == [4, 30]
+    assert tb.partition(sim[:4, :4], min_len=5, max_len=60, penalty=2.0).tolist() == []
+
+
 def test_a_section_that_returns_in_the_same_harmony_is_joined_a_new_key_is_not() -> None:
     """Parts A B A' (B like neither, A' like A but not the same): with one harmony throughout both cuts are
     inside one song; with B in another key they stay (a different track played between two alike). A part that

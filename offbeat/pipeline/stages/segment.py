@@ -73,4 +73,4 @@ def steady_part(segment: Entry, index: int) -> tuple[float, float]:
     return (lo, hi) if hi - lo >= 10.0 else (start, end)
 
 
-STAGE = Stage("segment", 8, compute, params)  # 8: the key tells parts apart; a part that returns as itself joins
+STAGE = Stage("segment", 9, compute, params)  # 9: no part shorter than the shortest track, the first included
