@@ -60,6 +60,12 @@ class Settings(BaseSettings):
     analysis_deployment: str = Field(
         "analyze-mix/default", description="the deployment each job runs as in the work-pool listener mode"
     )
+    run_start_limit_sec: float = Field(
+        600.0,
+        gt=0,
+        description="work-pool mode: a run a worker took (Pending) that has not started after this long is marked "
+        "crashed and run again (its worker died before starting it)",
+    )
     worker_lease_sec: float = Field(
         30.0, gt=0, description="a worker that has not renewed its lease for this long is gone; its jobs are recovered"
     )

@@ -487,6 +487,38 @@ def test_work_pool_mode_runs_each_job_on_a_process_worker(fleet: Fleet) -> None:
         assert run["idempotency_key"].startswith(f"offbeat-job-{run['name'].removeprefix('job-')}-"), run
 
 
+def test_a_run_taken_by_a_worker_that_died_before_starting_it_is_run_again(
+    prefect_api: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process worker sets a run Pending when it takes it, and the run's own process sets it Running; a worker that
+    dies between the two leaves the run Pending, where no other worker takes it, and the job would wait for ever.
+    That moment cannot be hit on purpose, so the fault is made by hand: a run put in Pending with no worker at all.
+    The listener's wait marks it crashed (which `_on_work_pool` answers by running the job again)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from prefect import flow, get_client
+    from prefect.states import Pending
+
+    from offbeat.flows.listen import _await_run
+
+    @flow(name="taken-and-never-started")
+    def taken() -> None:
+        """Never runs: only its run record is made."""
+
+    monkeypatch.setenv("OFFBEAT_RUN_START_LIMIT_SEC", "1")
+    get_settings.cache_clear()
+    try:
+        with get_client(sync_client=True) as client:
+            run = client.create_flow_run(taken, state=Pending())
+        waiting = ThreadPoolExecutor(1)  # a wait that never ends fails the test after minutes instead of hanging it
+        ended = waiting.submit(_await_run, run.id, 0.2).result(timeout=300)
+        waiting.shutdown(wait=False)
+    finally:
+        get_settings.cache_clear()
+    assert ended.state is not None and ended.state.is_crashed(), ended.state
+    assert "not started within 1 s" in (ended.state.message or ""), ended.state
+
+
 def test_a_pool_worker_killed_mid_run_leaves_one_result_and_only_whole_entries(
     fleet: Fleet, prefect_postgres: tuple[str, dict[str, str]]
 ) -> None:

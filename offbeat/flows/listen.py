@@ -92,18 +92,27 @@ def _await_run(run_id: UUID, poll_sec: float = 2.0) -> FlowRun:
     power loss) is never marked crashed by Prefect, as nobody is left to report it: it would stay Running, and its
     job unanswered, for ever. Its heartbeats tell: a run process sends one every PREFECT_FLOWS_HEARTBEAT_FREQUENCY
     seconds (on every host alike; the listener reads its own setting). A run that has been Running for three
-    periods with none in the last three is marked Crashed here, so that the caller runs the job again."""
+    periods with none in the last three is marked Crashed here, so that the caller runs the job again. So is a run
+    that a worker took (Pending) and never started: the worker died between the two, and no other takes it."""
     from prefect import get_client
     from prefect.events.filters import EventFilter, EventNameFilter, EventOccurredFilter, EventResourceFilter
     from prefect.settings import get_current_settings
     from prefect.states import Crashed
 
     frequency = get_current_settings().flows.heartbeat_frequency
+    start_limit = timedelta(seconds=get_settings().run_start_limit_sec)
+    log = logging.getLogger(__name__)
     with get_client(sync_client=True) as client:
         while True:
             run = client.read_flow_run(run_id)
             if run.state is not None and run.state.is_final():
                 return run
+            taken = run.state.timestamp if run.state is not None and run.state.is_pending() else None
+            if taken is not None and taken < datetime.now(UTC) - start_limit:
+                log.warning("analysis run %s: taken by a worker at %s, never started", run.name, taken)
+                message = f"not started within {start_limit.total_seconds():g} s of being taken"
+                client.set_flow_run_state(run_id, Crashed(message=message))
+                continue
             if frequency and run.state is not None and run.state.is_running():
                 since = datetime.now(UTC) - timedelta(seconds=3 * frequency)
                 beats = EventFilter(
@@ -112,7 +121,7 @@ def _await_run(run_id: UUID, poll_sec: float = 2.0) -> FlowRun:
                     occurred=EventOccurredFilter(since=since),
                 )
                 if run.state.timestamp < since and not client.read_events(beats, limit=1).events:
-                    logging.getLogger(__name__).warning("analysis run %s: no heartbeat since %s", run.name, since)
+                    log.warning("analysis run %s: no heartbeat since %s", run.name, since)
                     client.set_flow_run_state(run_id, Crashed(message=f"no heartbeat since {since.isoformat()}"))
                     continue  # read again: crashed, or ended meanwhile
             time.sleep(poll_sec)
