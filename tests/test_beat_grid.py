@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -136,6 +138,7 @@ def test_network_marks_the_beats_of_a_drum_pattern() -> None:
 def test_batched_networks_equal_madmoms_own() -> None:
     """The batched forward pass against madmom's ensemble on the same features: equal up to float32 rounding,
     which the recurrence amplifies in places (madmom's own float32 and float64 runs differ as much)."""
+    beat_activation.import_madmom()  # through its shim, whichever test runs first
     from madmom.audio.signal import Signal
     from madmom.ml.nn import NeuralNetworkEnsemble
     from madmom.models import DOWNBEATS_BLSTM
@@ -168,11 +171,8 @@ def test_features_in_pieces_equal_the_whole_block() -> None:
     np.testing.assert_allclose(pieces, whole, rtol=0, atol=1e-5)
 
 
-@pytest.mark.slow
-def test_key_network_hears_a_minor_chord_progression() -> None:
-    """madmom's key network on synthesized A minor harmony (Am, Dm, E, Am triads of sawtooth-like tones)."""
-    from offbeat.dsp import key_network
-
+def a_minor_progression() -> np.ndarray:
+    """Synthesized A minor harmony (Am, Dm, E, Am triads of sawtooth-like tones), 24 s."""
     sr = beat_activation.SAMPLE_RATE
     t = np.arange(sr * 2) / sr
     chords = [(57, 60, 64), (50, 57, 62, 65), (52, 56, 59, 64), (45, 57, 60, 64)]
@@ -183,5 +183,36 @@ def test_key_network_hears_a_minor_chord_progression() -> None:
                 sum(np.sin(2 * np.pi * 440 * 2 ** ((n - 69) / 12) * h * t) / h for h in range(1, 6)) for n in chord
             )
             parts.append(tone * np.exp(-t * 0.7))
-    key = key_network.estimate_key((0.1 * np.concatenate(parts)).astype(np.float32))
+    return (0.1 * np.concatenate(parts)).astype(np.float32)
+
+
+@pytest.mark.slow
+def test_key_network_hears_a_minor_chord_progression() -> None:
+    from offbeat.dsp import key_network
+
+    key = key_network.estimate_key(a_minor_progression())
     assert key.musical == "A Minor" and key.camelot == "8A"
+
+
+@pytest.mark.slow
+def test_batched_convolutions_equal_madmoms_own() -> None:
+    """Every convolutional layer of the key network, and its whole output, as madmom computes them itself."""
+    from offbeat.dsp import convolution, key_network
+
+    batched = key_network._processor()  # imports madmom through its shim first
+    from madmom.audio.signal import Signal
+    from madmom.features.key import CNNKeyRecognitionProcessor
+    from madmom.ml.nn import NeuralNetwork
+    from madmom.ml.nn.layers import ConvolutionalLayer
+
+    (network,) = key_network._networks(batched, NeuralNetwork)
+    layers = [layer for layer in network.layers if isinstance(layer, ConvolutionalLayer)]
+    assert len(layers) == 9 and all(isinstance(layer.activate, functools.partial) for layer in layers)
+    rng = np.random.default_rng(5)
+    for layer in layers:
+        x = rng.normal(size=(23, 17, layer.weights.shape[0])).astype(np.float32)
+        np.testing.assert_allclose(convolution.activate(layer, x), ConvolutionalLayer.activate(layer, x), atol=1e-4)
+    audio = a_minor_progression()
+    ours, madmoms = (np.asarray(p(Signal(audio, sample_rate=44100))) for p in (batched, CNNKeyRecognitionProcessor()))
+    assert ours.shape == madmoms.shape == (1, 24)
+    np.testing.assert_allclose(ours, madmoms, atol=1e-5)
