@@ -115,4 +115,4 @@ def _bars(segment: Entry, track: int, beats: Entry) -> dict[str, Any]:
     }
 
 
-STAGE = Stage("track_features", 2, compute, params)  # 2: tempo from the beat grid, key network, bars, sections
+STAGE = Stage("track_features", 3, compute, params)  # 3: a minute for the key, vocals in a tenth of the track
