@@ -190,8 +190,41 @@ def a_minor_progression() -> np.ndarray:
 def test_key_network_hears_a_minor_chord_progression() -> None:
     from offbeat.dsp import key_network
 
-    key = key_network.estimate_key(a_minor_progression())
+    audio = a_minor_progression()
+    key = key_network.estimate_key(audio, rhythm.chroma_frames(audio, beat_activation.SAMPLE_RATE))
     assert key.musical == "A Minor" and key.camelot == "8A"
+
+
+def chroma_of(*pitch_classes: int) -> np.ndarray:
+    """Chroma frames in which the given pitch classes sound, the first one twice as strongly (the tonic)."""
+    frame = np.full(12, 0.05)
+    frame[list(pitch_classes)] = 1.0
+    frame[pitch_classes[0]] = 2.0
+    return np.tile(frame, (20, 1))
+
+
+def network(best: tuple[int, int], relative: tuple[int, int], share: float) -> np.ndarray:
+    """Key probabilities (rows major, minor; columns C..B): `best` most likely, `relative` at `share` of it."""
+    p = np.full((2, 12), 0.01)
+    p[best] = 0.8
+    p[relative] = 0.8 * share
+    return p
+
+
+def test_the_chroma_profile_tells_a_key_from_its_relative_where_the_network_hesitates() -> None:
+    from offbeat.dsp import key_network
+
+    a_minor = chroma_of(9, 0, 4)  # A C E, A strongest
+    c_major = chroma_of(0, 4, 7)  # C E G, C strongest
+    hesitant = network((0, 0), (1, 9), 0.5)  # C major first, A minor at half its probability
+    assert key_network.decide(hesitant, a_minor).musical == "A Minor"
+    assert key_network.decide(hesitant, c_major).musical == "C Major"
+    assert key_network.decide(network((1, 9), (0, 0), 0.5), c_major).musical == "C Major"
+    sure = network((0, 0), (1, 9), key_network.RELATIVE_SHARE / 2)
+    assert key_network.decide(sure, a_minor).musical == "C Major"  # the network has ruled the relative key out
+    assert key_network.decide(hesitant, np.ones((20, 12))).musical == "C Major"  # flat chroma has no say
+    unsure = np.full((2, 12), 1 / 24)
+    assert key_network.decide(unsure, a_minor).musical == "A Minor"  # under MIN_CONFIDENCE the profile decides
 
 
 @pytest.mark.slow

@@ -54,19 +54,25 @@ def camelot(tonic: int, minor: bool) -> str:
     return f"{number}{'A' if minor else 'B'}"
 
 
-def estimate_key(chroma: np.ndarray) -> Key:
-    """Key from (frames, 12) chroma by correlation with the 24 rotated key profiles."""
+def profile_scores(chroma: np.ndarray) -> np.ndarray:
+    """(2, 12) correlation of the mean of (frames, 12) chroma with the major (row 0) and minor (row 1) key profile
+    on each tonic."""
     if len(chroma) == 0 or not np.isfinite(chroma).all() or chroma.sum() <= 0:
         raise Unmeasurable("no harmonic content")
     profile = chroma.mean(axis=0)
     if profile.std() < 1e-6:
         raise Unmeasurable("chroma is flat: no tonal centre")
-    scores = np.array(
+    return np.array(
         [
             [np.corrcoef(profile, np.roll(template, tonic))[0, 1] for tonic in range(12)]
             for template in (MAJOR_PROFILE, MINOR_PROFILE)
         ]
     )
+
+
+def estimate_key(chroma: np.ndarray) -> Key:
+    """Key from (frames, 12) chroma by correlation with the 24 rotated key profiles."""
+    scores = profile_scores(chroma)
     mode, tonic = np.unravel_index(np.argmax(scores), scores.shape)
     ranked = np.sort(scores.ravel())[::-1]
     confidence = float(np.clip((ranked[0] - ranked[1]) / max(ranked[0], 1e-9) * 5, 0.0, 1.0) * max(ranked[0], 0.0))

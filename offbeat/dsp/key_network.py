@@ -18,13 +18,14 @@ from typing import Any
 
 import numpy as np
 
-from offbeat.dsp import convolution
+from offbeat.dsp import convolution, features
 from offbeat.dsp.beat_activation import SAMPLE_RATE, import_madmom
 from offbeat.dsp.features import Key, Unmeasurable
 
 EXCERPT_SEC = 60.0  # the middle of a track's steady part that the network hears (see above)
 MIN_SEC = 5.0
 MIN_CONFIDENCE = 0.5  # below this probability the chroma-profile estimate is used instead
+RELATIVE_SHARE = 0.2  # the relative key, at this share of the best one's probability or more, is still in question
 
 
 @cache
@@ -54,8 +55,17 @@ def excerpt(lo: float, hi: float) -> tuple[float, float]:
     return max(lo, mid - EXCERPT_SEC / 2), min(hi, mid + EXCERPT_SEC / 2)
 
 
-def estimate_key(mono: np.ndarray) -> Key:
-    """Key of 44.1 kHz mono audio; confidence is the network's probability for it."""
+def estimate_key(mono: np.ndarray, chroma: np.ndarray) -> Key:
+    """Key of 44.1 kHz mono audio, with the (frames, 12) chroma of the track's steady part as second opinion;
+    confidence is the network's probability for the key.
+
+    Where the network is unsure (best probability under MIN_CONFIDENCE: plain synthetic tones, sparse harmony),
+    the chroma profile decides. Where it is sure of the key signature but not of the mode (the relative key, same
+    notes, at RELATIVE_SHARE of the best probability or more), the chroma profile picks between the two: the
+    network's most frequent error on the tune splits was the relative major of a minor track. MIREX weighted on
+    the true steady parts 0.85 -> 0.89 (45-110 s tracks), 0.92 -> 0.96 (2-6 min); on the engine's own 0.71 -> 0.76;
+    of the tracks it changed, 5 for the better, 1 for the worse (a share of 0.1 changed one more for the better;
+    0.3 and up fewer)."""
     if len(mono) < MIN_SEC * SAMPLE_RATE:
         raise Unmeasurable(f"less than {MIN_SEC:g} s to hear the key in")
     if not np.any(np.abs(mono) > 1e-4):
@@ -64,8 +74,22 @@ def estimate_key(mono: np.ndarray) -> Key:
     from madmom.audio.signal import Signal
 
     probabilities = np.asarray(processor(Signal(mono.astype(np.float32), sample_rate=SAMPLE_RATE))).ravel()
-    best = int(np.argmax(probabilities))
-    minor = best >= 12
-    # madmom orders its 24 classes A major .. G# major, then A minor .. G# minor.
-    tonic = (9 + best % 12) % 12
-    return Key(tonic, minor, round(float(probabilities[best]), 3))
+    # madmom orders its 24 classes A major .. G# major, then A minor .. G# minor: to rows major, minor of tonics C..B.
+    return decide(np.roll(probabilities.reshape(2, 12), 9, axis=1), chroma)
+
+
+def decide(network: np.ndarray, chroma: np.ndarray) -> Key:
+    """The key from the network's (2, 12) probabilities (rows major, minor; columns tonics C..B) and the
+    chroma's profile correlation, as `estimate_key` says."""
+    minor, tonic = (int(i) for i in np.unravel_index(np.argmax(network), network.shape))
+    if network[minor, tonic] < MIN_CONFIDENCE:
+        return features.estimate_key(chroma)
+    relative = (0, (tonic + 3) % 12) if minor else (1, (tonic + 9) % 12)
+    if network[relative] >= RELATIVE_SHARE * network[minor, tonic]:
+        try:
+            profile = features.profile_scores(chroma)
+        except Unmeasurable:
+            profile = None  # no chroma to ask (flat or silent): the network's choice stands
+        if profile is not None and profile[relative] > profile[minor, tonic]:
+            minor, tonic = relative
+    return Key(tonic, bool(minor), round(float(network[minor, tonic]), 3))

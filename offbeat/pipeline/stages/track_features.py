@@ -57,11 +57,8 @@ def compute(
         mono = to_mono(decode["stereo"][int(a * sr) : int(b * sr)])
         if sr != key_network.SAMPLE_RATE:
             mono = soxr.resample(mono, sr, key_network.SAMPLE_RATE)
-        found = key_network.estimate_key(mono)
-        if found.confidence < key_network.MIN_CONFIDENCE:
-            # The network is unsure (plain synthetic tones, sparse harmony): the chroma profile decides.
-            chroma_rate = beats.attrs["chroma_rate"]
-            found = features.estimate_key(beats["chroma"][int(lo * chroma_rate) : int(hi * chroma_rate)])
+        chroma_rate = beats.attrs["chroma_rate"]
+        found = key_network.estimate_key(mono, beats["chroma"][int(lo * chroma_rate) : int(hi * chroma_rate)])
         return {"musical": found.musical, "camelot": found.camelot, "confidence": found.confidence}
 
     measure(("key",), key)
@@ -115,4 +112,4 @@ def _bars(segment: Entry, track: int, beats: Entry) -> dict[str, Any]:
     }
 
 
-STAGE = Stage("track_features", 3, compute, params)  # 3: a minute for the key, vocals in a tenth of the track
+STAGE = Stage("track_features", 4, compute, params)  # 4: relative keys told apart by the chroma profile
