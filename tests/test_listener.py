@@ -494,8 +494,6 @@ def test_a_run_taken_by_a_worker_that_died_before_starting_it_is_run_again(
     dies between the two leaves the run Pending, where no other worker takes it, and the job would wait for ever.
     That moment cannot be hit on purpose, so the fault is made by hand: a run put in Pending with no worker at all.
     The listener's wait marks it crashed (which `_on_work_pool` answers by running the job again)."""
-    from concurrent.futures import ThreadPoolExecutor
-
     from prefect import flow, get_client
     from prefect.states import Pending
 
@@ -510,13 +508,18 @@ def test_a_run_taken_by_a_worker_that_died_before_starting_it_is_run_again(
     try:
         with get_client(sync_client=True) as client:
             run = client.create_flow_run(taken, state=Pending())
-        waiting = ThreadPoolExecutor(1)  # a wait that never ends fails the test after minutes instead of hanging it
-        ended = waiting.submit(_await_run, run.id, 0.2).result(timeout=300)
-        waiting.shutdown(wait=False)
+        # A daemon thread: a wait that never ends fails the test after minutes and is not joined at exit (a pool's
+        # worker thread would be, and would hang the whole session).
+        ended: list[Any] = []
+        waiting = threading.Thread(target=lambda: ended.append(_await_run(run.id, 0.2)), daemon=True)
+        waiting.start()
+        waiting.join(timeout=300)
     finally:
         get_settings.cache_clear()
-    assert ended.state is not None and ended.state.is_crashed(), ended.state
-    assert "not started within 1 s" in (ended.state.message or ""), ended.state
+    assert ended, "the listener still waits on a run that was never started"
+    (done,) = ended
+    assert done.state is not None and done.state.is_crashed(), done.state
+    assert "not started within 1 s" in (done.state.message or ""), done.state
 
 
 def test_a_pool_worker_killed_mid_run_leaves_one_result_and_only_whole_entries(
