@@ -80,6 +80,32 @@ def test_beats_half_a_beat_off_move_to_the_snare() -> None:
     assert np.abs(late[:, None] - truth[None, :]).min(axis=1).max() < 0.03
 
 
+def test_a_stretch_half_a_beat_off_between_two_that_agree_is_put_back_on_the_grid() -> None:
+    period = 60 / 133
+    truth = 0.3 + period * np.arange(200)
+    wandered = truth.copy()
+    wandered[60:90] += period / 2  # the tracker followed the off-beats for 30 beats
+    wandered[59] += period / 4  # and took a beat to get there
+    bridged = beat_grid.bridged(wandered)
+    assert len(bridged) == len(truth)
+    assert np.abs(bridged - truth).max() < 1e-6
+    # steady beats stay exactly as they are
+    assert np.array_equal(beat_grid.bridged(truth), truth)
+
+
+def test_a_new_track_at_another_phase_or_tempo_is_not_bridged() -> None:
+    period = 60 / 128
+    first = 0.2 + period * np.arange(80)
+    # a new track at the same tempo, half a beat later, to the end of the beats: no anchor after it agrees
+    later = first[-1] + 1.5 * period + period * np.arange(80)
+    assert np.array_equal(beat_grid.bridged(np.concatenate([first, later])), np.concatenate([first, later]))
+    # a track at another tempo between two at one tempo, the last 28.4 beats after the first: not its phase
+    faster = first[-1] + (60 / 140) * np.arange(1, 31)
+    back = faster[-1] + period * np.arange(1, 81)
+    beats = np.concatenate([first, faster, back])
+    assert np.array_equal(beat_grid.bridged(beats), beats)
+
+
 def test_bar_positions_follow_downbeats_and_a_phase_jump() -> None:
     n = 64
     downbeat = np.full(n, 0.05)

@@ -19,6 +19,7 @@ from functools import cache
 from typing import Any
 
 import numpy as np
+from scipy.ndimage import median_filter
 
 from offbeat.dsp.beat_activation import FPS, import_madmom
 
@@ -33,6 +34,14 @@ DOWNBEAT_WEIGHT = 0.5  # how strongly the downbeat activation speaks against the
 PHASE_WINDOW_BEATS = 32  # beats over which the backbeat's crack is weighed on and between the beats
 PHASE_RATIO = 0.85  # crack on the beats below this share of the crack between them: the grid is half a beat off
 MIN_SHIFT_BEATS = 8  # shorter stretches that look half a beat off are left as they are
+STEADY_TOLERANCE = 0.12  # a beat interval this close (share) to the median of its neighbours' is steady
+STEADY_CONTEXT_BEATS = 17  # intervals in that median
+MIN_STEADY_BEATS = 8  # a run of steady intervals at least this long anchors the grid (see `bridged`)
+BRIDGE_MAX_BEATS = 64  # the longest stretch re-gridded between two anchors
+BRIDGE_TEMPO_TOLERANCE = 0.03  # two anchors of one track agree on the beat interval within this share...
+BRIDGE_PHASE_TOLERANCE = 0.25  # ...and lie a whole number of beats apart, within this share of a beat
+BRIDGE_FIT_BEATS = 16  # beats at an anchor's end that give its beat interval
+BRIDGE_LOOKAHEAD = 3  # anchors after one that are tried as its partner
 
 
 @cache
@@ -127,6 +136,65 @@ def backbeat_phase(beats: np.ndarray, crack: np.ndarray, fps: float, offset: flo
     if not moved:  # the last beat has no midpoint after it: it ends an unmoved stretch only
         kept.append(beats[-1:])
     return np.concatenate(kept)
+
+
+def steady_runs(beats: np.ndarray) -> list[tuple[int, int]]:
+    """(first, last) beat index of each run of at least MIN_STEADY_BEATS intervals that keep the local beat
+    interval (within STEADY_TOLERANCE of the median of the STEADY_CONTEXT_BEATS around them)."""
+    intervals = np.diff(beats)
+    if len(intervals) < MIN_STEADY_BEATS:
+        return []
+    local = median_filter(intervals, size=STEADY_CONTEXT_BEATS, mode="nearest")
+    steady = np.abs(intervals - local) <= STEADY_TOLERANCE * local
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], steady.astype(np.int8), [0]])))
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True) if b - a >= MIN_STEADY_BEATS]
+
+
+def bridged(beats: np.ndarray) -> np.ndarray:
+    """The beats, evenly re-gridded between two steady runs that agree on tempo and phase.
+
+    The tracker decides each window on its own, and in some of them it follows the off-beat hats or, through a
+    breakdown without drums, drifts away and back: a stretch of up to half a minute half a beat off, between
+    stretches that are right. A track keeps its tempo and its phase; so where a steady run is followed, within
+    BRIDGE_MAX_BEATS, by another with the same beat interval a whole number of beats later, the beats between
+    them are that whole number of even steps. A new track that comes in at another tempo or phase is no
+    partner, and stays as found; one beat-matched to the last keeps its phase, so the grid is right across the
+    blend as well. Tune splits, beat F with the backbeat rule: 45-110 s synthetic tracks 0.895 -> 0.908, 2-6 min
+    0.904 -> 0.907, real songs 0.968 -> 0.971; tempo and phase tolerances of half or twice as much, or
+    32 or 128 beats as the longest bridge, change that by 0.005 at most."""
+    runs = steady_runs(beats)
+    bridges = []
+    i = 0
+    while i < len(runs) - 1:
+        first, last = runs[i]
+        interval = float(np.median(np.diff(beats[max(first, last - BRIDGE_FIT_BEATS) : last + 1])))
+        partner = None
+        for j in range(i + 1, min(len(runs), i + 1 + BRIDGE_LOOKAHEAD)):
+            start, stop = runs[j]
+            theirs = float(np.median(np.diff(beats[start : min(stop, start + BRIDGE_FIT_BEATS) + 1])))
+            if abs(interval - theirs) > BRIDGE_TEMPO_TOLERANCE * min(interval, theirs):
+                continue
+            steps = float(beats[start] - beats[last]) / ((interval + theirs) / 2)
+            whole = round(steps)
+            if whole < 1 or whole > BRIDGE_MAX_BEATS:
+                break
+            if abs(steps - whole) <= BRIDGE_PHASE_TOLERANCE:
+                partner = (j, whole)
+                break
+        if partner is None:
+            i += 1
+            continue
+        j, whole = partner
+        bridges.append((last, runs[j][0], np.linspace(beats[last], beats[runs[j][0]], whole + 1)))
+        i = j
+    if not bridges:
+        return beats
+    pieces, kept_from = [], 0
+    for last, start, grid in bridges:
+        pieces += [beats[kept_from:last], grid[:-1]]
+        kept_from = start
+    pieces.append(beats[kept_from:])
+    return np.concatenate(pieces)
 
 
 def _at_frames(values: np.ndarray, times: np.ndarray, fps: float, offset: float, radius: int = 2) -> np.ndarray:

@@ -55,8 +55,10 @@ def compute(
     voiced = levels.voiced_seconds(out.array("rms")[...], fps, seconds, params["threshold_db"])
     act = activations["activation"][...]
     start, end = music_bounds(decode, trim)
-    beats = beat_grid.track_beats(beat_grid.beat_strength(act), start, end)
-    beats = beat_grid.backbeat_phase(beats, out.array("onset_crack")[...], fps, rhythm.frame_time_offset(sr))
+    # Bridged before the backbeat rule, so that it weighs the right grid, and after, over what it moved.
+    beats = beat_grid.bridged(beat_grid.track_beats(beat_grid.beat_strength(act), start, end))
+    crack = out.array("onset_crack")[...]
+    beats = beat_grid.bridged(beat_grid.backbeat_phase(beats, crack, fps, rhythm.frame_time_offset(sr)))
     position, meter = beat_grid.bar_positions(beat_grid.at_beats(act[:, 1], beats))
     out.put_array("beat_strength", beat_grid.at_beats(beat_grid.beat_strength(act), beats).astype(np.float32))
     curve = rhythm.bpm_from_beats(beats, seconds)
@@ -75,4 +77,4 @@ def compute(
     )
 
 
-STAGE = Stage("beats", 4, compute, params)  # 4: beats moved to the backbeat's phase
+STAGE = Stage("beats", 5, compute, params)  # 5: beats bridged between steady runs that agree
