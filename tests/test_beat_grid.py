@@ -116,6 +116,27 @@ def test_bar_positions_follow_downbeats_and_a_phase_jump() -> None:
     assert np.all(meter == 4)
 
 
+def test_chord_changes_on_bar_lines_set_the_bar_phase_where_the_downbeat_network_is_unsure() -> None:
+    period, rate = 0.5, 10.0  # beats every half second, chroma frames every tenth of one
+    beats = 0.25 + period * np.arange(96)
+    times = np.arange(int(beats[-1] * rate) + 5) / rate
+    chords = [(0, 4, 7), (9, 0, 4), (5, 9, 0), (7, 11, 2)]  # C, Am, F, G, a bar each, bars from beat 2
+    bar = np.floor((times - beats[2]) / (4 * period)).astype(int) % len(chords)
+    chroma = np.full((len(times), 12), 0.05)
+    for i, chord in enumerate(chords):
+        chroma[np.ix_(bar == i, chord)] = 1.0
+    changes = beat_grid.chord_changes(beat_grid.chroma_at_beats(chroma, times, beats))
+    assert set(np.flatnonzero(changes > 1.0)) <= set(range(2, 96, 4))
+    # the network hesitates: every beat a little likely to start a bar, the one before the bar line a little more
+    downbeat = np.full(96, 0.3)
+    downbeat[1::4] = 0.35
+    unsure, _ = beat_grid.bar_positions(downbeat)
+    assert set(np.flatnonzero(unsure == 1)) == set(range(1, 96, 4))
+    position, meter = beat_grid.bar_positions(downbeat, changes)
+    assert set(np.flatnonzero(position == 1)) == set(range(2, 96, 4))
+    assert np.all(meter == 4)
+
+
 def test_three_four_is_recognized() -> None:
     downbeat = np.full(48, 0.05)
     downbeat[::3] = 0.7

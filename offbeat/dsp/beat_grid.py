@@ -19,7 +19,7 @@ from functools import cache
 from typing import Any
 
 import numpy as np
-from scipy.ndimage import median_filter
+from scipy.ndimage import median_filter, uniform_filter1d
 
 from offbeat.dsp.beat_activation import FPS, import_madmom
 
@@ -31,6 +31,9 @@ PHASE_JUMP_PROB = 1e-5  # per beat: a new track may start its bars anywhere
 METER_CHANGE_PROB = 1e-4  # per beat
 MIDPOINT_RATIO = 0.35  # a skipped beat is this strong relative to the tracked ones: double the tempo
 DOWNBEAT_WEIGHT = 0.5  # how strongly the downbeat activation speaks against the bar's regularity
+HARMONY_WEIGHT = 1.0  # how strongly a chord change (in standard deviations of its neighbours') marks a downbeat
+HARMONY_SPAN_BEATS = 2  # the chroma of this many beats before and after a beat is compared
+HARMONY_CONTEXT_BEATS = 16  # chord changes are weighed against those of this many beats around them
 PHASE_WINDOW_BEATS = 32  # beats over which the backbeat's crack is weighed on and between the beats
 PHASE_RATIO = 0.85  # crack on the beats below this share of the crack between them: the grid is half a beat off
 MIN_SHIFT_BEATS = 8  # shorter stretches that look half a beat off are left as they are
@@ -209,8 +212,43 @@ def at_beats(values: np.ndarray, beats: np.ndarray, radius: int = 2) -> np.ndarr
     return _at_frames(values, beats, FPS, 0.0, radius)
 
 
-def bar_positions(downbeat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(position in bar from 1, meter) of each beat, from each beat's downbeat activation (0..1)."""
+def chroma_at_beats(chroma: np.ndarray, times: np.ndarray, beats: np.ndarray) -> np.ndarray:
+    """(beats, 12) chroma summed over each beat's interval (from it to the next beat); `times` are the chroma
+    frames' centres."""
+    held = np.searchsorted(beats, times, side="right") - 1  # the beat whose interval holds each frame
+    inside = (held >= 0) & (held < len(beats))
+    out = np.zeros((len(beats), chroma.shape[1] if chroma.ndim == 2 else 12))
+    np.add.at(out, held[inside], chroma[inside])
+    return out
+
+
+def chord_changes(beat_chroma: np.ndarray) -> np.ndarray:
+    """How much more the harmony changes at each beat than at the beats around it, in standard deviations:
+    1 - cosine of the chroma of the HARMONY_SPAN_BEATS beats before and after it, less the mean of that over
+    HARMONY_CONTEXT_BEATS beats, over their standard deviation."""
+    n, span = len(beat_chroma), HARMONY_SPAN_BEATS
+    if n < 2:
+        return np.zeros(n)
+    padded = np.concatenate([np.repeat(beat_chroma[:1], span, axis=0), beat_chroma, np.zeros((span, 12))])
+    sums = np.concatenate([np.zeros((1, 12)), np.cumsum(padded, axis=0)])
+    k = np.arange(n) + span
+    before, after = sums[k] - sums[k - span], sums[k + span] - sums[k]
+    norms = np.linalg.norm(before, axis=1) * np.linalg.norm(after, axis=1)
+    change = 1 - np.sum(before * after, axis=1) / np.maximum(norms, 1e-9)
+    mean = uniform_filter1d(change, HARMONY_CONTEXT_BEATS, mode="nearest")
+    spread = np.sqrt(np.maximum(uniform_filter1d(change**2, HARMONY_CONTEXT_BEATS, mode="nearest") - mean**2, 1e-6))
+    return (change - mean) / spread
+
+
+def bar_positions(downbeat: np.ndarray, chord_change: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(position in bar from 1, meter) of each beat, from each beat's downbeat activation (0..1) and, where
+    given, how much the harmony changes there (`chord_changes`).
+
+    Chords change on bar lines, and the downbeat network misses that in whole songs: on the tune splits it put
+    the bar's first beat on the fourth through two of four real songs and through many synthetic tracks. With
+    chord changes weighed in, downbeat F: real songs 0.58 -> 0.78, 45-110 s synthetic tracks 0.74 -> 0.81, 2-6 min
+    0.85 -> 0.88 (a weight of 0.5 to 1.5 gained about as much; 3 lost on the real songs; spans of 1 or 3 beats
+    gained less)."""
     states = [(m, p) for m in METERS for p in range(m)]
     n, k = len(downbeat), len(states)
     if n == 0:
@@ -218,6 +256,8 @@ def bar_positions(downbeat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     d = np.clip(downbeat, 1e-4, 1 - 1e-4)
     is_down = np.array([p == 0 for _, p in states])
     emit = DOWNBEAT_WEIGHT * np.where(is_down[None, :], np.log(d)[:, None], np.log1p(-d)[:, None])
+    if chord_change is not None:
+        emit += HARMONY_WEIGHT * np.where(is_down[None, :], chord_change[:, None], 0.0)
     trans = np.full((k, k), np.log(PHASE_JUMP_PROB / k))
     for i, (m, p) in enumerate(states):
         for j, (m2, p2) in enumerate(states):

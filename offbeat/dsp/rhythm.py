@@ -52,6 +52,11 @@ def frame_time_offset(sr: int) -> float:
     return N_FFT / 2 / sr
 
 
+def chroma_time_offset(sr: int) -> float:
+    """Seconds from a chroma frame's start sample to its centre: chroma frame j is at j * CHROMA_HOP / sr + this."""
+    return CHROMA_N_FFT / 2 / sr
+
+
 def frame_count(samples: int) -> int:
     """Frames covering `samples` (the signal is zero-padded at the end to fill the last frames)."""
     return -(-samples // HOP)

@@ -59,7 +59,10 @@ def compute(
     beats = beat_grid.bridged(beat_grid.track_beats(beat_grid.beat_strength(act), start, end))
     crack = out.array("onset_crack")[...]
     beats = beat_grid.bridged(beat_grid.backbeat_phase(beats, crack, fps, rhythm.frame_time_offset(sr)))
-    position, meter = beat_grid.bar_positions(beat_grid.at_beats(act[:, 1], beats))
+    chroma = out.array("chroma")[...]
+    chroma_times = np.arange(len(chroma)) * rhythm.CHROMA_HOP / sr + rhythm.chroma_time_offset(sr)
+    changes = beat_grid.chord_changes(beat_grid.chroma_at_beats(chroma, chroma_times, beats))
+    position, meter = beat_grid.bar_positions(beat_grid.at_beats(act[:, 1], beats), changes)
     out.put_array("beat_strength", beat_grid.at_beats(beat_grid.beat_strength(act), beats).astype(np.float32))
     curve = rhythm.bpm_from_beats(beats, seconds)
     curve[~voiced] = np.nan
@@ -77,4 +80,4 @@ def compute(
     )
 
 
-STAGE = Stage("beats", 5, compute, params)  # 5: beats bridged between steady runs that agree
+STAGE = Stage("beats", 6, compute, params)  # 6: bars weigh chord changes
