@@ -97,3 +97,12 @@ def test_apart_only_distances_lower_similarity_and_never_raise_it() -> None:
     keyed = tb.similarity(x, two_keys)
     np.testing.assert_allclose(keyed[:20, :20], base[:20, :20])
     assert np.all(keyed[:20, 20:] < base[:20, 20:])
+
+
+def test_transition_windows_are_symmetric_and_as_wide_as_the_blends_shorter_side() -> None:
+    bounds = np.array([100.0, 300.0, 500.0])
+    left = np.array([90.0, 240.0, 499.0])  # 10 s, 60 s and 1 s before the boundary
+    right = np.array([130.0, 312.0, 501.0])  # 30 s, 12 s and 1 s after it
+    start, end = tb.transition_windows(bounds, left, right)
+    assert np.allclose(start, [90.0, 288.0, 500.0 - tb.MIN_TRANSITION_SEC / 2])
+    assert np.allclose(end, [110.0, 312.0, 500.0 + tb.MIN_TRANSITION_SEC / 2])

@@ -73,4 +73,4 @@ def steady_part(segment: Entry, index: int) -> tuple[float, float]:
     return (lo, hi) if hi - lo >= 10.0 else (start, end)
 
 
-STAGE = Stage("segment", 9, compute, params)  # 9: no part shorter than the shortest track, the first included
+STAGE = Stage("segment", 10, compute, params)  # 10: transition windows as wide as the blend's shorter side
