@@ -181,8 +181,7 @@ def transition_windows(bounds: np.ndarray, left: np.ndarray, right: np.ndarray) 
     steady part of a few seconds, often a quiet intro or breakdown, and its loudness off by several LU. LUFS
     error, tune splits, longer -> shorter side: 45-110 s tracks 0.55 -> 0.48 and 0.75 -> 0.34 LU (two sets of
     mixes), 2-6 min tracks 0.29 -> 0.27 and 0.50 -> 0.39, real songs 0.058 -> 0.056; a fixed 16 s did about as
-    well on these, but
-    would cut long blends short."""
+    well on these, but would cut long blends short."""
     half = np.maximum(np.minimum(bounds - left, right - bounds), MIN_TRANSITION_SEC / 2)
     return bounds - half, bounds + half
 
