@@ -112,4 +112,4 @@ def _bars(segment: Entry, track: int, beats: Entry) -> dict[str, Any]:
     }
 
 
-STAGE = Stage("track_features", 4, compute, params)  # 4: relative keys told apart by the chroma profile
+STAGE = Stage("track_features", 5, compute, params)  # 5: vocals in a twentieth of the frames
