@@ -7,7 +7,7 @@ import functools
 import numpy as np
 import pytest
 
-from offbeat.dsp import beat_activation, beat_grid, rhythm
+from offbeat.dsp import bars, beat_activation, beat_grid, rhythm
 from offbeat.dsp.beat_activation import FPS
 
 
@@ -111,7 +111,7 @@ def test_bar_positions_follow_downbeats_and_a_phase_jump() -> None:
     downbeat = np.full(n, 0.05)
     downbeat[0:32:4] = 0.8  # bars start on beat 0 ...
     downbeat[34:64:4] = 0.8  # ... and on beat 34 after the next track comes in
-    position, meter = beat_grid.bar_positions(downbeat)
+    position, meter = bars.bar_positions(downbeat)
     assert set(np.flatnonzero(position == 1)) == set(range(0, 32, 4)) | set(range(34, 64, 4))
     assert np.all(meter == 4)
 
@@ -125,14 +125,14 @@ def test_chord_changes_on_bar_lines_set_the_bar_phase_where_the_downbeat_network
     chroma = np.full((len(times), 12), 0.05)
     for i, chord in enumerate(chords):
         chroma[np.ix_(bar == i, chord)] = 1.0
-    changes = beat_grid.chord_changes(beat_grid.chroma_at_beats(chroma, times, beats))
+    changes = bars.chord_changes(bars.chroma_at_beats(chroma, times, beats))
     assert set(np.flatnonzero(changes > 1.0)) <= set(range(2, 96, 4))
     # the network hesitates: every beat a little likely to start a bar, the one before the bar line a little more
     downbeat = np.full(96, 0.3)
     downbeat[1::4] = 0.35
-    unsure, _ = beat_grid.bar_positions(downbeat)
+    unsure, _ = bars.bar_positions(downbeat)
     assert set(np.flatnonzero(unsure == 1)) == set(range(1, 96, 4))
-    position, meter = beat_grid.bar_positions(downbeat, changes)
+    position, meter = bars.bar_positions(downbeat, changes)
     assert set(np.flatnonzero(position == 1)) == set(range(2, 96, 4))
     assert np.all(meter == 4)
 
@@ -140,7 +140,7 @@ def test_chord_changes_on_bar_lines_set_the_bar_phase_where_the_downbeat_network
 def test_three_four_is_recognized() -> None:
     downbeat = np.full(48, 0.05)
     downbeat[::3] = 0.7
-    position, meter = beat_grid.bar_positions(downbeat)
+    position, meter = bars.bar_positions(downbeat)
     assert np.all(meter == 3) and np.all(position[::3] == 1)
 
 

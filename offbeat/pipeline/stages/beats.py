@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from offbeat.dsp import beat_grid, levels, rhythm
+from offbeat.dsp import bars, beat_grid, levels, rhythm
 from offbeat.pipeline.blocks import FRAMES_PER_BLOCK, chroma_slice, frame_blocks
 from offbeat.pipeline.stage import Progress, Stage
 from offbeat.pipeline.stages.trim import music_bounds
@@ -61,8 +61,8 @@ def compute(
     beats = beat_grid.bridged(beat_grid.backbeat_phase(beats, crack, fps, rhythm.frame_time_offset(sr)))
     chroma = out.array("chroma")[...]
     chroma_times = np.arange(len(chroma)) * rhythm.CHROMA_HOP / sr + rhythm.chroma_time_offset(sr)
-    changes = beat_grid.chord_changes(beat_grid.chroma_at_beats(chroma, chroma_times, beats))
-    position, meter = beat_grid.bar_positions(beat_grid.at_beats(act[:, 1], beats), changes)
+    changes = bars.chord_changes(bars.chroma_at_beats(chroma, chroma_times, beats))
+    position, meter = bars.bar_positions(beat_grid.at_beats(act[:, 1], beats), changes)
     out.put_array("beat_strength", beat_grid.at_beats(beat_grid.beat_strength(act), beats).astype(np.float32))
     curve = rhythm.bpm_from_beats(beats, seconds)
     curve[~voiced] = np.nan
