@@ -3,10 +3,13 @@ defaults). Result documents go to standard output; logs and progress to standard
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import json
 import os
 import signal
 import threading
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -33,6 +36,10 @@ def _prefect_defaults() -> None:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 
+PREFECT_SERVER_APP = b"prefect.server.api.server:create_app"  # in the command line of Prefect's temporary server
+SERVER_STOP_SEC = 5.0  # how long a temporary server has to leave on SIGTERM before it is killed
+
+
 @app.callback()
 def exit_on_sigterm() -> None:
     """SIGTERM ends any command like Ctrl-C does (SystemExit, unwinding) instead of killing it outright: exit
@@ -44,6 +51,37 @@ def exit_on_sigterm() -> None:
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, stop)
+        atexit.register(stop_temporary_servers)
+
+
+def stop_temporary_servers() -> None:
+    """Stop every temporary Prefect API server that is still a child of this process, at exit.
+
+    Prefect registers the stop of its server only after starting the process: a SIGTERM that lands in between
+    (the moment the server appears) left it running, orphaned, for good; seen once in a test that signals the
+    command as soon as the server shows. Linux only (children found through /proc); elsewhere Prefect's own
+    handler is all there is."""
+    me = str(os.getpid())
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = stat.read_text().rsplit(")", 1)[1].split()[1]
+            if parent == me and PREFECT_SERVER_APP in (stat.parent / "cmdline").read_bytes():
+                children.append(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile, or not readable: not ours
+    for pid in children:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + SERVER_STOP_SEC
+    for pid in children:
+        with contextlib.suppress(OSError):  # ChildProcessError: reaped already (by Prefect's own stop)
+            while os.waitpid(pid, os.WNOHANG) == (0, 0):
+                if time.monotonic() > deadline:
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+                    break
+                time.sleep(0.05)
 
 
 def _emit(document: dict[str, Any], output: Path | None) -> None:
@@ -70,4 +108,3 @@ def _finish(document: dict[str, Any], output: Path | None) -> None:
     if document.get("status") != "completed":
         typer.echo(f"analysis failed [{document.get('error_code')}]: {document.get('error')}", err=True)
         raise typer.Exit(1)
-
