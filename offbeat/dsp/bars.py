@@ -56,10 +56,9 @@ def bar_positions(downbeat: np.ndarray, chord_change: np.ndarray | None = None) 
 
     Chords change on bar lines, and the downbeat network misses that in whole songs: on the tune splits it started
     the bars on the second beat through two of four real songs, and a beat or two off through many synthetic
-    tracks. With
-    chord changes weighed in, downbeat F: real songs 0.58 -> 0.78, 45-110 s synthetic tracks 0.74 -> 0.81, 2-6 min
-    0.85 -> 0.88 (a weight of 0.5 to 1.5 gained about as much; 3 lost on the real songs; spans of 1 or 3 beats
-    gained less)."""
+    tracks. With chord changes weighed in, downbeat F: real songs 0.58 -> 0.78, 45-110 s synthetic tracks 0.74 ->
+    0.81, 2-6 min 0.85 -> 0.88 (a weight of 0.5 to 1.5 gained about as much; 3 lost on the real songs; spans of 1
+    or 3 beats gained less)."""
     states = [(m, p) for m in METERS for p in range(m)]
     n, k = len(downbeat), len(states)
     if n == 0:
