@@ -47,7 +47,8 @@ def test_refresh_recomputes_the_stage_and_its_dependents(settings: Settings, tmp
     path = write_wav(tmp_path / "mix.wav", seconds=4.0)
     run(source=str(path))
     _, trim_only = run(source=str(path), refresh=["trim"])
-    assert set(trim_only["engine"]["cached_stages"]) == {"decode", "activations", "separate", "export_stems"}
+    cached = {"decode", "activations", "separate", "envelopes", "export_stems"}
+    assert set(trim_only["engine"]["cached_stages"]) == cached
     _, everything = run(source=str(path), refresh=["decode"])
     assert everything["engine"]["cached_stages"] == []
     # The parameter is typed with the stage names (the UI offers them as choices): others are refused.
@@ -67,8 +68,8 @@ def test_parameter_change_recomputes(settings: Settings, tmp_path: Path, monkeyp
     monkeypatch.setenv("OFFBEAT_SILENCE_THRESHOLD_DB", "-50")
     get_settings.cache_clear()
     _, doc = run(source=str(path))
-    # The threshold shapes trim and the beat stages; decode, activations and separation are read back.
-    assert set(doc["engine"]["cached_stages"]) == {"decode", "activations", "separate", "export_stems"}
+    # The threshold shapes trim and the beat stages; decode, activations, separation and envelopes are read back.
+    assert set(doc["engine"]["cached_stages"]) == {"decode", "activations", "separate", "envelopes", "export_stems"}
 
 
 def _silence(p: Path) -> Path:

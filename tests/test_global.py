@@ -108,7 +108,9 @@ def test_a_stage_version_bump_recomputes_it_and_its_dependents_only(
     path, doc = first_run
     monkeypatch.setitem(stages.STAGES, "beats", replace(stages.STAGES["beats"], version=99))
     bumped = analyze(source=str(path))
-    assert set(bumped["engine"]["cached_stages"]) == {"decode", "trim", "activations", "separate", "export_stems"}
+    assert set(bumped["engine"]["cached_stages"]) == {
+        "decode", "trim", "activations", "separate", "envelopes", "export_stems"
+    }  # fmt: skip
     assert (
         bumped["results"]["global"]["global_beat_grid_timestamps"]
         == doc["results"]["global"]["global_beat_grid_timestamps"]
@@ -119,4 +121,4 @@ def test_refresh_of_separation_recomputes_its_dependents(first_run: tuple[Path, 
     path, _ = first_run
     redone = analyze(source=str(path), refresh=["separate"])
     # Segmentation reads no stems; exports are rewritten with the new stems.
-    assert set(redone["engine"]["cached_stages"]) == {"decode", "trim", "activations", "beats", "segment"}
+    assert set(redone["engine"]["cached_stages"]) == {"decode", "trim", "activations", "envelopes", "beats", "segment"}

@@ -19,7 +19,7 @@ from offbeat.settings import Settings
 from offbeat.storage import ArtifactStore, JobLedger
 
 MIX = synth.MixSpec((synth.Section(12, 124.0, 110.0, True),), lead_silence_sec=1.0, tail_silence_sec=0.5)
-STAGES = ("decode", "trim", "activations", "beats")
+STAGES = ("decode", "trim", "activations", "envelopes", "beats")
 
 
 def run_stages(run: Run) -> dict[str, StageRef]:

@@ -102,7 +102,8 @@ def test_deploy_run_and_read_it_back_through_the_api(
 
     tasks = api(url, "POST", "/task_runs/filter", {"flow_runs": {"id": {"any_": [run_id]}}})
     names = sorted(re.sub(r"-[0-9a-f]{3}$", "", t["name"]) for t in tasks)
-    stages = ["activations", "assemble", "beats", "decode", "drum_beats", "export_stems", "segment", "separate", "trim"]
+    stages = ["activations", "assemble", "beats", "decode", "drum_beats", "envelopes", "export_stems", "segment",
+              "separate", "trim"]  # fmt: skip
     assert names == sorted([*stages, "track-0", "track-1"])  # one task run per stage and one per track
     assert all(t["state_type"] == "COMPLETED" for t in tasks)
 
@@ -140,7 +141,7 @@ def test_rerun_of_one_stage_recomputes_it_alone(settings: Settings, prefect_api:
 
     before, after = json.loads(first.stdout), json.loads(again.stdout)
     assert set(after["engine"]["cached_stages"]) == {
-        "decode", "trim", "activations", "beats", "separate", "drum_beats", "export_stems", "segment",
+        "decode", "trim", "activations", "envelopes", "beats", "separate", "drum_beats", "export_stems", "segment",
     }  # fmt: skip
     assert after["results"] == before["results"]  # recomputed, and nothing else changed
     assert after["engine"]["analysis_id"] == before["engine"]["analysis_id"]

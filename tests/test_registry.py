@@ -57,18 +57,23 @@ def test_graph_edges() -> None:
         "decode": set(),
         "trim": {"decode"},
         "activations": {"decode"},
-        "beats": {"decode", "trim", "activations"},
         "separate": {"decode"},
+        "envelopes": {"decode"},
+        "beats": {"decode", "trim", "activations", "envelopes"},
         "drum_beats": {"separate", "beats", "decode", "trim"},
-        "segment": {"beats", "decode", "trim"},
-        "track_features": {"segment", "beats", "separate", "decode"},
+        "segment": {"envelopes", "beats", "decode", "trim"},
+        "track_features": {"segment", "envelopes", "beats", "separate", "decode"},
     }
     assert set(registry.SINKS["export_stems"].inputs) == {"separate"}
+    assert [name for name, stage in registry.STAGES.items() if stage.per_track] == ["track_features"]
+    assert registry.STAGES["track_features"].mapped_over == "segment"
 
 
 def test_refresh_reaches_every_dependent() -> None:
     assert registry.dependents({"trim"}) == {"trim", "beats", "drum_beats", "segment", "track_features"}
     assert registry.dependents({"separate"}) == {"separate", "drum_beats", "track_features"}
+    # The tracker's output is not what the envelopes are made of: a change to it leaves the whole-mix STFT alone.
+    assert registry.dependents({"beats"}) == {"beats", "drum_beats", "segment", "track_features"}
     assert registry.dependents({"decode"}) == set(registry.STAGES)
     assert registry.dependents(set()) == set()
 
@@ -93,9 +98,22 @@ def test_a_graph_reading_a_later_or_unknown_stage_is_refused() -> None:
         registry.check_graph((*registry.GRAPH, registry.STAGES["trim"]))
 
 
+def test_a_stage_mapped_over_what_lists_no_items_is_refused() -> None:
+    def per_beat(out: object, beats: object, track: int) -> None:
+        del out, beats, track
+
+    def per_track_without_index(out: object, segment: object) -> None:
+        del out, segment
+
+    with pytest.raises(ValueError, match="mapped over 'beats'"):
+        registry.check_graph((*registry.GRAPH, Stage("per_beat", 1, per_beat, mapped_over="beats")))
+    with pytest.raises(ValueError, match="must take `track`"):
+        registry.check_graph((*registry.GRAPH, Stage("odd", 1, per_track_without_index, mapped_over="segment")))
+
+
 def test_keys_follow_params_constants_versions_and_inputs(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = Settings()
-    upstream = {"decode": "d" * 32, "trim": "t" * 32, "activations": "a" * 32}
+    upstream = {"decode": "d" * 32, "trim": "t" * 32, "activations": "a" * 32, "envelopes": "e" * 32}
     beats = registry.STAGES["beats"]
     key = stage_key(beats, "src", settings, upstream)
     assert stage_key(beats, "src", settings, upstream) == key

@@ -17,7 +17,7 @@ from .audio_files import write_samples
 
 MIX = synth.MixSpec((synth.Section(50, 124.0, 110.0, True), synth.Section(50, 140.0, 146.83, False)),
                     lead_silence_sec=1.5, tail_silence_sec=0.5, crossfades=(6,))  # fmt: skip
-WITHOUT_STEMS = ("decode", "trim", "activations", "beats", "segment")
+WITHOUT_STEMS = ("decode", "trim", "activations", "envelopes", "beats", "segment")
 
 
 def _run(tmp_path: Path, path: Path, **kwargs: object) -> Run:
@@ -43,7 +43,7 @@ def test_stages_compute_once_then_read_back_and_refresh(tmp_path: Path) -> None:
     assert {n: keys[n] for n in WITHOUT_STEMS} == {n: r.key for n, r in first.items()}
 
     refreshed = _stages(_run(tmp_path, path, refresh=frozenset({"beats", "segment"})))
-    assert [n for n, r in refreshed.items() if r.cached] == ["decode", "trim", "activations"]
+    assert [n for n, r in refreshed.items() if r.cached] == ["decode", "trim", "activations", "envelopes"]
     assert refreshed["segment"].key == first["segment"].key  # same inputs and code: the same entry again
 
     segment = _run(tmp_path, path).store.get(first["segment"].key)

@@ -26,6 +26,7 @@ from offbeat.pipeline import assemble as assembly
 from offbeat.pipeline import registry
 from offbeat.pipeline.preflight import preflight
 from offbeat.pipeline.runner import StageRef, StoreDamaged, healing, read
+from offbeat.pipeline.views import FrameGrid
 from offbeat.settings import get_settings, overridden
 from offbeat.storage import JobLedger
 
@@ -65,9 +66,9 @@ def assemble_task(job_id: int, refs: dict[str, StageRef], track_refs: list[Stage
             table=report.track_rows(document),
             description=f"Tracks of {name} (analysis {result.engine.analysis_id})",
         )
-        beats, segment = entries["beats"], entries["segment"]
+        beats, segment, envelopes = entries["beats"], entries["segment"], entries["envelopes"]
         seconds = beats["tempo"].shape[0]
-        rms = segmentation.per_second(beats["rms"][...], beats.attrs["frame_rate"], seconds)[:, 0]
+        rms = segmentation.per_second(envelopes["rms"][...], FrameGrid.of(envelopes).frame_rate, seconds)[:, 0]
         png = report.mix_picture(levels.db(rms), segment["novelty"][...], beats["bpm_curve"][...], document)
         create_image_artifact(
             image_url=report.data_uri(png),

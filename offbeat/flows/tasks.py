@@ -141,7 +141,7 @@ def run_graph(
             refresh = step.name in redo and not isinstance(step, Sink)
             args = (str(path), cues, refresh, upstream)
             if step.per_track:
-                count = Run(store(), get_settings(), path).tracks(refs["segment"])
+                count = Run(store(), get_settings(), path).items(step, refs)
                 tracks[step.name] = [None] * count
                 for index in range(count):
                     running[TASKS[step.name].submit(index, *args)] = (step.name, index)

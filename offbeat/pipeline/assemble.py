@@ -3,24 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 import numpy as np
 
 from offbeat import __version__
 from offbeat.contract import CompletedResult, EngineInfo, GlobalAnalysis, Results, Track, TrackAnalysis
 from offbeat.pipeline.runner import StageRef
+from offbeat.pipeline.views import Tracks
 from offbeat.storage import Entry, entry_key
 
-# The entries the document is made of (besides the per-track ones).
-READS = ("decode", "trim", "beats", "drum_beats", "segment")
+# The entries the document and its picture are made of (besides the per-track ones).
+READS = ("decode", "trim", "envelopes", "beats", "drum_beats", "segment")
 
 
 def assemble(
     job_id: int, refs: Mapping[str, StageRef], entries: Mapping[str, Entry], tracks: list[Entry]
 ) -> CompletedResult:
     """The completed result document from the stage entries; timestamps in original-file seconds."""
-    segment = entries["segment"].attrs
+    listed = Tracks.of(entries["segment"])
     decoded, trimmed = entries["decode"], entries["trim"]
     analysis_id = entry_key(
         refs["decode"].source, "analysis", 1, {}, {name: ref.key for name, ref in sorted(refs.items())}
@@ -43,11 +43,11 @@ def assemble(
             tracks=[
                 Track(
                     track_id=i,
-                    title=segment["titles"][i],
-                    start_time_sec=segment["starts"][i],
-                    end_time_sec=segment["ends"][i],
-                    transition_in=_window(segment, i - 1),
-                    transition_out=_window(segment, i),
+                    title=listed.titles[i],
+                    start_time_sec=listed.starts[i],
+                    end_time_sec=listed.ends[i],
+                    transition_in=listed.window(i - 1),
+                    transition_out=listed.window(i),
                     analysis=TrackAnalysis(**track.attrs["analysis"]),
                 )
                 for i, track in enumerate(tracks)
@@ -62,9 +62,3 @@ def assemble(
         ),
     )
 
-
-def _window(segment: Mapping[str, Any], boundary: int) -> list[float] | None:
-    """[start, end] of the transition at boundary `boundary` (between tracks boundary and boundary + 1)."""
-    if not 0 <= boundary < len(segment["transition_starts"]):
-        return None
-    return [segment["transition_starts"][boundary], segment["transition_ends"][boundary]]

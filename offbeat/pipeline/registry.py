@@ -18,6 +18,7 @@ from offbeat.pipeline.stages import (
     beats,
     decode,
     drum_beats,
+    envelopes,
     export_stems,
     segment,
     separate,
@@ -29,8 +30,9 @@ GRAPH: tuple[Step, ...] = (
     decode.STAGE,
     trim.STAGE,
     activations.STAGE,
-    beats.STAGE,
     separate.STAGE,
+    envelopes.STAGE,
+    beats.STAGE,
     drum_beats.STAGE,
     export_stems.SINK,
     segment.STAGE,
@@ -71,8 +73,15 @@ def check_graph(graph: tuple[Step, ...] = GRAPH) -> None:
                     f"{step.name} reads {name!r}, which is no stage declared before it "
                     f"(compute parameters are earlier stages or one of {', '.join(CONTEXT)})"
                 )
-        if step.per_track and "segment" not in step.inputs:
-            raise ValueError(f"{step.name} runs per track, so it must read segment")
+        if step.mapped_over is not None:
+            over = seen.get(step.mapped_over)
+            if step.mapped_over not in step.inputs or not isinstance(over, Stage) or over.items is None:
+                raise ValueError(
+                    f"{step.name} is mapped over {step.mapped_over!r}: it must read it, and that "
+                    "stage must declare how many items its entry lists (`items`)"
+                )
+            if "track" not in step.arguments:
+                raise ValueError(f"{step.name} is mapped over {step.mapped_over}, so it must take `track`")
         if any(not isinstance(seen.get(name), Stage) for name in step.after):
             raise ValueError(f"{step.name} waits for {step.after}, which must be stages declared before it")
         seen[step.name] = step

@@ -18,7 +18,6 @@ from offbeat.errors import AnalysisError, ErrorCode, bounded
 from offbeat.media.decode import check_file
 from offbeat.pipeline import registry
 from offbeat.pipeline.stage import Progress, Sink, Stage, job_inputs
-from offbeat.pipeline.stages.segment import track_count
 from offbeat.settings import Settings
 from offbeat.storage import ArtifactStore, Entry, EntryWriter, entry_key
 
@@ -154,8 +153,11 @@ class Run:
         first = upstream[sink.inputs[0]]
         return StageRef(name, first.key, first.source, reused, time.perf_counter() - started, files)
 
-    def tracks(self, segment: StageRef) -> int:
-        return track_count(read(self.store, segment))
+    def items(self, step: Stage, upstream: Mapping[str, StageRef]) -> int:
+        """How many runs the mapped stage `step` has: the items its `mapped_over` stage's entry lists."""
+        over = registry.STAGES[step.mapped_over or ""]
+        assert over.items is not None  # checked by registry.check_graph
+        return over.items(read(self.store, upstream[over.name]))
 
 
 def run_all(run: Run, measure: Callable[[str, Callable[[], Any]], Any] | None = None) -> dict[str, StageRef]:
@@ -168,7 +170,7 @@ def run_all(run: Run, measure: Callable[[str, Callable[[], Any]], Any] | None = 
         if isinstance(step, Sink):
             refs[step.name] = measure(step.name, lambda s=step: run.sink(s.name, refs))
         elif step.per_track:
-            count = run.tracks(refs["segment"])
+            count = run.items(step, refs)
             per_track = measure(step.name, lambda s=step, n=count: [run.stage(s.name, refs, i) for i in range(n)])
             refs[step.name] = combined(step.name, per_track)
         else:
@@ -184,7 +186,8 @@ def current_keys(store: ArtifactStore, source: str, settings: Settings) -> dict[
         if not stage.per_track:
             keys[stage.name] = stage_key(stage, source, settings, keys)
             continue
-        segment = store.get(keys["segment"])
-        for index in range(track_count(segment) if segment is not None else 0):
+        over = registry.STAGES[stage.mapped_over or ""]
+        entry = store.get(keys[over.name])
+        for index in range(over.items(entry) if entry is not None and over.items is not None else 0):
             keys[f"{stage.name}:{index}"] = stage_key(stage, source, settings, keys, track=index)
     return keys

@@ -50,6 +50,9 @@ class Stage:
     setting outside the key, like the minimum duration).
     `after`: earlier stages that must have succeeded before this one starts, without being read (so not in its
     key): `separate` waits for `trim`, which refuses silent audio, instead of separating it for nothing.
+    `items`: how many items (tracks) this stage's entry lists, for the stages mapped over it.
+    `mapped_over`: the input stage this one is mapped over, one run per item of its entry; the compute function
+    takes the item's index as `track`.
     """
 
     name: str
@@ -59,6 +62,8 @@ class Stage:
     options: Params = no_params
     check: Callable[[Any, dict[str, Any]], None] | None = None
     after: tuple[str, ...] = ()
+    items: Callable[[Any], int] | None = None
+    mapped_over: str | None = None
 
     @property
     def arguments(self) -> tuple[str, ...]:
@@ -72,8 +77,8 @@ class Stage:
 
     @property
     def per_track(self) -> bool:
-        """Mapped once per track of the `segment` entry (it takes `track`)."""
-        return "track" in self.arguments
+        """Mapped once per item (track) of the entry of `mapped_over`."""
+        return self.mapped_over is not None
 
     def key_params(self, settings: Settings) -> dict[str, Any]:
         """Everything besides inputs and job inputs that goes into the key."""
@@ -97,6 +102,7 @@ class Sink:
         return tuple(inspect.signature(self.run).parameters)[1:]
 
     per_track = False
+    mapped_over = None
 
 
 Step = Stage | Sink

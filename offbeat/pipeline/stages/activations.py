@@ -48,4 +48,4 @@ def compute(out: EntryWriter, params: dict[str, Any], decode: Entry, progress: P
     out.attrs.update(fps=beat_activation.FPS, networks=params["networks"])
 
 
-STAGE = Stage("activations", 2, compute, params)  # 2: networks run batched (float32 rounding)
+STAGE = Stage("activations", 2, compute, params)

@@ -108,4 +108,4 @@ def check(entry: Entry, options: dict[str, Any]) -> None:
     check_duration(entry.attrs["duration_sec"], options)
 
 
-STAGE = Stage("decode", 2, compute, params, options, check)  # 2: audio stored as 24-bit fixed point
+STAGE = Stage("decode", 2, compute, params, options, check)

@@ -7,7 +7,7 @@ import numpy as np
 from offbeat.dsp import rhythm
 from offbeat.pipeline.blocks import frame_blocks
 from offbeat.pipeline.stage import Stage
-from offbeat.pipeline.stages.trim import music_bounds
+from offbeat.pipeline.views import music_bounds
 from offbeat.storage import Entry, EntryWriter
 
 

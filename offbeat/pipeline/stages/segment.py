@@ -1,5 +1,6 @@
-"""segment: track boundaries and transition windows from the novelty of per-second descriptions; with cue hints,
-one track per cue, snapped to nearby boundaries."""
+"""segment: track boundaries and transition windows from the optimal partition of the mix into self-similar parts
+(`offbeat.dsp.track_boundaries`); with cue hints, one track per cue, snapped to nearby boundaries. The novelty of
+per-second descriptions is kept for the picture of the mix."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 from offbeat.dsp import cues as cue_hints
 from offbeat.dsp import levels, segmentation, track_boundaries
 from offbeat.pipeline.stage import Stage
-from offbeat.pipeline.stages.trim import music_bounds
+from offbeat.pipeline.views import FrameGrid, music_bounds, track_count
 from offbeat.settings import Settings
 from offbeat.storage import Entry, EntryWriter
 
@@ -22,6 +23,7 @@ def params(s: Settings) -> dict[str, Any]:
 def compute(
     out: EntryWriter,
     params: dict[str, Any],
+    envelopes: Entry,
     beats: Entry,
     decode: Entry,
     trim: Entry,
@@ -29,13 +31,14 @@ def compute(
 ) -> None:
     """Track boundaries by partitioning the mix into self-similar parts; with cue hints, one track per cue,
     snapped to nearby boundaries. The novelty curve is kept for the picture of the mix."""
-    rate = beats.attrs["frame_rate"]
+    grid = FrameGrid.of(envelopes)
+    rate = grid.frame_rate
     seconds = beats["tempo"].shape[0]
-    chroma = segmentation.per_second(beats["chroma"][...], beats.attrs["chroma_rate"], seconds)
+    chroma = segmentation.per_second(envelopes["chroma"][...], grid.chroma_rate, seconds)
     centroid, rms, onset = (
-        segmentation.per_second(beats[n][...], rate, seconds)[:, 0] for n in ("centroid", "rms", "onset")
+        segmentation.per_second(envelopes[n][...], rate, seconds)[:, 0] for n in ("centroid", "rms", "onset")
     )
-    bands = levels.db(np.sqrt(segmentation.per_second(beats["bands"][...], rate, seconds)), floor=1e-5)
+    bands = levels.db(np.sqrt(segmentation.per_second(envelopes["bands"][...], rate, seconds)), floor=1e-5)
     described = segmentation.describe(chroma, centroid, rms, onset, beats["tempo"][...])
     start, end = music_bounds(decode, trim)
     min_track_sec = params["min_track_sec"]
@@ -59,18 +62,4 @@ def compute(
     )
 
 
-def track_count(segment: Entry) -> int:
-    """How many tracks the per-track stages map over."""
-    return len(segment.attrs["starts"])
-
-
-def steady_part(segment: Entry, index: int) -> tuple[float, float]:
-    """A track's span without the transitions into and out of it (the whole span when that leaves < 10 s)."""
-    attrs = segment.attrs
-    start, end = attrs["starts"][index], attrs["ends"][index]
-    lo = attrs["transition_ends"][index - 1] if index > 0 else start
-    hi = attrs["transition_starts"][index] if index < len(attrs["ends"]) - 1 else end
-    return (lo, hi) if hi - lo >= 10.0 else (start, end)
-
-
-STAGE = Stage("segment", 10, compute, params)  # 10: transition windows as wide as the blend's shorter side
+STAGE = Stage("segment", 10, compute, params, items=track_count)

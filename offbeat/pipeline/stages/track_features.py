@@ -13,7 +13,7 @@ from offbeat.dsp import features, key_network, levels, phrases, rhythm
 from offbeat.dsp.channels import to_mono
 from offbeat.pipeline.blocks import blocks
 from offbeat.pipeline.stage import Stage
-from offbeat.pipeline.stages.segment import steady_part
+from offbeat.pipeline.views import FrameGrid, Tracks
 from offbeat.settings import Settings
 from offbeat.storage import Entry, EntryWriter
 
@@ -27,17 +27,19 @@ def compute(
     params: dict[str, Any],
     track: int,
     segment: Entry,
+    envelopes: Entry,
     beats: Entry,
     separate: Entry,
     decode: Entry,
     log: Callable[[str], None],
 ) -> None:
     """Every feature of one track, read from its slice of the stored audio, stems and envelopes."""
-    lo, hi = steady_part(segment, track)
-    sr, ar, rate = decode.attrs["sample_rate"], decode.attrs["analysis_sample_rate"], beats.attrs["frame_rate"]
-    frames = slice(int(lo * rate), int(hi * rate))
+    tracks, grid = Tracks.of(segment), FrameGrid.of(envelopes)
+    lo, hi = tracks.steady_part(track)
+    sr, ar = decode.attrs["sample_rate"], decode.attrs["analysis_sample_rate"]
+    frames = grid.frames_between(lo, hi)
     floor = levels.amplitude(params["threshold_db"])
-    values: dict[str, Any] = {"duration_sec": round(segment.attrs["ends"][track] - segment.attrs["starts"][track], 3)}
+    values: dict[str, Any] = {"duration_sec": round(tracks.ends[track] - tracks.starts[track], 3)}
     reasons: dict[str, str] = {}
 
     def measure(names: tuple[str, ...], work: Callable[[], Any]) -> None:
@@ -57,8 +59,7 @@ def compute(
         mono = to_mono(decode["stereo"][int(a * sr) : int(b * sr)])
         if sr != key_network.SAMPLE_RATE:
             mono = soxr.resample(mono, sr, key_network.SAMPLE_RATE)
-        chroma_rate = beats.attrs["chroma_rate"]
-        found = key_network.estimate_key(mono, beats["chroma"][int(lo * chroma_rate) : int(hi * chroma_rate)])
+        found = key_network.estimate_key(mono, envelopes["chroma"][grid.chroma_between(lo, hi)])
         return {"musical": found.musical, "camelot": found.camelot, "confidence": found.confidence}
 
     measure(("key",), key)
@@ -69,11 +70,11 @@ def compute(
     else:
         bass = features.low_band(blocks(separate["accompaniment"], lo * sr, hi * sr), sr)
     measure(("loudness_lufs_bass",), lambda: features.loudness(bass, sr))
-    rms = beats["rms"][frames]
-    measure(("average_brightness",), lambda: features.brightness(beats["centroid"][frames], rms, floor))
+    rms = envelopes["rms"][frames]
+    measure(("average_brightness",), lambda: features.brightness(envelopes["centroid"][frames], rms, floor))
 
     def frame_rms(array: Any) -> np.ndarray:
-        """Frame RMS on the beats stage's frame grid (HOP), read whole frames at a time."""
+        """Frame RMS on the envelopes' frame grid (HOP), read whole frames at a time."""
         parts = [levels.frame_rms(x, rhythm.HOP) for x in blocks(array, lo * ar, hi * ar, rhythm.HOP * 1024)]
         return np.concatenate(parts) if parts else np.zeros(0, np.float32)
 
@@ -81,20 +82,20 @@ def compute(
         ("has_vocals", "vocal_energy_rms"),
         lambda: features.vocals(frame_rms(separate["vocals_mono"]), frame_rms(decode["mono"]), floor),
     )
-    values.update(_bars(segment, track, beats))
+    values.update(_bars(tracks, track, envelopes, beats))
     out.attrs.update(analysis=values, unmeasured=reasons, steady=[lo, hi])
 
 
-def _bars(segment: Entry, track: int, beats: Entry) -> dict[str, Any]:
+def _bars(tracks: Tracks, track: int, envelopes: Entry, beats: Entry) -> dict[str, Any]:
     """First downbeat, phrase starts and sections over the whole track (its blends included: a DJ cues
     the incoming track from its first bar)."""
-    start, end = segment.attrs["starts"][track], segment.attrs["ends"][track]
+    start, end = tracks.starts[track], tracks.ends[track]
     downbeats = beats["downbeats"][...]
     downbeats = downbeats[(downbeats >= start) & (downbeats < end)]
     if len(downbeats) == 0:
         return {"first_downbeat_sec": None, "phrase_starts_sec": None, "sections": None}
-    rate = beats.attrs["frame_rate"]
-    rms = beats["rms"][int(start * rate) : int(end * rate)]
+    rate = FrameGrid.of(envelopes).frame_rate
+    rms = envelopes["rms"][int(start * rate) : int(end * rate)]
     frame_times = start + np.arange(len(rms)) / rate
     times, strength = beats["beats"][...], beats["beat_strength"][...]
     starts = phrases.phrase_starts(downbeats, 8)
@@ -112,4 +113,4 @@ def _bars(segment: Entry, track: int, beats: Entry) -> dict[str, Any]:
     }
 
 
-STAGE = Stage("track_features", 5, compute, params)  # 5: vocals in a twentieth of the frames
+STAGE = Stage("track_features", 5, compute, params, mapped_over="segment")

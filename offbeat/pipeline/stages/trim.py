@@ -35,10 +35,4 @@ def compute(out: EntryWriter, params: dict[str, Any], decode: Entry) -> None:
     out.attrs.update(trimmed_start_sec=bounds[0], trimmed_end_sec=bounds[1])
 
 
-def music_bounds(decode: Entry, trim: Entry) -> tuple[float, float]:
-    """(start, end) of the music in seconds of the original file."""
-    duration = decode.attrs["duration_sec"]
-    return trim.attrs["trimmed_start_sec"], duration - trim.attrs["trimmed_end_sec"]
-
-
 STAGE = Stage("trim", 1, compute, params)

@@ -1,0 +1,88 @@
+"""Typed views of what the stages store, read where the stages that read them need it.
+
+A stage writes its entry's arrays and attrs by name; the stages after it read them through the view here, so a
+field's name and meaning are written down once, beside the stage that writes it, and no stage imports another
+stage's module to reuse a helper. Each view names the stage whose entry it reads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from offbeat.storage import Entry
+
+
+def music_bounds(decode: Entry, trim: Entry) -> tuple[float, float]:
+    """(start, end) of the music in seconds of the original file (`decode`'s duration, `trim`'s silences)."""
+    duration = decode.attrs["duration_sec"]
+    return trim.attrs["trimmed_start_sec"], duration - trim.attrs["trimmed_end_sec"]
+
+
+@dataclass(frozen=True)
+class FrameGrid:
+    """The frame grids of the `envelopes` entry: analysis frames and chroma frames per second."""
+
+    frame_rate: float
+    chroma_rate: float
+    frame_offset_sec: float
+    frames: int
+
+    @classmethod
+    def of(cls, envelopes: Entry) -> FrameGrid:
+        attrs = envelopes.attrs
+        return cls(attrs["frame_rate"], attrs["chroma_rate"], attrs["frame_offset_sec"], attrs["frames"])
+
+    def frames_between(self, lo: float, hi: float) -> slice:
+        """The analysis frames of [lo, hi) seconds."""
+        return slice(int(lo * self.frame_rate), int(hi * self.frame_rate))
+
+    def chroma_between(self, lo: float, hi: float) -> slice:
+        """The chroma frames of [lo, hi) seconds."""
+        return slice(int(lo * self.chroma_rate), int(hi * self.chroma_rate))
+
+
+STEADY_MIN_SEC = 10.0  # a steady part shorter than this is no measure of a track: the whole span is used
+
+
+@dataclass(frozen=True)
+class Tracks:
+    """The track list of the `segment` entry: spans, transition windows (one per boundary) and titles."""
+
+    starts: list[float]
+    ends: list[float]
+    transition_starts: list[float]
+    transition_ends: list[float]
+    titles: list[str | None]
+
+    @classmethod
+    def of(cls, segment: Entry) -> Tracks:
+        attrs = segment.attrs
+        return cls(
+            list(attrs["starts"]),
+            list(attrs["ends"]),
+            list(attrs["transition_starts"]),
+            list(attrs["transition_ends"]),
+            list(attrs["titles"]),
+        )
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def steady_part(self, index: int) -> tuple[float, float]:
+        """A track's span without the transitions into and out of it (the whole span when that leaves less than
+        STEADY_MIN_SEC)."""
+        start, end = self.starts[index], self.ends[index]
+        lo = self.transition_ends[index - 1] if index > 0 else start
+        hi = self.transition_starts[index] if index < len(self) - 1 else end
+        return (lo, hi) if hi - lo >= STEADY_MIN_SEC else (start, end)
+
+    def window(self, boundary: int) -> list[float] | None:
+        """[start, end] of the transition at `boundary` (between tracks boundary and boundary + 1), if any."""
+        if not 0 <= boundary < len(self.transition_starts):
+            return None
+        return [self.transition_starts[boundary], self.transition_ends[boundary]]
+
+
+def track_count(segment: Entry) -> int:
+    """How many tracks the stages mapped over `segment` run for."""
+    return len(segment.attrs["starts"])
