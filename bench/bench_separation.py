@@ -41,10 +41,16 @@ def one_backend(backend: str, mix_path: Path, out_path: Path, threads: int) -> N
     start = time.perf_counter()
     blocks = list(
         separation.separate_chunked(
-            lambda a, b: mix[a:b], len(mix), "2stems", settings.model_dir,
-            chunk_segments=chunk_segments(settings), crossfade=44100, threads=threads, backend=backend,
+            lambda a, b: mix[a:b],
+            len(mix),
+            "2stems",
+            settings.model_dir,
+            chunk_segments=chunk_segments(settings),
+            crossfade=44100,
+            threads=threads,
+            backend=backend,
         )
-    )  # fmt: skip
+    )
     seconds = time.perf_counter() - start
     np.savez(out_path, **{name: np.concatenate([b[name] for b in blocks]) for name in blocks[0]})
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -239,8 +239,13 @@ def main() -> int:
 
     # 2. onnxruntime CUDA
     if "CUDAExecutionProvider" not in providers:
-        skipped(steps, "ort_cuda", "onnxruntime CUDA", "CUDAExecutionProvider not in get_available_providers() "
-                "(CPU-only onnxruntime wheel; onnxruntime-gpu provides it)")  # fmt: skip
+        skipped(
+            steps,
+            "ort_cuda",
+            "onnxruntime CUDA",
+            "CUDAExecutionProvider not in get_available_providers() "
+            "(CPU-only onnxruntime wheel; onnxruntime-gpu provides it)",
+        )
     elif left(budget) < 30:
         skipped(steps, "ort_cuda", "onnxruntime CUDA", "time budget")
     else:

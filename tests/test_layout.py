@@ -1,5 +1,6 @@
 """The package's rooms and who may import whom: signal code below the pipeline, the pipeline below Prefect, the
-command line on top, and no module grown past what one person reads in a sitting."""
+command line on top, the benchmarks above the package, and no module (of the package or the benchmarks) grown
+past what one person reads in a sitting."""
 
 from __future__ import annotations
 
@@ -8,8 +9,12 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[1] / "offbeat"
-MAX_LINES = 300
+REPO = Path(__file__).resolve().parents[1]
+PACKAGE = REPO / "offbeat"
+BENCH = REPO / "bench"
+MAX_LINES = 400
+# Modules still over the cap, each until it is split; the test fails once one is under it, so its entry goes too.
+OVER_CAP = {"bench/corpus/recorded.py"}
 
 # room -> offbeat modules/packages it must not import (directly).
 FORBIDDEN = {
@@ -23,8 +28,8 @@ FORBIDDEN = {
 }  # fmt: skip
 
 
-def _modules() -> list[Path]:
-    return sorted(p for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts)
+def _modules(root: Path = PACKAGE) -> list[Path]:
+    return sorted(p for p in root.rglob("*.py") if "__pycache__" not in p.parts)
 
 
 def _imports(path: Path) -> set[str]:
@@ -54,6 +59,15 @@ def test_nothing_imports_the_command_line() -> None:
             assert not any(n.startswith("offbeat.cli") for n in _imports(path)), path
 
 
-def test_no_module_is_over_300_lines() -> None:
-    long = {str(p.relative_to(PACKAGE)): n for p in _modules() if (n := len(p.read_text().splitlines())) > MAX_LINES}
+def test_the_package_does_not_import_the_benchmarks() -> None:
+    for path in _modules():
+        assert not any(n == "bench" or n.startswith("bench.") for n in _imports(path)), path
+
+
+@pytest.mark.parametrize("root", [PACKAGE, BENCH], ids=["offbeat", "bench"])
+def test_no_module_is_over_400_lines(root: Path) -> None:
+    lines = {str(p.relative_to(REPO)): len(p.read_text().splitlines()) for p in _modules(root)}
+    long = {name: n for name, n in lines.items() if n > MAX_LINES and name not in OVER_CAP}
     assert not long, long
+    split = {name for name in OVER_CAP if name in lines and lines[name] <= MAX_LINES}
+    assert not split, f"under {MAX_LINES} lines now: drop {sorted(split)} from OVER_CAP"
