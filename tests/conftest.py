@@ -1,19 +1,85 @@
 """Shared fixtures: isolated settings per test, one Prefect API for the whole session, a Prefect server on
-PostgreSQL for a module."""
+PostgreSQL for a module, the machine's Redis (queues and store-index key prefixes of a test's own), an S3 server on
+loopback, the `offbeat listen` workers of a listener test.
+
+External services: a test that needs the machine's Redis (the `redis_server` fixture, or the `redis` marker, which
+every test using that fixture gets) or its PostgreSQL (`prefect_postgres`) is skipped, saying what to start, when
+the service does not answer. Under CI (`CI=true`), which provides them, it fails instead: a skip would hide that
+the tests did not run.
+"""
 
 from __future__ import annotations
 
+import functools
 import os
+import socket
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import redis
 
 from offbeat.settings import Settings, get_settings
+
+from .fleet import Fleet
 
 REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")  # loaded machines start slowly
+
+# The Redis the tests use: database 13 of the machine's Redis unless OFFBEAT_TEST_REDIS_URL names another. Tests
+# use queue names and key prefixes of their own there and delete them afterwards.
+REDIS_URL = os.environ.get("OFFBEAT_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+
+
+def require(service: str, where: str, problem: str | None, start: str) -> None:
+    """Skip the test when `problem` says a service it needs is missing; fail it under CI (`CI=true`)."""
+    if problem is None:
+        return
+    message = f"{service} not reachable at {where}: {start} ({problem})"
+    if os.environ.get("CI", "").lower() in ("true", "1"):
+        pytest.fail(f"{message}; CI=true, where it must be there: failed, not skipped", pytrace=False)
+    pytest.skip(message)
+
+
+@functools.cache
+def _redis_problem(url: str) -> str | None:
+    client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
+    try:
+        client.ping()
+    except redis.RedisError as error:
+        return f"{type(error).__name__}: {error}"
+    finally:
+        client.close()
+    return None
+
+
+def require_redis() -> None:
+    start = "start redis-server, or set OFFBEAT_TEST_REDIS_URL to a Redis the tests may use"
+    require("Redis", REDIS_URL, _redis_problem(REDIS_URL), start)
+
+
+@functools.cache
+def _tcp_problem(host: str, port: int) -> str | None:
+    try:
+        socket.create_connection((host, port), timeout=5).close()
+    except OSError as error:
+        return f"{type(error).__name__}: {error}"
+    return None
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "redis_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.redis)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("redis") is not None:
+        require_redis()
 
 
 @pytest.fixture
@@ -48,7 +114,82 @@ def prefect_api() -> Iterator[str]:
 def prefect_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
     """A Prefect server on a PostgreSQL database of its own (dropped afterwards), as a deployment of several hosts
     runs it: (API URL, the variables that point a process at it)."""
-    from .prefect_server import prefect_server
+    from .prefect_server import POSTGRES, prefect_server
 
+    host, port = POSTGRES.rpartition("@")[2].split(":")
+    require("PostgreSQL", f"{host}:{port}", _tcp_problem(host, int(port)), "start postgresql")
     with prefect_server(tmp_path_factory.mktemp("prefect-home"), "postgresql") as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> str:
+    """The URL of the tests' Redis, once it answers (else the test is skipped, or failed under CI)."""
+    require_redis()
+    return REDIS_URL
+
+
+@pytest.fixture
+def redis_url(redis_server: str) -> Iterator[str]:
+    """A store-index URL with a key prefix of this test's own; every key under it is deleted afterwards."""
+    prefix = f"test-index-{uuid.uuid4().hex[:8]}"
+    client = redis.Redis.from_url(redis_server)
+    try:
+        yield f"{redis_server}?prefix={prefix}"
+    finally:
+        for key in client.scan_iter(f"{prefix}:*"):
+            client.delete(key)
+        client.close()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """An S3-compatible server on loopback (moto's), stopped when the session ends (whatever happened)."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def bucket(s3_endpoint: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """A bucket of this test's own, and the fsspec storage options that reach it (`OFFBEAT_STORE_OPTIONS`)."""
+    import s3fs
+
+    options = {"endpoint_url": s3_endpoint, "key": "testing", "secret": "testing"}
+    name = f"offbeat-{uuid.uuid4().hex[:12]}"
+    fs = s3fs.S3FileSystem(**options, use_listings_cache=False)
+    fs.mkdir(name)
+    try:
+        yield name, options
+    finally:
+        fs.rm(name, recursive=True)
+
+
+@pytest.fixture
+def fleet(
+    settings: Settings, prefect_api: str, redis_server: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[Fleet]:
+    """`offbeat listen` workers of this test (killed afterwards) on queues of its own in the tests' Redis."""
+    tag = uuid.uuid4().hex[:8]
+    for name, value in {
+        "OFFBEAT_REDIS_URL": redis_server,
+        "OFFBEAT_QUEUE_NAME": f"test-jobs-{tag}",
+        "OFFBEAT_RESULTS_QUEUE_NAME": f"test-results-{tag}",
+        "OFFBEAT_WORKER_LEASE_SEC": "2",
+        "OFFBEAT_REDIS_RETRY_MAX_SEC": "1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    client = redis.Redis.from_url(redis_server, socket_timeout=30)  # above the BRPOP waits
+    fleet = Fleet(get_settings(), {**os.environ, "PREFECT_API_URL": prefect_api}, client, tmp_path)
+    yield fleet
+    fleet.kill_all()
+    for key in client.scan_iter(f"test-*-{tag}*"):
+        client.delete(key)
+    get_settings.cache_clear()

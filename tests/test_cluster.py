@@ -24,10 +24,9 @@ from offbeat.pipeline.registry import STAGES
 from offbeat.settings import Settings
 from offbeat.storage import open_store
 from tests.audio_files import write_wav
+from tests.conftest import REDIS_URL
+from tests.fleet import OFFBEAT
 from tests.processes import wait_until
-from tests.test_listener import OFFBEAT, REDIS_URL
-from tests.test_object_store import bucket, s3_endpoint  # noqa: F401 - fixtures
-from tests.test_shared_store import redis_url  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.slow  # runs flows and loads TensorFlow/Spleeter in three processes
 
@@ -38,8 +37,8 @@ WAIT = 1200.0  # upper bound for twenty analyses on a loaded 2-core machine
 def test_three_hosts_answer_every_job_once_and_compute_each_stage_once(
     tmp_path: Path,
     settings: Settings,
-    bucket: tuple[str, dict[str, Any]],  # noqa: F811 - fixture
-    redis_url: str,  # noqa: F811 - fixture
+    bucket: tuple[str, dict[str, Any]],
+    redis_url: str,
     prefect_postgres: tuple[str, dict[str, str]],
 ) -> None:
     name, options = bucket

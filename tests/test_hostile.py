@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from .audio_files import write_samples, write_wav
-from .test_listener import Fleet, fleet  # noqa: F401 - the fixture
+from .fleet import Fleet
 
 pytestmark = pytest.mark.slow
 
 
-def test_hostile_jobs_are_classified_and_bounded(fleet: Fleet) -> None:  # noqa: F811
+def test_hostile_jobs_are_classified_and_bounded(fleet: Fleet) -> None:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
 

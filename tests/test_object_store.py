@@ -1,9 +1,10 @@
 """The store with its data on S3-compatible object storage: hosts that share no folder share one store.
 
-A real S3 server (moto's standalone server, on a free loopback port for the whole session; each test has a bucket
-of its own) and the machine's real Redis (`tests.test_shared_store`'s key-prefix fixture): no mocks. "Hosts" are
-spawned processes with their own HOME, working directory and copy of the source file, so the only things they
-share are the bucket and Redis.
+A real S3 server (moto's standalone server, on a free loopback port for the whole session, each test with a
+bucket of its own: conftest's `s3_endpoint` and `bucket`) and the machine's real Redis (conftest's key-prefix
+fixture `redis_url`; skipped when Redis does not answer, failed under CI): no mocks. "Hosts" are spawned
+processes with their own HOME, working directory and copy of the source file, so the only things they share are
+the bucket and Redis.
 """
 
 from __future__ import annotations
@@ -14,14 +15,12 @@ import multiprocessing as mp
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import s3fs
-from moto.server import ThreadedMotoServer
 
 from offbeat import synth
 from offbeat.settings import Settings
@@ -29,33 +28,7 @@ from offbeat.storage import ChunkAppender, open_store
 from offbeat.storage.store import StoreConfig
 from tests import test_shared_store as shared
 
-redis_url = shared.redis_url  # the Redis index fixture: a key prefix of the test's own, deleted afterwards
 WAIT = shared.WAIT
-
-
-@pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
-    """An S3-compatible server on loopback, stopped when the session ends (whatever happened)."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def bucket(s3_endpoint: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    """A bucket of this test's own, and the fsspec storage options that reach it (`OFFBEAT_STORE_OPTIONS`)."""
-    options = {"endpoint_url": s3_endpoint, "key": "testing", "secret": "testing"}
-    name = f"offbeat-{uuid.uuid4().hex[:12]}"
-    fs = s3fs.S3FileSystem(**options, use_listings_cache=False)
-    fs.mkdir(name)
-    try:
-        yield name, options
-    finally:
-        fs.rm(name, recursive=True)
 
 
 def _objects(options: dict[str, Any], path: str) -> list[str]:

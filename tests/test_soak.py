@@ -33,8 +33,8 @@ import redis
 from offbeat.storage import JobLedger, open_store
 
 from .audio_files import write_samples, write_wav
-from .processes import stop
-from .test_listener import Fleet, fleet, free_port, wait_until  # noqa: F401 - the fixture
+from .fleet import Fleet
+from .processes import free_port, stop, wait_until
 
 pytestmark = [
     pytest.mark.slow,
@@ -117,7 +117,7 @@ def snapshot(root: Path, skip: set[Path]) -> dict[str, tuple[Any, ...]]:
     return found
 
 
-def test_soak_of_a_hundred_mixed_jobs_through_a_worker_kill_and_a_redis_restart(fleet: Fleet, tmp_path: Path) -> None:  # noqa: F811
+def test_soak_of_a_hundred_mixed_jobs_through_a_worker_kill_and_a_redis_restart(fleet: Fleet, tmp_path: Path) -> None:
     mount = fleet.mount
     queue, results_queue = fleet.settings.queue_name, fleet.settings.results_queue_name
 
