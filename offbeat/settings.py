@@ -58,7 +58,7 @@ class Settings(BaseSettings):
         "index needed across hosts)",
     )
     analysis_deployment: str = Field(
-        "analyze-mix/default", description="the deployment each job runs as in the work-pool listener mode"
+        "analyze-mix/analysis", description="the deployment each job runs as in the work-pool listener mode"
     )
     run_start_limit_sec: float = Field(
         600.0,

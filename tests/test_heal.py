@@ -111,3 +111,46 @@ def test_a_damaged_entry_heals_within_one_cli_run(settings: Settings, prefect_ap
     document = json.loads(again.stdout)
     assert "beats" not in document["engine"]["cached_stages"] and "decode" in document["engine"]["cached_stages"]
     assert document["results"]["global"]["bpm_curve"] == json.loads(first.stdout)["results"]["global"]["bpm_curve"]
+
+
+def damage_every_entry(store: ArtifactStore) -> list[str]:
+    """One chunk damaged in every stored entry that has chunks; returns their stages."""
+    damaged = []
+    for record in store.entries():
+        chunks = sorted(p for p in (Path(store.root) / record["data"]).rglob("*") if p.is_file() and "c" in p.parts)
+        if chunks:
+            raw = bytearray(chunks[-1].read_bytes())
+            raw[len(raw) // 2] ^= 0xFF
+            chunks[-1].write_bytes(bytes(raw))
+            damaged.append(record["stage"])
+    return damaged
+
+
+@pytest.mark.slow
+def test_damage_in_every_entry_at_once_heals_within_one_cli_run(
+    settings: Settings, prefect_api: str, tmp_path: Path
+) -> None:
+    """Every entry of an analysis damaged at once: a pass that recomputes an entry reads (and finds) damage in its
+    inputs, which nothing had read before; the run goes on until the whole graph is healed, and completes."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from offbeat.storage import open_store
+
+    path = synth.write_mix(MIX, settings.shared_mount_path / "every.wav")
+    env = {**os.environ, "PREFECT_API_URL": prefect_api}
+    command = [str(Path(sys.executable).with_name("offbeat")), "analyze", str(path)]
+    first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+    assert first.returncode == 0, first.stderr[-3000:]
+    store = open_store(settings)
+    damaged = damage_every_entry(store)
+    store.close()
+    assert {"decode", "activations", "envelopes", "beats", "separate", "drum_beats", "segment"} <= set(damaged)
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stderr.count("running the stages again") >= 2  # damage found further up on a later pass
+    before, after = json.loads(first.stdout), json.loads(again.stdout)
+    assert after["status"] == "completed" and after["results"] == before["results"]
+    assert not set(damaged) & set(after["engine"]["cached_stages"])

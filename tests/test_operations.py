@@ -70,9 +70,9 @@ def test_deploy_run_and_read_it_back_through_the_api(
 
     prefect(env, "work-pool", "create", "offbeat", "--type", "process")
     deployed = prefect(env, "--no-prompt", "deploy", "--all")
-    assert "analyze-mix/default" in deployed and "redis-listener/default" in deployed
+    assert "analyze-mix/analysis" in deployed and "redis-listener/listener" in deployed
     deployments = {d["name"] for d in api(url, "POST", "/deployments/filter", {})}
-    assert deployments == {"default"} and len(api(url, "POST", "/deployments/filter", {})) == 2
+    assert deployments == {"analysis", "listener"}  # told apart in the UI, not two "default"s
 
     log = (settings.shared_mount_path.parent / "worker.log").open("wb")
     worker = subprocess.Popen(
@@ -81,7 +81,7 @@ def test_deploy_run_and_read_it_back_through_the_api(
     )  # fmt: skip
     try:
         out = prefect(
-            env, "deployment", "run", "analyze-mix/default",
+            env, "deployment", "run", "analyze-mix/analysis",
             "--param", f"source={mix}", "--param", f"cues={json.dumps(CUES)}",
         )  # fmt: skip
         run_id = re.search(r"UUID: ([0-9a-f-]{36})", out).group(1)  # type: ignore[union-attr]

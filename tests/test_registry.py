@@ -134,6 +134,23 @@ def test_keys_follow_params_constants_versions_and_inputs(monkeypatch: pytest.Mo
     assert stage_key(segment, "src", settings, keys, cues=[("A", 0.0)]) != stage_key(segment, "src", settings, keys)
 
 
+def test_memory_settings_stay_out_of_keys_and_tunables_are_in_them() -> None:
+    """Constants a module lists as NOT_TUNING (block sizes) are in no key; the tunables, tables of weights
+    included, are in the key of every stage whose signal code uses them."""
+    from offbeat.dsp import beat_activation, stft, track_boundaries
+
+    keyed = {name: dsp_constants(stage.compute.__module__) for name, stage in registry.STAGES.items()}
+    for constants in keyed.values():
+        assert "BLOCK_FRAMES" not in constants.get("stft", {})
+        assert not set(beat_activation.NOT_TUNING) & set(constants.get("beat_activation", {}))
+        assert not any("NOT_TUNING" in values for values in constants.values())
+    assert stft.NOT_TUNING == ("BLOCK_FRAMES",)
+    boundaries = keyed["segment"]["track_boundaries"]
+    assert boundaries["WEIGHTS"] == track_boundaries.WEIGHTS
+    assert boundaries["MIXED_SHARE"] == track_boundaries.MIXED_SHARE
+    assert keyed["track_features"]["features"]["STEADY_PART_MIN_SEC"] > 0
+
+
 def test_decode_and_separate_keys_are_those_of_stores_written_before() -> None:
     """The two costly stages keep their keys, so existing stores keep their decoded audio and stems (separate: as
     of version 3, full-band stems, issue 15)."""

@@ -46,9 +46,9 @@ def listen(
 def serve(
     listen: Annotated[bool, typer.Option(help="also start a run of the Redis listener right away")] = False,
 ) -> None:
-    """Serve both flows as deployments `analyze-mix/served` and `redis-listener/served` from this process,
-    without a work pool: their runs, triggered from the UI or `prefect deployment run`, execute here.
-    (Named apart from prefect.yaml's `default` deployments, which run on the work pool.)"""
+    """Serve both flows as deployments `analyze-mix/analysis-served` and `redis-listener/listener-served` from this
+    process, without a work pool: their runs, triggered from the UI or `prefect deployment run`, execute here.
+    (Named apart from prefect.yaml's `analysis` and `listener` deployments, which run on the work pool.)"""
     _prefect_defaults()
     from prefect import serve as serve_deployments
     from prefect.deployments import run_deployment
@@ -57,14 +57,14 @@ def serve(
     from offbeat.flows.listen import redis_listener
 
     deployments = [
-        analyze_mix.to_deployment(name="served", tags=["offbeat", "analysis"]),
-        redis_listener.to_deployment(name="served", tags=["offbeat", "listener"]),
+        analyze_mix.to_deployment(name="analysis-served", tags=["offbeat", "analysis"]),
+        redis_listener.to_deployment(name="listener-served", tags=["offbeat", "listener"]),
     ]
     if listen:
 
         def start_listener() -> None:
             time.sleep(5)  # the deployments are registered by then
-            run_deployment("redis-listener/served", timeout=0)
+            run_deployment("redis-listener/listener-served", timeout=0)
 
         threading.Thread(target=start_listener, daemon=True).start()
     serve_deployments(*deployments)

@@ -37,6 +37,8 @@ BLOCK_FRAMES = 60 * FPS  # frames computed per block
 CONTEXT_FRAMES = 10 * FPS  # frames of audio each side of a block that the recurrent network sees
 FEATURE_PIECE_FRAMES = 20 * FPS  # features are computed this many frames at a time (memory; see `_features`)
 FEATURE_MARGIN_FRAMES = FPS  # audio each side of a piece: > half the longest STFT frame + the difference lag
+# Memory settings: each leaves every output as it is (features are frame for frame those of a whole block).
+NOT_TUNING = ("FEATURE_PIECE_FRAMES", "FEATURE_MARGIN_FRAMES")
 
 _import_lock = threading.Lock()
 

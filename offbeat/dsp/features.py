@@ -19,6 +19,8 @@ PITCHES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 # Krumhansl-Kessler key profiles (probe-tone ratings), tonic first.
 MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
 MINOR_PROFILE = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+STEADY_BEAT_SHARE = 0.04  # beat intervals within this share of their median count towards the stable BPM
+STEADY_PART_MIN_SEC = 10.0  # a track's steady part shorter than this is no measure of it: its whole span is used
 BASS_CUTOFF_HZ = 150.0  # low band of the accompaniment that stands in for a bass stem
 VOCAL_RATIO = 0.25  # vocal RMS relative to the whole track's RMS above which a frame "has vocals"
 # Share of audible frames with vocals for the track to have vocals. On the true steady parts of the tune splits
@@ -92,7 +94,7 @@ def stable_bpm(beat_times: np.ndarray) -> tuple[float, float]:
         raise Unmeasurable(f"only {len(beat_times)} beats in the steady part")
     intervals = np.diff(beat_times)
     period = float(np.median(intervals))
-    steady = np.abs(intervals / period - 1) < 0.04
+    steady = np.abs(intervals / period - 1) < STEADY_BEAT_SHARE
     return round(60.0 / float(intervals[steady].mean()), 2), round(float(steady.mean()), 3)
 
 

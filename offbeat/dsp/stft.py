@@ -20,6 +20,7 @@ import scipy.fft
 from numpy.lib.stride_tricks import sliding_window_view
 
 BLOCK_FRAMES = 2048  # frames windowed and transformed at once: 32 MB for 4096-sample frames
+NOT_TUNING = ("BLOCK_FRAMES",)  # a memory setting: the frames come out the same whatever the block
 
 Stft = Callable[..., np.ndarray]
 

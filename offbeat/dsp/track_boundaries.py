@@ -37,6 +37,8 @@ PENALTY = 4.5  # price of a cut, in frames of self-similarity it must gain (see 
 SAME_HARMONY = 0.5  # chroma distance (1 - correlation of mean chroma) under which two parts share their harmony
 RETURNING = 0.3  # contrast (see `contrast`) under which a part comes back after the next one
 RETURNS_ITSELF = 0.1  # contrast under which it comes back as itself: a song's breakdown, whatever its harmony
+MIXED_SHARE = 0.25  # a stretch is in the blend while its likeness to both sides differs by less than this share
+UNKNOWN_BPM = 120.0  # the tempo of a mix where no stretch has one (only its log differences count)
 
 WEIGHTS = {"timbre": 1.0, "chroma": 1.0, "level": 0.5, "tempo": 1.0, "key": 0.25}
 APART_ONLY = ("key",)  # groups that can only tell parts apart (see `similarity`)
@@ -78,7 +80,7 @@ def groups(desc: Description, frame_sec: float = FRAME_SEC) -> dict[str, np.ndar
     chroma = carried(chroma, tonal >= np.quantile(tonal, TONAL_QUANTILE) if len(tonal) else tonal > 0)
     bpm = desc.bpm.astype(np.float64)
     known = np.isfinite(bpm) & (bpm > 0)
-    log_bpm = np.log2(carried(np.where(known, bpm, 120.0), known))
+    log_bpm = np.log2(carried(np.where(known, bpm, UNKNOWN_BPM), known))
     log_bpm = median_filter(log_bpm, size=smooth * 2 + 1, mode="nearest")
     out = {}
     described = {"timbre": shape, "chroma": chroma, "level": level, "tempo": log_bpm[:, None], "key": key}
@@ -245,7 +247,7 @@ def _transitions(sim: np.ndarray, cuts: np.ndarray) -> tuple[np.ndarray, np.ndar
         a, b, c = edges[k], cut, edges[k + 2]
         to_before = sim[:, a:b].mean(axis=1)
         to_after = sim[:, b:c].mean(axis=1)
-        mixed = np.abs(to_before - to_after) < 0.25 * np.maximum(to_before, to_after)
+        mixed = np.abs(to_before - to_after) < MIXED_SHARE * np.maximum(to_before, to_after)
         lo = b
         while lo - 1 > a and mixed[lo - 1]:
             lo -= 1

@@ -31,14 +31,18 @@ from offbeat.settings import get_settings, overridden
 from offbeat.storage import JobLedger
 
 
+def _job_id(job: Job | dict[str, Any] | None, job_id: int) -> int:
+    """The job id a run answers under: the job's own (a job that fails validation still has one), else `job_id`."""
+    if isinstance(job, Job):
+        return job.job_id
+    if isinstance(job, dict) and isinstance(job.get("job_id"), int):
+        return int(job["job_id"])
+    return job_id
+
+
 def _run_name() -> str:
     params = flow_run.parameters
-    job_id = params.get("job_id", NO_JOB_ID)
-    job = params.get("job")
-    if isinstance(job, dict) and isinstance(job.get("job_id"), int):
-        job_id = job["job_id"]
-    if isinstance(job, Job):
-        job_id = job.job_id
+    job_id = _job_id(params.get("job"), params.get("job_id", NO_JOB_ID))
     if isinstance(job_id, int) and job_id >= 0:
         return f"job-{job_id}"
     return Path(str(params.get("source") or "mix")).name
@@ -95,8 +99,9 @@ def analyze_mix(
     refresh: list[registry.StageName] | None = None,  # type: ignore[name-defined]
     model: Literal["2stems", "4stems"] | None = None,
     job_ref: str | None = None,
-) -> dict[str, Any]:
-    """Analyze one mix and return its result document (a failed result leaves the run Failed).
+) -> dict[str, Any] | State:
+    """Analyze one mix and return its result document; a failed result comes back as a Failed state carrying the
+    failed-result document as its data, so the run ends Failed in the UI and the caller still gets the document.
 
     `source`: a local path, analyzed in place. `job`: a wire-contract job instead (parsed already by the
     listener; a dict from the UI or API is validated here), its path confined to the shared mount. `cues`:
@@ -112,7 +117,7 @@ def analyze_mix(
                 unknown = f"job reference {bounded(job_ref)} is unknown (expired?)"
                 error = AnalysisError(ErrorCode.INTERNAL, unknown, retryable=True)
                 failed = FailedResult.from_error(job_id, error)
-                return Failed(message=str(error), data=dump_result(failed))  # type: ignore[return-value]
+                return Failed(message=str(error), data=dump_result(failed))
             job = json.loads(job)
         outcome = _analyze(source, job, job_id, cues, refresh)
         if job_ref is not None:  # the listener may be on another host (work-pool mode): it reads the ledger
@@ -137,21 +142,34 @@ def _graph(opened: Source, cues: list[tuple[str, float]] | None, redo: set[str],
     return assemble_task(job_id, refs, by_track.get("track_features", []))  # type: ignore[no-any-return]
 
 
+def _healing_graph(opened: Source, cues: list[tuple[str, float]] | None, redo: set[str], job_id: int) -> dict[str, Any]:
+    """The graph, run again as often as it finds damaged entries: each pass forgets the ones it found, and the next
+    recomputes them, which may read (and so find) damage further up. Every pass forgets at least one entry, so
+    the passes end; a pass per stored step and track covers damage in every entry of an analysis at once."""
+    logger = get_run_logger()
+    forgotten: set[str] = set()
+    while True:
+        try:
+            return _graph(opened, cues, redo, job_id)
+        except StoreDamaged as exc:  # forgotten by now: the next pass recomputes exactly those entries
+            if set(exc.stages) <= forgotten and exc.stages:
+                raise  # damaged again right after being recomputed: not the store's old damage
+            forgotten.update(exc.stages)
+            logger.warning("%s; running the stages again", exc.message)
+
+
 def _analyze(
     source: str | None,
     job: Job | dict[str, Any] | None,
     job_id: int,
     cue_hints: list[CueTrack] | None,
     refresh: list[str] | None,
-) -> dict[str, Any]:
+) -> dict[str, Any] | State:
     logger = get_run_logger()
     started = time.perf_counter()
     opened: Source | None = None
     try:
-        if isinstance(job, Job):
-            job_id = job.job_id
-        elif isinstance(job, dict) and isinstance(job.get("job_id"), int):
-            job_id = job["job_id"]  # a job that fails validation is still answered under its id
+        job_id = _job_id(job, job_id)
         preflight(get_settings())
         opened, parsed = _open(source, job)
         if parsed is not None:
@@ -160,11 +178,7 @@ def _analyze(
         redo = registry.dependents(set(refresh or []))
         if redo:
             logger.info("refreshing %s", ", ".join(name for name in registry.STAGES if name in redo))
-        try:
-            document = _graph(opened, cues, redo, job_id)
-        except StoreDamaged as exc:  # forgotten by now: the second pass recomputes exactly those entries
-            logger.warning("%s; running the stages again", exc.message)
-            document = _graph(opened, cues, redo, job_id)
+        document = _healing_graph(opened, cues, redo, job_id)
         document["engine"]["timings_sec"]["total"] = round(time.perf_counter() - started, 4)
         cached = document["engine"]["cached_stages"]
         logger.info(
@@ -181,7 +195,7 @@ def _analyze(
         else:
             logger.error("internal error: %s", bounded_traceback(exc))
         failed = FailedResult.from_error(job_id, exc)
-        return Failed(message=f"{failed.error_code}: {failed.error}", data=dump_result(failed))  # type: ignore[return-value]
+        return Failed(message=f"{failed.error_code}: {failed.error}", data=dump_result(failed))
     finally:
         if opened is not None:
             opened.close()

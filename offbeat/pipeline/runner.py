@@ -17,7 +17,7 @@ from typing import Any
 from offbeat.errors import AnalysisError, ErrorCode, bounded
 from offbeat.media.decode import check_file
 from offbeat.pipeline import registry
-from offbeat.pipeline.stage import Progress, Sink, Stage, job_inputs
+from offbeat.pipeline.stage import Progress, Sink, SinkContext, SinkInput, Stage, job_inputs
 from offbeat.settings import Settings
 from offbeat.storage import ArtifactStore, Entry, EntryWriter, entry_key
 
@@ -148,8 +148,10 @@ class Run:
         sink = registry.SINKS[name]
         started = time.perf_counter()
         inputs = {n: upstream[n] for n in sink.inputs}
+        context = SinkContext(self.store, self.settings, self.source_path)
         with healing(self.store, inputs, name):
-            files, reused = sink.run(self, **inputs)
+            given = {n: SinkInput(read(self.store, ref), ref.source, not ref.cached) for n, ref in inputs.items()}
+            files, reused = sink.run(context, **given)
         first = upstream[sink.inputs[0]]
         return StageRef(name, first.key, first.source, reused, time.perf_counter() - started, files)
 

@@ -19,11 +19,13 @@ import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from offbeat.settings import Settings
+from offbeat.storage import ArtifactStore, Entry
 
 # Parameters of a compute function that are not stage inputs. `params`: the stage's key parameters (from
 # settings); `options`: settings that do not shape the output (tool paths, thread counts, refusal limits);
@@ -87,11 +89,29 @@ class Stage:
 
 
 @dataclass(frozen=True)
+class SinkContext:
+    """What a sink works with besides its inputs: where entries live, the settings, the file analyzed."""
+
+    store: ArtifactStore
+    settings: Settings
+    source_path: Path
+
+
+@dataclass(frozen=True)
+class SinkInput:
+    """A stored entry a sink reads, with its source's content digest and whether this run computed it."""
+
+    entry: Entry
+    source: str
+    fresh: bool
+
+
+@dataclass(frozen=True)
 class Sink:
     """A step that writes outside the store (exported files); not cached, so not refreshable.
 
-    `run(ctx, **inputs)` gets the run context and the references of its inputs (named after the stages), and
-    returns (files by name, whether every file was already up to date)."""
+    `run(context, **inputs)` gets a `SinkContext` and a `SinkInput` per input (named after the stages), and returns
+    (files by name, whether every file was already up to date)."""
 
     name: str
     run: Callable[..., tuple[dict[str, str], bool]]
@@ -121,6 +141,9 @@ def _plain(value: Any) -> Any:
     if isinstance(value, tuple | list):
         items = [_plain(v) for v in value]
         return None if any(i is None for i in items) else items
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        entries = {k: _plain(v) for k, v in value.items()}
+        return None if any(v is None for v in entries.values()) else entries
     return None
 
 
@@ -137,7 +160,11 @@ def _dsp_modules(module: types.ModuleType) -> set[str]:
 @cache
 def dsp_constants(module_name: str) -> dict[str, dict[str, Any]]:
     """Public constants (UPPER_CASE plain data) of every `offbeat.dsp` module the module uses, directly or
-    through other dsp modules, by module: the part of a stage's key that follows its signal code."""
+    through other dsp modules, by module: the part of a stage's key that follows its signal code.
+
+    A module lists in `NOT_TUNING` the constants that leave every output as it is (block sizes and other memory
+    or speed settings): they stay out, so changing one recomputes nothing. Following imports may take in a
+    constant the stage never reaches; that costs a needless recompute, never a stale result."""
     module = sys.modules.get(module_name) or importlib.import_module(module_name)
     pending, seen = _dsp_modules(module), set()
     while pending:
@@ -146,7 +173,9 @@ def dsp_constants(module_name: str) -> dict[str, dict[str, Any]]:
         pending |= _dsp_modules(importlib.import_module(name)) - seen
     constants: dict[str, dict[str, Any]] = {}
     for name in sorted(seen):
-        values = {k: _plain(v) for k, v in vars(sys.modules[name]).items() if _CONSTANT.match(k)}
+        namespace = vars(sys.modules[name])
+        skipped = set(namespace.get("NOT_TUNING", ())) | {"NOT_TUNING"}
+        values = {k: _plain(v) for k, v in namespace.items() if _CONSTANT.match(k) and k not in skipped}
         kept = {k: v for k, v in values.items() if v is not None}
         if kept:
             constants[name.removeprefix("offbeat.dsp.")] = kept

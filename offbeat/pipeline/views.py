@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from offbeat.dsp import features
 from offbeat.storage import Entry
 
 
@@ -41,9 +42,6 @@ class FrameGrid:
         return slice(int(lo * self.chroma_rate), int(hi * self.chroma_rate))
 
 
-STEADY_MIN_SEC = 10.0  # a steady part shorter than this is no measure of a track: the whole span is used
-
-
 @dataclass(frozen=True)
 class Tracks:
     """The track list of the `segment` entry: spans, transition windows (one per boundary) and titles."""
@@ -70,11 +68,11 @@ class Tracks:
 
     def steady_part(self, index: int) -> tuple[float, float]:
         """A track's span without the transitions into and out of it (the whole span when that leaves less than
-        STEADY_MIN_SEC)."""
+        `features.STEADY_PART_MIN_SEC`)."""
         start, end = self.starts[index], self.ends[index]
         lo = self.transition_ends[index - 1] if index > 0 else start
         hi = self.transition_starts[index] if index < len(self) - 1 else end
-        return (lo, hi) if hi - lo >= STEADY_MIN_SEC else (start, end)
+        return (lo, hi) if hi - lo >= features.STEADY_PART_MIN_SEC else (start, end)
 
     def window(self, boundary: int) -> list[float] | None:
         """[start, end] of the transition at `boundary` (between tracks boundary and boundary + 1), if any."""

@@ -6,18 +6,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import soundfile as sf
 
 from offbeat.paths import atomic_file, export_dir, export_folder, reported_path
-from offbeat.pipeline.stage import Sink
+from offbeat.pipeline.stage import Sink, SinkContext, SinkInput
 from offbeat.settings import Settings
 from offbeat.storage import ArtifactStore, Entry, ExportRecords
-
-if TYPE_CHECKING:
-    from offbeat.pipeline.runner import Run, StageRef
 
 
 def export_stems(
@@ -63,13 +59,11 @@ def _write_stems(
     return written, reused
 
 
-def run(run: Run, separate: StageRef) -> tuple[dict[str, str], bool]:
+def run(context: SinkContext, separate: SinkInput) -> tuple[dict[str, str], bool]:
     """Stems computed in this run (new, or refreshed) are written out again; cached ones are checked."""
-    from offbeat.pipeline.runner import read
-
-    settings, mount = run.settings, run.settings.shared_mount_path
-    folder = export_folder(run.source_path, separate.source, mount, settings.local_exports_path)
-    files, reused = export_stems(run.store, read(run.store, separate), folder, settings, rewrite=not separate.cached)
+    settings, mount = context.settings, context.settings.shared_mount_path
+    folder = export_folder(context.source_path, separate.source, mount, settings.local_exports_path)
+    files, reused = export_stems(context.store, separate.entry, folder, settings, rewrite=separate.fresh)
     return {name: reported_path(path, mount) for name, path in files.items()}, reused
 
 

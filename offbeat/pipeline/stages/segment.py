@@ -20,6 +20,21 @@ def params(s: Settings) -> dict[str, Any]:
     return {"min_track_sec": s.min_track_sec, "cue_tolerance": s.cue_snap_tolerance_sec}
 
 
+def described(envelopes: Entry, beats: Entry) -> tuple[np.ndarray, track_boundaries.Description]:
+    """The mix second by second: the description the novelty curve is drawn from, and the one the boundaries are
+    found in (also what `bench/boundaries.py` tunes on)."""
+    grid = FrameGrid.of(envelopes)
+    rate = grid.frame_rate
+    seconds = beats["tempo"].shape[0]
+    chroma = segmentation.per_second(envelopes["chroma"][...], grid.chroma_rate, seconds)
+    centroid, rms, onset = (
+        segmentation.per_second(envelopes[n][...], rate, seconds)[:, 0] for n in ("centroid", "rms", "onset")
+    )
+    bands = levels.db(np.sqrt(segmentation.per_second(envelopes["bands"][...], rate, seconds)), floor=1e-5)
+    novelty_input = segmentation.describe(chroma, centroid, rms, onset, beats["tempo"][...])
+    return novelty_input, track_boundaries.Description(bands, chroma, beats["bpm_curve"][...])
+
+
 def compute(
     out: EntryWriter,
     params: dict[str, Any],
@@ -31,20 +46,11 @@ def compute(
 ) -> None:
     """Track boundaries by partitioning the mix into self-similar parts; with cue hints, one track per cue,
     snapped to nearby boundaries. The novelty curve is kept for the picture of the mix."""
-    grid = FrameGrid.of(envelopes)
-    rate = grid.frame_rate
-    seconds = beats["tempo"].shape[0]
-    chroma = segmentation.per_second(envelopes["chroma"][...], grid.chroma_rate, seconds)
-    centroid, rms, onset = (
-        segmentation.per_second(envelopes[n][...], rate, seconds)[:, 0] for n in ("centroid", "rms", "onset")
-    )
-    bands = levels.db(np.sqrt(segmentation.per_second(envelopes["bands"][...], rate, seconds)), floor=1e-5)
-    described = segmentation.describe(chroma, centroid, rms, onset, beats["tempo"][...])
+    novelty_input, description = described(envelopes, beats)
     start, end = music_bounds(decode, trim)
     min_track_sec = params["min_track_sec"]
-    curve = segmentation.novelty(described, segmentation.novelty_window(min_track_sec))
+    curve = segmentation.novelty(novelty_input, segmentation.novelty_window(min_track_sec))
     out.put_array("novelty", curve.astype(np.float32))
-    description = track_boundaries.Description(bands, chroma, beats["bpm_curve"][...])
     found, left, right = track_boundaries.find_boundaries(description, start, end, min_track_sec)
     titles: list[str | None]
     if cues:
