@@ -1,4 +1,4 @@
-"""The wire contract with the web application (DESIGN.md §1): jobs in, one result out per job.
+"""The wire contract with the web application (README.md, "Wire contract"): jobs in, one result out per job.
 
 Field names of the first version are kept; later fields are added beside them, never renamed.
 """

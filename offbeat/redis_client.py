@@ -21,8 +21,10 @@ def connect(url: str, socket_timeout: float | None = None, retries: int = 0) -> 
     retry at their own level instead (`offbeat.service.worker`)."""
     extra: dict[str, Any] = {}
     if retries:
-        extra = {"retry": Retry(ExponentialBackoff(cap=8.0, base=0.25), retries),
-                 "retry_on_error": [redis.ConnectionError, redis.TimeoutError]}  # fmt: skip
+        extra = {
+            "retry": Retry(ExponentialBackoff(cap=8.0, base=0.25), retries),
+            "retry_on_error": [redis.ConnectionError, redis.TimeoutError],
+        }
     return redis.Redis.from_url(
         url, socket_connect_timeout=5, socket_timeout=socket_timeout, health_check_interval=30, **extra
     )

@@ -64,14 +64,22 @@ def test_three_hosts_answer_every_job_once_and_compute_each_stage_once(
             home = tmp_path / host
             (home / "work").mkdir(parents=True)
             env = {
-                **os.environ, **store, "HOME": str(home), "OFFBEAT_HOST_NAME": host,
-                "OFFBEAT_LOCAL_EXPORTS_PATH": str(home / "exports"), "PREFECT_HOME": str(home / ".prefect"),
-            }  # fmt: skip
+                **os.environ,
+                **store,
+                "HOME": str(home),
+                "OFFBEAT_HOST_NAME": host,
+                "OFFBEAT_LOCAL_EXPORTS_PATH": str(home / "exports"),
+                "PREFECT_HOME": str(home / ".prefect"),
+            }
             log = (home / "listen.log").open("wb")
             hosts[host] = subprocess.Popen(
-                [OFFBEAT, "listen"], env=env, cwd=home / "work", stdout=log, stderr=subprocess.STDOUT,
+                [OFFBEAT, "listen"],
+                env=env,
+                cwd=home / "work",
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
-            )  # fmt: skip
+            )
         wait_until(lambda: client.scard(f"{queue}:workers") == 3, 300, "three workers to register")
         for job_id in range(1, JOBS + 1):
             client.lpush(queue, json.dumps({"job_id": job_id, "relative_path": files[job_id % 3]}))

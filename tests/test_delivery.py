@@ -96,8 +96,16 @@ def test_a_poison_message_is_answered_and_the_worker_goes_on(queue_settings: Set
     client.lpush(q, "[" * 3000 + "]" * 3000)  # RecursionError in the JSON parser
     client.lpush(q, json.dumps({"job_id": 4, "relative_path": "[" * 3000}))
     client.lpush(q, b'{"job_id": 5, "relative_path": "x.wav", "pad": "' + b"x" * 2_000_000 + b'"}')
-    client.lpush(q, json.dumps({"job_id": 6, "relative_path": "a.wav", "cue_tracks": [
-        {"title": str(n), "start_time_sec": n} for n in range(3000)]}))  # fmt: skip
+    client.lpush(
+        q,
+        json.dumps(
+            {
+                "job_id": 6,
+                "relative_path": "a.wav",
+                "cue_tracks": [{"title": str(n), "start_time_sec": n} for n in range(3000)],
+            }
+        ),
+    )
     client.lpush(q, json.dumps({"job_id": 7, "relative_path": "a.wav"}))
     with Running(queue_settings):
         got = results(client, queue_settings, 5)

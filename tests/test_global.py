@@ -109,8 +109,13 @@ def test_a_stage_version_bump_recomputes_it_and_its_dependents_only(
     monkeypatch.setitem(stages.STAGES, "beats", replace(stages.STAGES["beats"], version=99))
     bumped = analyze(source=str(path))
     assert set(bumped["engine"]["cached_stages"]) == {
-        "decode", "trim", "activations", "separate", "envelopes", "export_stems"
-    }  # fmt: skip
+        "decode",
+        "trim",
+        "activations",
+        "separate",
+        "envelopes",
+        "export_stems",
+    }
     assert (
         bumped["results"]["global"]["global_beat_grid_timestamps"]
         == doc["results"]["global"]["global_beat_grid_timestamps"]

@@ -57,8 +57,7 @@ def test_hostile_jobs_are_classified_and_bounded(fleet: Fleet) -> None:
 
     with get_client(sync_client=True) as client:
         (run,) = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[f"job-{base + 7}"])))
-        tasks = {t.name.rsplit("-", 1)[0] for t in client.read_task_runs()
-                 if t.flow_run_id == run.id}  # fmt: skip
+        tasks = {t.name.rsplit("-", 1)[0] for t in client.read_task_runs() if t.flow_run_id == run.id}
         (big,) = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[f"job-{base + 4}"])))
     assert "trim" in tasks and "separate" not in tasks  # silent audio is never separated
     given = {name for name, value in big.parameters.items() if value is not None}

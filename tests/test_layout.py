@@ -18,14 +18,25 @@ OVER_CAP = {"bench/corpus/recorded.py"}
 
 # room -> offbeat modules/packages it must not import (directly).
 FORBIDDEN = {
-    "dsp": ("offbeat.media", "offbeat.storage", "offbeat.pipeline", "offbeat.flows", "offbeat.service",
-            "offbeat.cli", "offbeat.settings", "prefect", "redis", "tensorflow", "spleeter"),
+    "dsp": (
+        "offbeat.media",
+        "offbeat.storage",
+        "offbeat.pipeline",
+        "offbeat.flows",
+        "offbeat.service",
+        "offbeat.cli",
+        "offbeat.settings",
+        "prefect",
+        "redis",
+        "tensorflow",
+        "spleeter",
+    ),
     "media": ("offbeat.storage", "offbeat.pipeline", "offbeat.flows", "offbeat.service", "offbeat.cli", "prefect"),
     "storage": ("offbeat.dsp", "offbeat.pipeline", "offbeat.flows", "offbeat.service", "offbeat.cli", "prefect"),
     "pipeline": ("offbeat.flows", "offbeat.service", "offbeat.cli", "prefect", "redis"),
     "service": ("offbeat.pipeline", "offbeat.flows", "offbeat.cli", "prefect"),
     "flows": ("offbeat.cli",),
-}  # fmt: skip
+}
 
 
 def _modules(root: Path = PACKAGE) -> list[Path]:
@@ -47,9 +58,11 @@ def _imports(path: Path) -> set[str]:
 def test_rooms_import_only_what_is_below_them(room: str) -> None:
     for path in (PACKAGE / room).rglob("*.py"):
         bad = {
-            name for name in _imports(path) for forbidden in FORBIDDEN[room]
+            name
+            for name in _imports(path)
+            for forbidden in FORBIDDEN[room]
             if name == forbidden or name.startswith(f"{forbidden}.")
-        }  # fmt: skip
+        }
         assert not bad, f"{path.relative_to(PACKAGE.parent)} imports {sorted(bad)}"
 
 

@@ -115,20 +115,32 @@ def test_jobs_and_every_bad_input_get_their_result_and_nothing_outside_is_touche
         assert result["retryable"] is (code == "internal")
     assert by_id(results)[15]["stage"] == "export_stems"
 
-    first = by_id(results)[1]  # the documented fields of a completed result (DESIGN.md §1)
+    first = by_id(results)[1]  # the documented fields of a completed result (README.md, "Wire contract")
     assert set(first) >= {"job_id", "status", "results", "engine"}
     assert set(first["results"]) == {"global", "tracks"}
     assert set(first["results"]["global"]) >= {
-        "duration_sec", "trimmed_start_sec", "trimmed_end_sec", "global_beat_grid_timestamps",
-        "global_drum_beat_grid_timestamps", "bpm_curve", "stems",
-    }  # fmt: skip
+        "duration_sec",
+        "trimmed_start_sec",
+        "trimmed_end_sec",
+        "global_beat_grid_timestamps",
+        "global_drum_beat_grid_timestamps",
+        "bpm_curve",
+        "stems",
+    }
     assert first["results"]["global"]["duration_sec"] == pytest.approx(4.5, abs=0.01)  # 1 s lead + 3 s + 0.5 s
     track = first["results"]["tracks"][0]
     assert track["title"] == "A" and {"track_id", "start_time_sec", "end_time_sec"} <= set(track)
     assert set(track["analysis"]) >= {
-        "duration_sec", "stable_bpm", "bpm_confidence", "key", "loudness_lufs_total", "loudness_lufs_bass",
-        "average_brightness", "has_vocals", "vocal_energy_rms",
-    }  # fmt: skip
+        "duration_sec",
+        "stable_bpm",
+        "bpm_confidence",
+        "key",
+        "loudness_lufs_total",
+        "loudness_lufs_bass",
+        "average_brightness",
+        "has_vocals",
+        "vocal_energy_rms",
+    }
     assert set(first["engine"]) >= {"version", "analysis_id", "timings_sec"}
     assert first["results"]["global"]["stems"]["vocals"] == "sets/good.stems/vocals.wav"
     assert (mount / "sets" / "good.stems" / "vocals.wav").is_file()
@@ -334,9 +346,13 @@ def start_pool_worker(fleet: Fleet, env: dict[str, str], name: str) -> subproces
     """A `prefect worker` of the pool, its output (the flow runs' too) in the fleet's log `name`."""
     with (fleet.root / f"{name}.log").open("wb") as log:
         return subprocess.Popen(
-            [PREFECT, "worker", "start", "--pool", "offbeat"], env=env, cwd=REPO, stdout=log, stderr=log,
+            [PREFECT, "worker", "start", "--pool", "offbeat"],
+            env=env,
+            cwd=REPO,
+            stdout=log,
+            stderr=log,
             start_new_session=True,  # stopped with the flow-run processes it starts (processes.stop)
-        )  # fmt: skip
+        )
 
 
 def test_work_pool_mode_runs_each_job_on_a_process_worker(fleet: Fleet) -> None:
@@ -422,9 +438,11 @@ def test_a_pool_worker_killed_mid_run_leaves_one_result_and_only_whole_entries(
     # Heartbeats every 30 s (Prefect's shortest), the listener reading the same; a dead run's entry lease is
     # taken over after 6 s; separation in 12 s chunks, so that the run is killed with part of the stems written.
     fleet.env.update(
-        PREFECT_API_URL=url, PREFECT_FLOWS_HEARTBEAT_FREQUENCY="30", OFFBEAT_ENTRY_LEASE_SEC="6",
+        PREFECT_API_URL=url,
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY="30",
+        OFFBEAT_ENTRY_LEASE_SEC="6",
         OFFBEAT_SEPARATION_CHUNK_SEC="12",
-    )  # fmt: skip
+    )
     env = deploy_to_pool(fleet)
     workers = [start_pool_worker(fleet, env, "pool-a")]
     try:

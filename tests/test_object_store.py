@@ -120,10 +120,16 @@ def test_two_hosts_sharing_only_the_bucket_and_redis_compute_a_stage_once(
     ctx = mp.get_context("spawn")
     results = ctx.Queue()
     (a, events_a), (b, events_b) = (
-        shared._host(ctx, (root, str(h / "index"), redis_url, h.name, 60.0, "{}"), h / "mix.wav", results,
-                     target=_stage_at_home, before=(str(h), s3_endpoint))
+        shared._host(
+            ctx,
+            (root, str(h / "index"), redis_url, h.name, 60.0, "{}"),
+            h / "mix.wav",
+            results,
+            target=_stage_at_home,
+            before=(str(h), s3_endpoint),
+        )
         for h in homes
-    )  # fmt: skip
+    )
     key = shared.computed_once(a, events_a, b, events_b, results)
     store = open_store(config=(root, str(tmp_path / "index"), redis_url, "test", 60.0, json.dumps(options)))
     record = store.record(f"entry:{key}")

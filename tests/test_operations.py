@@ -76,14 +76,24 @@ def test_deploy_run_and_read_it_back_through_the_api(
 
     log = (settings.shared_mount_path.parent / "worker.log").open("wb")
     worker = subprocess.Popen(
-        [PREFECT, "worker", "start", "--pool", "offbeat"], env=env, cwd=REPO, stdout=log, stderr=log,
+        [PREFECT, "worker", "start", "--pool", "offbeat"],
+        env=env,
+        cwd=REPO,
+        stdout=log,
+        stderr=log,
         start_new_session=True,  # stopped with the flow-run processes it starts
-    )  # fmt: skip
+    )
     try:
         out = prefect(
-            env, "deployment", "run", "analyze-mix/analysis",
-            "--param", f"source={mix}", "--param", f"cues={json.dumps(CUES)}",
-        )  # fmt: skip
+            env,
+            "deployment",
+            "run",
+            "analyze-mix/analysis",
+            "--param",
+            f"source={mix}",
+            "--param",
+            f"cues={json.dumps(CUES)}",
+        )
         run_id = re.search(r"UUID: ([0-9a-f-]{36})", out).group(1)  # type: ignore[union-attr]
 
         def finished() -> bool:
@@ -102,8 +112,18 @@ def test_deploy_run_and_read_it_back_through_the_api(
 
     tasks = api(url, "POST", "/task_runs/filter", {"flow_runs": {"id": {"any_": [run_id]}}})
     names = sorted(re.sub(r"-[0-9a-f]{3}$", "", t["name"]) for t in tasks)
-    stages = ["activations", "assemble", "beats", "decode", "drum_beats", "envelopes", "export_stems", "segment",
-              "separate", "trim"]  # fmt: skip
+    stages = [
+        "activations",
+        "assemble",
+        "beats",
+        "decode",
+        "drum_beats",
+        "envelopes",
+        "export_stems",
+        "segment",
+        "separate",
+        "trim",
+    ]
     assert names == sorted([*stages, "track-0", "track-1"])  # one task run per stage and one per track
     assert all(t["state_type"] == "COMPLETED" for t in tasks)
 
@@ -141,16 +161,25 @@ def test_rerun_of_one_stage_recomputes_it_alone(settings: Settings, prefect_api:
 
     before, after = json.loads(first.stdout), json.loads(again.stdout)
     assert set(after["engine"]["cached_stages"]) == {
-        "decode", "trim", "activations", "envelopes", "beats", "separate", "drum_beats", "export_stems", "segment",
-    }  # fmt: skip
+        "decode",
+        "trim",
+        "activations",
+        "envelopes",
+        "beats",
+        "separate",
+        "drum_beats",
+        "export_stems",
+        "segment",
+    }
     assert after["results"] == before["results"]  # recomputed, and nothing else changed
     assert after["engine"]["analysis_id"] == before["engine"]["analysis_id"]
 
     with get_client(sync_client=True) as client:
         (run,) = client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[mix.name])), sort=FlowRunSort.START_TIME_DESC,
+            flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[mix.name])),
+            sort=FlowRunSort.START_TIME_DESC,
             limit=1,
-        )  # fmt: skip
+        )
         tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id={"any_": [run.id]}))
     states = {re.sub(r"-[0-9a-f]{3}$", "", t.name): t.state.name for t in tasks if t.state is not None}
     ran = {name for name, state in states.items() if state != "Cached"}

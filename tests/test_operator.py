@@ -50,8 +50,9 @@ def with_env(marker: str) -> list[int]:
 def test_path_settings_do_not_depend_on_the_working_directory(tmp_path: Path) -> None:
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    shown = subprocess.run([OFFBEAT, "config"], cwd=elsewhere, env=clean_env(), capture_output=True, text=True,
-                           timeout=600)  # fmt: skip
+    shown = subprocess.run(
+        [OFFBEAT, "config"], cwd=elsewhere, env=clean_env(), capture_output=True, text=True, timeout=600
+    )
     config = json.loads(shown.stdout)
     assert config["model_dir"] == str(REPO / "models") and config["artifact_store"] == str(REPO / "artifacts")
     assert config["shared_mount_path"] == str(REPO / "shared")
@@ -63,8 +64,9 @@ def test_path_settings_do_not_depend_on_the_working_directory(tmp_path: Path) ->
 def test_a_missing_model_is_a_configuration_error_at_start_up(tmp_path: Path) -> None:
     mix = write_wav(tmp_path / "mix.wav", seconds=2.0)
     env = clean_env(OFFBEAT_MODEL_DIR=str(tmp_path / "no-models"), OFFBEAT_ARTIFACT_STORE=str(tmp_path / "a"))
-    done = subprocess.run([OFFBEAT, "analyze", str(mix)], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=600)  # fmt: skip
+    done = subprocess.run(
+        [OFFBEAT, "analyze", str(mix)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 1
     document = json.loads(done.stdout)
     assert document["status"] == "failed" and document["error_code"] == "configuration"
@@ -99,10 +101,14 @@ def test_tensorflow_starts_quietly() -> None:
 def test_a_prefect_start_up_failure_still_prints_a_failed_document(tmp_path: Path) -> None:
     mix = write_wav(tmp_path / "mix.wav", seconds=2.0)
     home = str(tmp_path / "prefect-home")
-    env = clean_env(PREFECT_HOME=home, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="0",
-                    OFFBEAT_ARTIFACT_STORE=str(tmp_path / "a"))  # fmt: skip
-    done = subprocess.run([OFFBEAT, "analyze", str(mix)], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=600)  # fmt: skip
+    env = clean_env(
+        PREFECT_HOME=home,
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="0",
+        OFFBEAT_ARTIFACT_STORE=str(tmp_path / "a"),
+    )
+    done = subprocess.run(
+        [OFFBEAT, "analyze", str(mix)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 1, done.stderr
     document = json.loads(done.stdout)
     assert document["status"] == "failed" and document["error_code"] == "internal" and document["retryable"]
@@ -139,8 +145,13 @@ def test_temporary_servers_left_as_children_are_stopped_at_exit() -> None:
     run the server's app are stopped, by SIGKILL when they ignore SIGTERM; other children are left. Checked in a
     process of its own: this one's children include the suite's own Prefect server. Its session is killed at the
     end, stand-ins included, also when the check fails."""
-    check = subprocess.Popen([sys.executable, "-c", SAFETY_NET_CHECK], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
+    check = subprocess.Popen(
+        [sys.executable, "-c", SAFETY_NET_CHECK],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         out, err = check.communicate(timeout=300)
     finally:
@@ -156,12 +167,17 @@ def test_sigterm_leaves_no_temporary_prefect_server(tmp_path: Path) -> None:
     mix = write_wav(tmp_path / "mix.wav", seconds=30.0)
     home = str(tmp_path / "prefect-home")
     env = clean_env(PREFECT_HOME=home, OFFBEAT_ARTIFACT_STORE=str(tmp_path / "a"))
-    cli = subprocess.Popen([OFFBEAT, "analyze", str(mix)], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)  # fmt: skip
+    cli = subprocess.Popen(
+        [OFFBEAT, "analyze", str(mix)], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
+
         def server_started() -> bool:
-            return any(b"uvicorn" in Path(f"/proc/{pid}/cmdline").read_bytes() for pid in with_env(home)
-                       if Path(f"/proc/{pid}/cmdline").exists())  # fmt: skip
+            return any(
+                b"uvicorn" in Path(f"/proc/{pid}/cmdline").read_bytes()
+                for pid in with_env(home)
+                if Path(f"/proc/{pid}/cmdline").exists()
+            )
 
         wait_until(server_started, 600, "the temporary Prefect server to start")
         cli.send_signal(signal.SIGTERM)

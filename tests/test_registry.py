@@ -158,8 +158,12 @@ def test_decode_and_separate_keys_are_those_of_stores_written_before() -> None:
     decode = entry_key("src", "decode", 2, {"sample_rate": 44100, "analysis_sample_rate": 22050, "block_sec": 10.0}, {})
     assert stage_key(registry.STAGES["decode"], "src", s, {}) == decode
     separate = registry.STAGES["separate"]
-    params = {"model": s.spleeter_model, "band": "full", "chunk_segments": separate.params(s)["chunk_segments"],
-              "crossfade": separate.params(s)["crossfade"]}  # fmt: skip
+    params = {
+        "model": s.spleeter_model,
+        "band": "full",
+        "chunk_segments": separate.params(s)["chunk_segments"],
+        "crossfade": separate.params(s)["crossfade"],
+    }
     assert stage_key(separate, "src", s, {"decode": decode}) == entry_key(
         "src", "separate", 3, params, {"decode": decode}
     )

@@ -15,8 +15,12 @@ from offbeat.storage import ArtifactStore
 
 from .audio_files import write_samples
 
-MIX = synth.MixSpec((synth.Section(50, 124.0, 110.0, True), synth.Section(50, 140.0, 146.83, False)),
-                    lead_silence_sec=1.5, tail_silence_sec=0.5, crossfades=(6,))  # fmt: skip
+MIX = synth.MixSpec(
+    (synth.Section(50, 124.0, 110.0, True), synth.Section(50, 140.0, 146.83, False)),
+    lead_silence_sec=1.5,
+    tail_silence_sec=0.5,
+    crossfades=(6,),
+)
 WITHOUT_STEMS = ("decode", "trim", "activations", "envelopes", "beats", "segment")
 
 

@@ -44,10 +44,16 @@ def mix() -> np.ndarray:
 def chunked(mix: np.ndarray, models: Path, backend: separation.Backend, band: str) -> dict[str, np.ndarray]:
     blocks = list(
         separation.separate_chunked(
-            lambda a, b: mix[a:b], len(mix), "2stems", models, chunk_segments=1, crossfade=44100, band=band,
+            lambda a, b: mix[a:b],
+            len(mix),
+            "2stems",
+            models,
+            chunk_segments=1,
+            crossfade=44100,
+            band=band,
             backend=backend,
         )
-    )  # fmt: skip
+    )
     return {name: np.concatenate([block[name] for block in blocks]) for name in blocks[0]}
 
 

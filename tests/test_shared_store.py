@@ -196,9 +196,15 @@ def _stage_in_process(config: Config, source: str, events: dict[str, Any], resul
 
 
 def _host(
-    ctx: Any, config: Config, source: Path, results: Any, released: bool = False, *, target: Any = None,
+    ctx: Any,
+    config: Config,
+    source: Path,
+    results: Any,
+    released: bool = False,
+    *,
+    target: Any = None,
     before: tuple[Any, ...] = (),
-) -> tuple[BaseProcess, dict]:  # fmt: skip
+) -> tuple[BaseProcess, dict]:
     """A host process running `target` (default `_stage_in_process`) with `before` ahead of its arguments."""
     events = {name: ctx.Event() for name in ("started", "waiting", "release")}
     if released:

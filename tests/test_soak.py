@@ -43,9 +43,17 @@ pytestmark = [
 
 DEADLINE_SEC = 900.0  # for every result of the soak, on a loaded machine; the expected time is a few minutes
 NON_RETRYABLE = {
-    "invalid_job", "invalid_path", "file_not_found", "unsupported_audio", "corrupt_audio", "audio_too_short",
-    "audio_too_long", "silent_audio", "too_many_attempts", "configuration",
-}  # fmt: skip
+    "invalid_job",
+    "invalid_path",
+    "file_not_found",
+    "unsupported_audio",
+    "corrupt_audio",
+    "audio_too_short",
+    "audio_too_long",
+    "silent_audio",
+    "too_many_attempts",
+    "configuration",
+}
 
 
 class AofRedis:

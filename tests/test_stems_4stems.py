@@ -26,8 +26,12 @@ from .spleeter_checkpoints import random_checkpoint
 from .test_separation import band_energy, db
 
 STEMS4 = {"vocals", "drums", "bass", "other"}
-MIX = synth.MixSpec((synth.Section(20, 124.0, 110.0, True), synth.Section(20, 140.0, 146.83, False)),
-                    lead_silence_sec=1.5, tail_silence_sec=0.5, crossfades=(6,))  # fmt: skip
+MIX = synth.MixSpec(
+    (synth.Section(20, 124.0, 110.0, True), synth.Section(20, 140.0, 146.83, False)),
+    lead_silence_sec=1.5,
+    tail_silence_sec=0.5,
+    crossfades=(6,),
+)
 
 
 def _offbeat(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -18,16 +18,28 @@ from .conftest import REPO
 S = synth.Section
 MIXES = {
     "mix-a": synth.MixSpec(
-        (S(50, 124, 110.00, True, False, 0.5), S(55, 174, 146.83, False, True, 0.3),
-         S(45, 86, 98.00, True, True, 0.6), S(60, 132, 130.81, False, False, 0.45)),
-        lead_silence_sec=2.0, crossfades=(12, 16, 10), seed=5,
+        (
+            S(50, 124, 110.00, True, False, 0.5),
+            S(55, 174, 146.83, False, True, 0.3),
+            S(45, 86, 98.00, True, True, 0.6),
+            S(60, 132, 130.81, False, False, 0.45),
+        ),
+        lead_silence_sec=2.0,
+        crossfades=(12, 16, 10),
+        seed=5,
     ),
     "mix-b": synth.MixSpec(
-        (S(45, 100, 123.47, True, True, 0.35), S(60, 140, 164.81, True, False, 0.6),
-         S(50, 122, 87.31, False, True, 0.5), S(55, 160, 116.54, True, False, 0.25)),
-        lead_silence_sec=1.0, crossfades=(8, 20, 14), seed=9,
+        (
+            S(45, 100, 123.47, True, True, 0.35),
+            S(60, 140, 164.81, True, False, 0.6),
+            S(50, 122, 87.31, False, True, 0.5),
+            S(55, 160, 116.54, True, False, 0.25),
+        ),
+        lead_silence_sec=1.0,
+        crossfades=(8, 20, 14),
+        seed=9,
     ),
-}  # fmt: skip
+}
 
 
 def key_name(section: synth.Section) -> str:
@@ -168,11 +180,31 @@ def test_cue_hints_snap_and_carry_titles(analyzed: dict[str, Any]) -> None:
 
 
 CAMELOT = {
-    "C Major": "8B", "G Major": "9B", "D Major": "10B", "A Major": "11B", "E Major": "12B", "B Major": "1B",
-    "F# Major": "2B", "C# Major": "3B", "G# Major": "4B", "D# Major": "5B", "A# Major": "6B", "F Major": "7B",
-    "A Minor": "8A", "E Minor": "9A", "B Minor": "10A", "F# Minor": "11A", "C# Minor": "12A", "G# Minor": "1A",
-    "D# Minor": "2A", "A# Minor": "3A", "F Minor": "4A", "C Minor": "5A", "G Minor": "6A", "D Minor": "7A",
-}  # fmt: skip
+    "C Major": "8B",
+    "G Major": "9B",
+    "D Major": "10B",
+    "A Major": "11B",
+    "E Major": "12B",
+    "B Major": "1B",
+    "F# Major": "2B",
+    "C# Major": "3B",
+    "G# Major": "4B",
+    "D# Major": "5B",
+    "A# Major": "6B",
+    "F Major": "7B",
+    "A Minor": "8A",
+    "E Minor": "9A",
+    "B Minor": "10A",
+    "F# Minor": "11A",
+    "C# Minor": "12A",
+    "G# Minor": "1A",
+    "D# Minor": "2A",
+    "A# Minor": "3A",
+    "F Minor": "4A",
+    "C Minor": "5A",
+    "G Minor": "6A",
+    "D Minor": "7A",
+}
 
 
 def test_camelot_code_of_every_key() -> None:

@@ -105,7 +105,6 @@ def _run_flow(
     return document
 
 
-
 @app.command()
 def analyze(
     path: Annotated[Path, typer.Argument(help="audio file to analyze, in place")],
@@ -148,13 +147,16 @@ def rerun(
             raise typer.Exit(1)
         message = record["job"]
         job = json.loads(message)
-    document = run_analysis(source, job=job, job_id=job_id if job_id is not None else -1, refresh=stage,
-                            cues=_read_cues(cue_file))  # fmt: skip
+    document = run_analysis(
+        source, job=job, job_id=job_id if job_id is not None else -1, refresh=stage, cues=_read_cues(cue_file)
+    )
     if document.get("status") == "completed":
         engine = document["engine"]
         ran = [name for name in engine["timings_sec"] if name != "total" and name not in engine["cached_stages"]]
-        typer.echo(f"ran: {', '.join([*ran, 'assemble'])}; from the store: "
-                   f"{', '.join(engine['cached_stages']) or 'nothing'}", err=True)  # fmt: skip
+        typer.echo(
+            f"ran: {', '.join([*ran, 'assemble'])}; from the store: {', '.join(engine['cached_stages']) or 'nothing'}",
+            err=True,
+        )
         if job is not None and job_id is not None:
             ledger.record(job_id, message, document)
     _finish(document, output)
@@ -190,4 +192,3 @@ def schema() -> None:
     from offbeat.contract import json_schemas
 
     typer.echo(json.dumps(json_schemas(), indent=2))
-

@@ -93,8 +93,10 @@ def cache_show(source: Annotated[Path, typer.Argument(help="audio file")]) -> No
         typer.echo(f"  {stage:<18} {'cached' if record else 'missing':<8} {key[:12]}{where}")
     stale = [r for key, r in others.items() if key not in keys.values()]
     if stale:
-        typer.echo(f"  and {len(stale)} entries under other settings, versions or cue hints: "
-                   + ", ".join(sorted({r["stage"] for r in stale})))  # fmt: skip
+        typer.echo(
+            f"  and {len(stale)} entries under other settings, versions or cue hints: "
+            + ", ".join(sorted({r["stage"] for r in stale}))
+        )
 
 
 @cache_app.command("gc")
@@ -116,4 +118,3 @@ def cache_gc(
     )
     left = sum(r["nbytes"] for r in store.entries())
     typer.echo(f"removed {len(removed)} entries ({_size(sum(r['nbytes'] for r in removed))}); {_size(left)} left")
-

@@ -54,11 +54,11 @@ def bar_positions(downbeat: np.ndarray, chord_change: np.ndarray | None = None) 
     """(position in bar from 1, meter) of each beat, from each beat's downbeat activation (0..1) and, where
     given, how much the harmony changes there (`chord_changes`).
 
-    Chords change on bar lines, and the downbeat network misses that in whole songs: on the tune splits it started
-    the bars on the second beat through two of four real songs, and a beat or two off through many synthetic
-    tracks. With chord changes weighed in, downbeat F: real songs 0.58 -> 0.78, 45-110 s synthetic tracks 0.74 ->
-    0.81, 2-6 min 0.85 -> 0.88 (a weight of 0.5 to 1.5 gained about as much; 3 lost on the real songs; spans of 1
-    or 3 beats gained less)."""
+    Chords change on bar lines, and the downbeat network misses that in whole songs: alone, it may start the bars
+    on the second beat through a whole song, or a beat or two off through a track. So a chord change counts
+    towards a downbeat too, by HARMONY_WEIGHT: weighed much more, the harmony overrules the network on songs
+    where it was right; compared over spans (HARMONY_SPAN_BEATS) of one or three beats, it marks bar lines less
+    well."""
     states = [(m, p) for m in METERS for p in range(m)]
     n, k = len(downbeat), len(states)
     if n == 0:

@@ -103,13 +103,13 @@ def backbeat_phase(beats: np.ndarray, crack: np.ndarray, fps: float, offset: flo
 
     With loud off-beat hats or a kick on the "and" (jungle, trap, UK garage, deep house), the network marks the
     off-beats about as readily as the beats, and then its tracker may follow the wrong phase for a whole track:
-    on the synthetic tune split 13 % of the steady beats sat half a beat off, and nothing in the network's output
+    a good share of a track's steady beats can sit half a beat off, and nothing in the network's output
     tells. The backbeat does: in nearly every style a snare or clap lands on beats (2 and 4, or 3 in half-time),
     never between them, and its crack (`crack`: onset envelope of 1.5-5 kHz, frame i at i / fps + offset) stands
     above the kick and below the hats. Where the crack over PHASE_WINDOW_BEATS beats is clearly stronger between
-    the beats, for at least MIN_SHIFT_BEATS beats in a row, those beats become the midpoints. Tune splits: beat F
-    synthetic 0.866 -> 0.913; real songs 0.971 -> 0.969 (a stricter ratio or a shorter window cost the songs
-    more, a looser one gained less)."""
+    the beats, for at least MIN_SHIFT_BEATS beats in a row, those beats become the midpoints. PHASE_RATIO and
+    PHASE_WINDOW_BEATS weigh fixing off-phase tracks against moving beats that were right: a stricter ratio or a
+    shorter window moves more of real songs' right beats, a looser one fixes fewer off-phase tracks."""
     if len(beats) < MIN_SHIFT_BEATS + 1 or len(crack) == 0:
         return beats
     mids = (beats[1:] + beats[:-1]) / 2
@@ -150,9 +150,8 @@ def bridged(beats: np.ndarray) -> np.ndarray:
     BRIDGE_MAX_BEATS, by another with the same beat interval a whole number of beats later, the beats between
     them are that whole number of even steps. A new track that comes in at another tempo or phase is no
     partner, and stays as found; one beat-matched to the last keeps its phase, so the grid is right across the
-    blend as well. Tune splits, beat F with the backbeat rule: 45-110 s synthetic tracks 0.895 -> 0.908, 2-6 min
-    0.904 -> 0.907, real songs 0.968 -> 0.971; tempo and phase tolerances of half or twice as much, or
-    32 or 128 beats as the longest bridge, change that by 0.005 at most."""
+    blend as well. The result is not delicate: tempo and phase tolerances of half or twice as much, or half or
+    twice BRIDGE_MAX_BEATS, change it little."""
     runs = steady_runs(beats)
     bridges = []
     i = 0

@@ -23,11 +23,9 @@ STEADY_BEAT_SHARE = 0.04  # beat intervals within this share of their median cou
 STEADY_PART_MIN_SEC = 10.0  # a track's steady part shorter than this is no measure of it: its whole span is used
 BASS_CUTOFF_HZ = 150.0  # low band of the accompaniment that stands in for a bass stem
 VOCAL_RATIO = 0.25  # vocal RMS relative to the whole track's RMS above which a frame "has vocals"
-# Share of audible frames with vocals for the track to have vocals. On the true steady parts of the tune splits
-# (four sets of synthetic mixes, 129 tracks) the share was at most 0.011 for every instrumental track; sung ones
-# went from 0.032 (a singer in one short section) up: 0.1 called three of them instrumental (vocals right 0.977,
-# 0.992 with 0.05), and on the engine's own steady parts 0.05 gained as much as any lower share (0.891 -> 0.915).
-# It stays well above the instrumental tracks' leakage into the vocals stem, which real instruments raise.
+# Share of audible frames with vocals for the track to have vocals. Low enough that a track with a singer in
+# one short section still has vocals (a higher share calls such tracks instrumental; a lower one gains nothing),
+# and well above the instrumental tracks' leakage into the vocals stem, which real instruments raise.
 VOCAL_FRACTION = 0.05
 
 

@@ -48,8 +48,9 @@ def blocked(original: Stft) -> Stft:
         )
         if not covered:
             return original(frames, window, fft_size, circular_shift, include_nyquist, fftw)
-        return framed(signal, frames.frame_size, int(hop), frames.origin, frames.num_frames, window, fft_size,
-                      include_nyquist)  # fmt: skip
+        return framed(
+            signal, frames.frame_size, int(hop), frames.origin, frames.num_frames, window, fft_size, include_nyquist
+        )
 
     return stft
 

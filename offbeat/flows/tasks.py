@@ -83,9 +83,14 @@ def _run_step(
     logger = get_run_logger()
     try:
         run = Run(
-            store(), get_settings(), Path(source_path), cues, frozenset({name} if refresh else ()),
-            progress=_progress_logger, log=logger.warning,
-        )  # fmt: skip
+            store(),
+            get_settings(),
+            Path(source_path),
+            cues,
+            frozenset({name} if refresh else ()),
+            progress=_progress_logger,
+            log=logger.warning,
+        )
         ref = run.sink(name, upstream) if name in registry.SINKS else run.stage(name, upstream, index)
     except AnalysisError as exc:
         logger.error("%s: [%s] %s", exc.stage or name, exc.code, exc.message)
@@ -122,9 +127,7 @@ def _task(step: Step) -> Task:
 TASKS: dict[str, Task] = {step.name: _task(step) for step in registry.GRAPH}
 
 
-def run_graph(
-    path: Path, cues: Cues | None, redo: set[str]
-) -> tuple[dict[str, StageRef], dict[str, list[StageRef]]]:
+def run_graph(path: Path, cues: Cues | None, redo: set[str]) -> tuple[dict[str, StageRef], dict[str, list[StageRef]]]:
     """Submit every step as soon as its inputs are done (so `separate` and the trim -> beats -> segment chain run
     side by side on the flow's task threads). Returns the references by step name, in registry order (a
     per-track stage's as one combined reference), and each per-track stage's references by track. The first

@@ -128,9 +128,15 @@ class Run:
 
         def compute(out: EntryWriter) -> None:
             context: dict[str, Any] = {
-                "params": stage.params(self.settings), "options": options, "source_path": self.source_path,
-                "cues": self.cues, "track": track, "progress": self.progress(name), "log": self.log, **entries,
-            }  # fmt: skip
+                "params": stage.params(self.settings),
+                "options": options,
+                "source_path": self.source_path,
+                "cues": self.cues,
+                "track": track,
+                "progress": self.progress(name),
+                "log": self.log,
+                **entries,
+            }
             stage.compute(out, **{arg: context[arg] for arg in stage.arguments})
 
         try:  # computed here, or read back: found, or computed meanwhile by another process holding its lease

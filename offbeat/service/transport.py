@@ -1,5 +1,5 @@
-"""The one place that talks to Redis about jobs: the job and result queues of the wire contract (DESIGN.md §1).
-Connections are made by `offbeat.redis_client.connect` (shared with the store's Redis index).
+"""The one place that talks to Redis about jobs: the job and result queues of the wire contract (README.md,
+"Wire contract"). Connections are made by `offbeat.redis_client.connect` (shared with the store's Redis index).
 
 Queues are Redis lists: producers LPUSH jobs, the engine LPUSHes results, consumers pop from the
 other end (first in, first out).

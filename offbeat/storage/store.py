@@ -50,9 +50,14 @@ class ArtifactStore:
     DATA = "data"
 
     def __init__(
-        self, root: str | Path, index: Path | Index, *, host: str = "", lease_sec: float = 60.0,
+        self,
+        root: str | Path,
+        index: Path | Index,
+        *,
+        host: str = "",
+        lease_sec: float = 60.0,
         options: dict[str, Any] | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.root = str(root)
         self.location = DataLocation(self.root, options)
         self.index = index if isinstance(index, Index) else DiskIndex(Path(index))
@@ -119,8 +124,15 @@ class ArtifactStore:
                 if array.nchunks_initialized != array.nchunks:
                     raise CorruptEntryError(f"array {name} is missing chunks")
         specs = {k: (v[0], v[1]) for k, v in record["arrays"].items()}
-        return Entry(key=record["key"], stage=record["stage"], attrs=record["attrs"], array_specs=specs,
-                     created=record["created"], nbytes=record["nbytes"], _group=group)  # fmt: skip
+        return Entry(
+            key=record["key"],
+            stage=record["stage"],
+            attrs=record["attrs"],
+            array_specs=specs,
+            created=record["created"],
+            nbytes=record["nbytes"],
+            _group=group,
+        )
 
     @staticmethod
     def _read_all(array: zarr.Array) -> None:
@@ -163,10 +175,17 @@ class ArtifactStore:
             raise
         arrays = writer.specs()
         record = {
-            "key": key, "stage": stage, "source": source, "data": data_path if arrays else None, "arrays": arrays,
-            "attrs": json.loads(canonical(writer.attrs)), "created": time.time(),
-            "nbytes": self.location.size(data_path) if arrays else 0, "host": self.host, "pid": os.getpid(),
-        }  # fmt: skip
+            "key": key,
+            "stage": stage,
+            "source": source,
+            "data": data_path if arrays else None,
+            "arrays": arrays,
+            "attrs": json.loads(canonical(writer.attrs)),
+            "created": time.time(),
+            "nbytes": self.location.size(data_path) if arrays else 0,
+            "host": self.host,
+            "pid": os.getpid(),
+        }
         if not arrays:
             self.location.remove(data_path)
         # Another writer committed first (unless a retried add found its own record): keep one copy.
@@ -290,7 +309,11 @@ def open_store(settings: Any = None, config: StoreConfig | None = None) -> Artif
     That is said in the log; sharing takes `OFFBEAT_INDEX_URL`."""
     root, index_path, index_url, host, lease_sec, options = config or store_config(settings)
     if not index_url and not is_local(root):
-        log.warning("artifact store %s has its index in a local diskcache (%s): for this host only; hosts sharing "
-                    "the store need a shared index, OFFBEAT_INDEX_URL=redis://...", root, index_path)  # fmt: skip
+        log.warning(
+            "artifact store %s has its index in a local diskcache (%s): for this host only; hosts sharing "
+            "the store need a shared index, OFFBEAT_INDEX_URL=redis://...",
+            root,
+            index_path,
+        )
     index = open_index(index_url, Path(index_path))
     return ArtifactStore(root, index, host=host, lease_sec=lease_sec, options=json.loads(options))
