@@ -1,0 +1,215 @@
+"""The track-boundary finder alone, for tuning: every mix of the corpora described once, then boundaries found and
+scored in seconds.
+
+The engine's stages up to `segment`'s inputs run through the accuracy bench's store (so entries computed by the
+bench are reused, and separation, which `segment` does not read, is never run); the per-second description of
+each mix is kept beside the store. Then `offbeat.dsp.track_boundaries.find_boundaries` runs on every mix with the
+module's constants as they are, or as `--set NAME=VALUE` (repeatable) or `--sweep NAME=V1,V2,...` change them, and
+mir_eval's boundary detection at +-10 s and +-30 s is printed per corpus (pooled), and per mix with `--per-mix`.
+What `segment` does besides (cue hints) is not scored here; the accuracy bench scores the whole result.
+
+    .venv/bin/python -m bench.boundaries corpora/synthetic corpora/game --split tune --per-mix
+    .venv/bin/python -m bench.boundaries corpora/game --sweep PENALTY=3.5,4.5,5.5
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import hashlib
+import itertools
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.accuracy.cli import STORE
+from bench.accuracy.mixes import TrueMix, find_mixes
+from bench.accuracy.score import BoundaryCounts, score_boundaries
+from offbeat.dsp import track_boundaries
+from offbeat.pipeline import registry
+from offbeat.pipeline.runner import Run, StageRef, read
+from offbeat.pipeline.stages import segment
+from offbeat.pipeline.views import music_bounds
+from offbeat.settings import Settings
+from offbeat.storage import open_store
+
+WINDOWS = (10.0, 30.0)
+
+
+@dataclass(frozen=True)
+class Described:
+    """One mix as the boundary finder sees it."""
+
+    mix: TrueMix
+    description: track_boundaries.Description
+    start: float
+    end: float
+
+
+def _needed(stage: str) -> list[str]:
+    """The stages `stage` reads or waits for, transitively, in graph order."""
+    wanted: set[str] = set()
+    pending = [stage]
+    while pending:
+        step = registry.STAGES[pending.pop()]
+        for name in (*step.inputs, *step.after):
+            if name not in wanted:
+                wanted.add(name)
+                pending.append(name)
+    return [name for name in registry.STAGES if name in wanted]
+
+
+def settings_for(store: Path) -> Settings:
+    """The settings of the accuracy bench's engine runs, so their entries are the ones found here."""
+    return Settings(artifact_store=str(store), artifact_index_path=store / "index")
+
+
+def describe(mix: TrueMix, settings: Settings, cache: Path) -> Described:
+    """The mix's description and music bounds: read from `cache`, or computed through the store."""
+    digest = hashlib.sha256(f"{mix.audio.resolve()}:{mix.audio.stat().st_mtime_ns}".encode()).hexdigest()[:16]
+    stages = _needed("segment")
+    run = Run(open_store(settings), settings, mix.audio)
+    refs: dict[str, StageRef] = {}
+    for name in stages:
+        refs[name] = run.stage(name, refs)
+    keys = hashlib.sha256("".join(refs[n].key for n in stages).encode()).hexdigest()[:16]
+    path = cache / f"{mix.mix_id}-{digest}-{keys}.npz"
+    if path.exists():
+        data = np.load(path)
+        desc = track_boundaries.Description(data["mel_db"], data["chroma"], data["bpm"])
+        return Described(mix, desc, float(data["start"]), float(data["end"]))
+    entries = {name: read(run.store, refs[name]) for name in stages}
+    _, desc = segment.described(entries["envelopes"], entries["beats"])
+    start, end = music_bounds(entries["decode"], entries["trim"])
+    cache.mkdir(parents=True, exist_ok=True)
+    np.savez(path, mel_db=desc.mel_db, chroma=desc.chroma, bpm=desc.bpm, start=start, end=end)
+    return Described(mix, desc, start, end)
+
+
+@contextmanager
+def constants(values: dict[str, Any]) -> Iterator[None]:
+    """`track_boundaries`' constants set to `values` for the block; unknown names are refused."""
+    unknown = sorted(name for name in values if not hasattr(track_boundaries, name))
+    if unknown:
+        raise SystemExit(f"track_boundaries has no constant {', '.join(unknown)}")
+    before = {name: getattr(track_boundaries, name) for name in values}
+    try:
+        for name, value in values.items():
+            setattr(track_boundaries, name, value)
+        yield
+    finally:
+        for name, value in before.items():
+            setattr(track_boundaries, name, value)
+
+
+def evaluate(
+    mixes: list[Described], min_track_sec: float
+) -> tuple[dict[str, dict[float, BoundaryCounts]], dict[str, tuple[int, int]], list[str]]:
+    """Pooled counts per corpus and window, (files found as one track, files of one track) per corpus, and one
+    printable row per mix."""
+    pooled: dict[str, dict[float, BoundaryCounts]] = {}
+    singles: dict[str, tuple[int, int]] = {}
+    rows = []
+    for item in mixes:
+        found, _, _ = track_boundaries.find_boundaries(item.description, item.start, item.end, min_track_sec)
+        if len(item.mix.boundaries) == 0:
+            one, files = singles.get(item.mix.corpus, (0, 0))
+            singles[item.mix.corpus] = (one + int(len(found) == 0), files + 1)
+        per_window = pooled.setdefault(item.mix.corpus, {w: BoundaryCounts() for w in WINDOWS})
+        cells = []
+        for window in WINDOWS:
+            _, counts, _ = score_boundaries(item.mix, [float(b) for b in found], window)
+            per_window[window].add(counts)
+            p, r, f = counts.prf()
+            cells.append(f"F{window:.0f} {_fmt(f)} (P {_fmt(p)} R {_fmt(r)})")
+        missed = [round(float(b)) for b in item.mix.boundaries if not np.any(np.abs(found - b) <= WINDOWS[0])]
+        phantom = [round(float(b)) for b in found if not np.any(np.abs(item.mix.boundaries - b) <= WINDOWS[0])]
+        rows.append(
+            f"  {item.mix.corpus}/{item.mix.mix_id}: {len(item.mix.boundaries) + 1} tracks, {len(found) + 1} found; "
+            f"{'; '.join(cells)}; missed {missed} phantom {phantom}"
+        )
+    return pooled, singles, rows
+
+
+def _fmt(value: float | None) -> str:
+    return "  - " if value is None else f"{value:.2f}"
+
+
+def report(label: str, pooled: dict[str, dict[float, BoundaryCounts]], singles: dict[str, tuple[int, int]]) -> str:
+    """One line per corpus and one for all of them: P/R/F at each window, and the single-track files found as one
+    track (their boundaries, none, count only there)."""
+    lines = [label]
+    total = {w: BoundaryCounts() for w in WINDOWS}
+    for corpus, per_window in sorted(pooled.items()):
+        for window, counts in per_window.items():
+            total[window].add(counts)
+        one, files = singles.get(corpus, (0, 0))
+        alone = f" | single tracks found as one: {one}/{files}" if files else ""
+        lines.append(f"  {corpus:18s} " + _cells(per_window) + alone)
+    lines.append(f"  {'all':18s} " + _cells(total))
+    return "\n".join(lines)
+
+
+def _cells(per_window: dict[float, BoundaryCounts]) -> str:
+    cells = []
+    for window, counts in per_window.items():
+        p, r, f = counts.prf()
+        cells.append(f"+-{window:.0f}s F {_fmt(f)} P {_fmt(p)} R {_fmt(r)}")
+    return " | ".join(cells)
+
+
+def _value(text: str) -> Any:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def _assignments(items: Sequence[str]) -> dict[str, str]:
+    """NAME=TEXT pairs, by name."""
+    return {name.strip(): text for name, _, text in (item.partition("=") for item in items)}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.boundaries", description=__doc__.split("\n\n")[0])
+    parser.add_argument("corpora", nargs="+", type=Path, metavar="CORPUS_DIR")
+    parser.add_argument("--split", choices=("test", "tune", "all"), default="tune", help="which mixes (default tune)")
+    parser.add_argument("--store", type=Path, default=STORE, help="artifact store (default: the accuracy bench's)")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="a constant's value")
+    parser.add_argument("--sweep", action="append", default=[], metavar="NAME=V1,V2", help="values to try")
+    parser.add_argument("--min-track-sec", type=float, default=Settings().min_track_sec)
+    parser.add_argument("--per-mix", action="store_true", help="one row per mix, with missed and phantom cuts")
+    args = parser.parse_args(argv)
+
+    settings = settings_for(args.store)
+    mixes = find_mixes(args.corpora, args.split)
+    if not mixes:
+        raise SystemExit("no mixes of that split in those corpora")
+    started = time.perf_counter()
+    described = []
+    for mix in mixes:
+        print(f"describing {mix.corpus}/{mix.mix_id} ({mix.duration / 60:.1f} min) ...", file=sys.stderr, flush=True)
+        described.append(describe(mix, settings, args.store.parent / "boundaries"))
+    print(f"{len(described)} mixes described in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    fixed = {name: _value(text) for name, text in _assignments(args.set).items()}
+    sweeps = {name: [_value(v) for v in text.split(",")] for name, text in _assignments(args.sweep).items()}
+    names = list(sweeps)
+    for combination in itertools.product(*sweeps.values()) if sweeps else [()]:
+        values = {**fixed, **dict(zip(names, combination, strict=True))}
+        with constants(values):
+            pooled, singles, rows = evaluate(described, args.min_track_sec)
+        label = ", ".join(f"{k}={v}" for k, v in values.items()) or "as committed"
+        print(report(label, pooled, singles))
+        if args.per_mix:
+            print("\n".join(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
