@@ -117,6 +117,8 @@ def damage_every_entry(store: ArtifactStore) -> list[str]:
     """One chunk damaged in every stored entry that has chunks; returns their stages."""
     damaged = []
     for record in store.entries():
+        if not record.get("data"):
+            continue  # an entry of attributes only: nothing to damage
         chunks = sorted(p for p in (Path(store.root) / record["data"]).rglob("*") if p.is_file() and "c" in p.parts)
         if chunks:
             raw = bytearray(chunks[-1].read_bytes())
@@ -153,4 +155,8 @@ def test_damage_in_every_entry_at_once_heals_within_one_cli_run(
     assert again.stderr.count("running the stages again") >= 2  # damage found further up on a later pass
     before, after = json.loads(first.stdout), json.loads(again.stdout)
     assert after["status"] == "completed" and after["results"] == before["results"]
-    assert not set(damaged) & set(after["engine"]["cached_stages"])
+    # Every damaged entry the run read was recomputed, not reported as read from the store. The stems entry may be
+    # damaged in an array nothing of this run reads (its analysis copies are read by track_features, whose entries
+    # are intact here): that damage is found, and healed, by the first stage that reads it.
+    read_by_the_run = set(damaged) - {"separate"}
+    assert not read_by_the_run & set(after["engine"]["cached_stages"]), after["engine"]["cached_stages"]

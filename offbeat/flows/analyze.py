@@ -150,12 +150,18 @@ def _healing_graph(opened: Source, cues: list[tuple[str, float]] | None, redo: s
     forgotten: set[str] = set()
     while True:
         try:
-            return _graph(opened, cues, redo, job_id)
+            document = _graph(opened, cues, redo, job_id)
         except StoreDamaged as exc:  # forgotten by now: the next pass recomputes exactly those entries
             if set(exc.stages) <= forgotten and exc.stages:
                 raise  # damaged again right after being recomputed: not the store's old damage
             forgotten.update(exc.stages)
             logger.warning("%s; running the stages again", exc.message)
+            continue
+        # A forgotten entry was recomputed by a later pass of this run: the last pass read it back, but it did not
+        # come from the store as the run found it.
+        engine = document["engine"]
+        engine["cached_stages"] = [name for name in engine["cached_stages"] if name not in forgotten]
+        return document
 
 
 def _analyze(
