@@ -145,9 +145,11 @@ def partition(sim: np.ndarray, min_len: int, max_len: int, penalty: float) -> np
 
 
 def find_boundaries(
-    desc: Description, music_start: float, music_end: float, min_track_sec: float, penalty: float = PENALTY
+    desc: Description, music_start: float, music_end: float, min_track_sec: float, penalty: float | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(boundary, transition start, transition end) seconds of each track change inside the music."""
+    """(boundary, transition start, transition end) seconds of each track change inside the music; `penalty`
+    defaults to PENALTY, read at call time so that a sweep can set it."""
+    penalty = PENALTY if penalty is None else penalty
     lo, hi = int(np.floor(music_start)), int(np.ceil(music_end))
     part = Description(desc.mel_db[lo:hi], desc.chroma[lo:hi], desc.bpm[lo:hi])
     # At most MAX_FRAMES stretches, so the matrices stay small (46 MB) however long the mix; the price of a
