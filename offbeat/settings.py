@@ -84,9 +84,7 @@ class Settings(BaseSettings):
     max_message_bytes: int = Field(1_000_000, gt=0, description="longest job message, in bytes (invalid_job)")
     max_cues: int = Field(1000, ge=0, description="most cue_tracks in one job (invalid_job)")
     max_path_chars: int = Field(1024, gt=0, description="longest job path, in characters (invalid_path)")
-    max_audio_sec: float = Field(
-        12 * 3600.0, gt=0, description="longest audio analyzed, in seconds (audio_too_long)"
-    )
+    max_audio_sec: float = Field(12 * 3600.0, gt=0, description="longest audio analyzed, in seconds (audio_too_long)")
     min_source_rate: int = Field(
         2000, gt=0, description="lowest sample rate of a source file, in Hz (corrupt_audio below it)"
     )
@@ -174,7 +172,11 @@ class Settings(BaseSettings):
         "one at a time",
     )
     separation_crossfade_sec: float = Field(
-        1.0, ge=0, le=11, description="cross-fade length at each join between separation chunks"
+        1.0,
+        ge=0,
+        le=11,
+        description="cross-fade length at each join between separation chunks (TensorFlow backend; the onnx "
+        "backend's chunks join exactly, without one)",
     )
     stem_band: Literal["full", "11khz", "16khz", "16khz-full"] = Field(
         "full",

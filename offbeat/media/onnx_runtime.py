@@ -10,6 +10,7 @@ instead of 1.8-2.7 GB, because only one segment's spectrogram and activations ex
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -60,18 +61,31 @@ class OnnxSeparator:
         self.outputs = [o.name for o in self.session.get_outputs()]
         self.stems = [name.split(":")[0].removesuffix("_mask") for name in self.outputs]
 
+    def frames(self, n: int) -> int:
+        """STFT frames of a whole-signal call on `n` samples: tf.signal.stft(pad_end=True) over L zeros, then
+        the signal. Frame f covers the signal's samples [f * hop - L, f * hop)."""
+        return -(-(n + self.length) // self.hop)
+
     def separate(self, waveform: np.ndarray) -> dict[str, np.ndarray]:
         """Stems of a (frames, channels) float32 waveform, each the same shape, one model segment at a time."""
-        L, H, T, F, C = self.length, self.hop, self.segment, self.bins, self.channels
         n = len(waveform)
-        frames = -(-(n + L) // H)  # frames of tf.signal.stft(pad_end=True) over L zeros then the signal
-        padded = (frames - 1) * H + L
-        signal = np.zeros((C, padded), np.float32)
-        signal[:, L : L + n] = waveform.T
+        start, out = self.span(zero_padded(lambda a, b: waveform[a:b], n, self.channels), 0, self.frames(n))
+        return {stem: self.finish(o[:, -start : n - start]) for stem, o in out.items()}
+
+    def span(self, read: Callable[[int, int], np.ndarray], f_lo: int, f_hi: int) -> tuple[int, dict[str, np.ndarray]]:
+        """The overlap-added, unscaled output of frames [f_lo, f_hi) of a whole-signal call, as (first signal
+        sample covered, {stem: (channels, samples)}); `read(a, b)` gives the signal's samples [a, b) as
+        (b - a, channels), zeros outside it. `f_lo` is a multiple of the model segment T, so every segment is
+        the one a whole-signal call runs. Two spans that meet at a frame add up, over the L - hop samples both
+        cover, to exactly what one call computes there: the U-Net sees each segment alone, and the inverse STFT
+        is a sum over frames."""
+        L, H, T, F, C = self.length, self.hop, self.segment, self.bins, self.channels
+        first = f_lo * H - L
+        signal = np.ascontiguousarray(read(first, (f_hi - 1) * H).T, dtype=np.float32)  # (C, samples)
         windows = np.lib.stride_tricks.sliding_window_view(signal, L, axis=1)[:, ::H]  # (C, frames, L), a view
-        out = {stem: np.zeros((C, padded), np.float32) for stem in self.stems}
-        for f0 in range(0, frames, T):
-            f1 = min(frames, f0 + T)
+        out = {stem: np.zeros_like(signal) for stem in self.stems}
+        for f0 in range(0, f_hi - f_lo, T):
+            f1 = min(f_hi - f_lo, f0 + T)
             count = f1 - f0
             spectrum = scipy.fft.rfft(windows[:, f0:f1] * self.window, axis=-1, workers=self.workers)
             patch = np.zeros((T, F, C), np.float32)  # the last segment is padded with zero frames, as Spleeter does
@@ -89,4 +103,21 @@ class OnnxSeparator:
                 target = out[stem]
                 for k in range(L // H):  # overlap-add, one hop-sized slice of every frame at a time
                     target[:, (f0 + k) * H : (f1 + k) * H] += y[:, :, k * H : (k + 1) * H].reshape(C, -1)
-        return {stem: (o[:, L : L + n] * self.scale).T.copy() for stem, o in out.items()}
+        return first, out
+
+    def finish(self, summed: np.ndarray) -> np.ndarray:
+        """(samples, channels) stem from an overlap-added (channels, samples) sum: the inverse STFT's scale."""
+        return (summed * self.scale).T.copy()
+
+
+def zero_padded(read: Callable[[int, int], np.ndarray], n: int, channels: int) -> Callable[[int, int], np.ndarray]:
+    """`read` of an n-sample (samples, channels) signal as a reader of any range: zeros outside the signal."""
+
+    def window(a: int, b: int) -> np.ndarray:
+        out = np.zeros((b - a, channels), np.float32)
+        lo, hi = max(a, 0), min(b, n)
+        if hi > lo:
+            out[lo - a : hi - a] = read(lo, hi)
+        return out
+
+    return window

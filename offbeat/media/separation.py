@@ -181,14 +181,22 @@ def separate_chunked(
 ) -> Iterator[dict[str, np.ndarray]]:
     """Separate a long (frames, 2) signal chunk by chunk; yields consecutive stem blocks covering it.
 
-    `read(start, stop)` returns the signal's samples in that range. Each chunk reads one segment of
-    context before its region; neighbours are cross-faded over `crossfade` samples that both computed
-    exactly, ending EDGE samples before the earlier chunk's end. Memory is bounded by the chunk size,
-    whatever the length of the signal.
+    `read(start, stop)` returns the signal's samples in that range. On onnxruntime, each chunk runs the U-Net
+    on its own segments only and the inverse STFTs of neighbours are added where their frames overlap, which is
+    exactly the whole-signal call (`_onnx_chunks`). On TensorFlow, whose graph cuts segments from the start of
+    whatever it is given, each chunk reads one segment of context before its region; neighbours are cross-faded
+    over `crossfade` samples that both computed exactly, ending EDGE samples before the earlier chunk's end.
+    Memory is bounded by the chunk size, whatever the length of the signal.
     """
     if not 0 <= crossfade <= max_crossfade():
         raise ValueError(f"crossfade must be between 0 and {max_crossfade()} samples")
     plan = chunk_plan(frames, chunk_segments)
+    if backend == "onnx":
+        with _lock:
+            onnx = get_onnx_separator(model, str(model_dir), threads, band)
+        if onnx is not None:
+            yield from _onnx_chunks(onnx, read, frames, plan, STEMS[model], progress)
+            return
     tail: dict[str, np.ndarray] | None = None  # previous chunk's output over the cross-fade
     for index, (start, stop) in enumerate(plan):
         lo = max(0, start - SEGMENT)
@@ -205,5 +213,39 @@ def separate_chunked(
         body_to = own_hi - own_lo - (crossfade if index < len(plan) - 1 else 0)
         yield {name: audio[body_from:body_to] for name, audio in own.items()}
         tail = {name: audio[body_to:] for name, audio in own.items()}
+        if progress is not None:
+            progress(stop / frames)
+
+
+def _onnx_chunks(
+    onnx: Any,
+    read: Callable[[int, int], np.ndarray],
+    frames: int,
+    plan: list[tuple[int, int]],
+    names: tuple[str, ...],
+    progress: Callable[[float], None] | None,
+) -> Iterator[dict[str, np.ndarray]]:
+    """Stem blocks of the chunks in `plan`, each computing only the STFT frames of its own segments (no context
+    segment to recompute): where two chunks meet, the last frames of one and the first of the next overlap by
+    a window less a hop, and their sum there is what one whole-signal call gives."""
+    hop, total = onnx.hop, onnx.frames(frames)
+
+    from offbeat.media.onnx_runtime import zero_padded
+
+    padded = zero_padded(read, frames, onnx.channels)
+    carry: dict[str, np.ndarray] | None = None  # the previous chunk's unfinished tail, from sample `carried`
+    carried = 0
+    for index, (start, stop) in enumerate(plan):
+        last = index == len(plan) - 1
+        first, out = onnx.span(padded, start // hop, total if last else stop // hop)
+        if carry is not None:
+            for name in names:
+                out[name][:, : carry[name].shape[1]] += carry[name]
+        # Samples before the next chunk's first frame are final; the rest waits for the next chunk's frames.
+        done = frames if last else stop - onnx.length
+        lo = max(carried, 0) - first
+        yield {name: onnx.finish(out[name][:, lo : done - first]) for name in names}
+        carry = {name: out[name][:, done - first :] for name in names}
+        carried = done
         if progress is not None:
             progress(stop / frames)
