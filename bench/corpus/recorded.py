@@ -505,7 +505,9 @@ def _chroma_change(mono: np.ndarray, times: np.ndarray, half: float) -> float:
     import librosa
 
     hop = 512
-    chroma = librosa.feature.chroma_stft(y=mono, sr=_AN_SR, n_fft=4096, hop_length=hop)
+    # tuning fixed at A440, as the engine's chroma has it: librosa's tuning estimate (piptrack's numba localmax)
+    # crashed the process with a segmentation fault on this environment.
+    chroma = librosa.feature.chroma_stft(y=mono, sr=_AN_SR, n_fft=4096, hop_length=hop, tuning=0.0)
     w = max(1, int(half * _AN_SR / hop))
     vals = []
     for t in times:
