@@ -56,5 +56,3 @@ def test_beats_follow_a_known_tempo_curve_through_a_tempo_change(tempo_change: s
     curve = rhythm.bpm_from_beats(beats, seconds)
     for lo, hi, bpm in ((8, 38, 122.0), (48, 78, 172.0)):  # each section away from its edges
         assert np.nanmax(np.abs(curve[lo:hi] / bpm - 1)) < 0.02, (bpm, curve[lo:hi])
-
-

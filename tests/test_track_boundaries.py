@@ -78,8 +78,10 @@ def test_a_section_that_returns_in_the_same_harmony_is_joined_a_new_key_is_not()
     two_keys = one_key.copy()
     two_keys[30:60] = np.eye(12)[6] + 0.1  # a tritone away: unrelated harmony
     assert tb.join_returning_sections(sim, two_keys, cuts).tolist() == [30, 60]
-    assert tb.chroma_distance(two_keys, (0, 30), (30, 60)) > tb.SAME_HARMONY > tb.chroma_distance(
-        one_key, (0, 30), (30, 60)
+    assert (
+        tb.chroma_distance(two_keys, (0, 30), (30, 60))
+        > tb.SAME_HARMONY
+        > tb.chroma_distance(one_key, (0, 30), (30, 60))
     )
     same = ["a"] * 30 + ["b"] * 30 + ["a"] * 30
     itself = np.array([[like[(p, q)] for q in same] for p in same])

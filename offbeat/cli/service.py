@@ -129,7 +129,6 @@ def pop_result(timeout: Annotated[float, typer.Option(help="seconds to wait for 
     typer.echo(json.dumps(result, indent=2))
 
 
-
 @dead_app.command("ls")
 def dead_letters_ls() -> None:
     """List the dead letters of the job queue, oldest first: job id, size, the start of the message."""

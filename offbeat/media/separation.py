@@ -194,7 +194,7 @@ def separate_chunked(
     if backend == "onnx":
         with _lock:
             onnx = get_onnx_separator(model, str(model_dir), threads, band)
-        if onnx is not None:
+        if onnx is not None and onnx.segment * onnx.hop == SEGMENT:  # chunks start on the model's segment grid
             yield from _onnx_chunks(onnx, read, frames, plan, STEMS[model], progress)
             return
     tail: dict[str, np.ndarray] | None = None  # previous chunk's output over the cross-fade

@@ -61,4 +61,3 @@ def assemble(
             warnings=list(decoded.attrs.get("warnings", [])),
         ),
     )
-

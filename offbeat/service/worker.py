@@ -209,9 +209,7 @@ class Worker:
             self._dead_letter(delivery, attempts - 1)
             return
         try:
-            job = parse_job(
-                delivery.raw, max_bytes=self.settings.max_message_bytes, max_cues=self.settings.max_cues
-            )
+            job = parse_job(delivery.raw, max_bytes=self.settings.max_message_bytes, max_cues=self.settings.max_cues)
         except Exception as exc:  # parse_job raises AnalysisError only; anything else is the message's fault too
             job_id = job_id_of(delivery.raw)
             error = exc if isinstance(exc, AnalysisError) else AnalysisError(ErrorCode.INVALID_JOB, bounded(exc))

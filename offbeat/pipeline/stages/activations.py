@@ -38,9 +38,7 @@ def compute(out: EntryWriter, params: dict[str, Any], decode: Entry, progress: P
         return np.pad(mono, (0, max(0, (stop - start) - len(mono))))[: stop - start]
 
     samples = round(stereo.shape[0] * rate / sr)
-    array = out.create_array(
-        "activation", shape=(0, 2), dtype="float32", chunks=(beat_activation.BLOCK_FRAMES * 4, 2)
-    )
+    array = out.create_array("activation", shape=(0, 2), dtype="float32", chunks=(beat_activation.BLOCK_FRAMES * 4, 2))
     appender = ChunkAppender(array)
     for block in beat_activation.blocked_activations(read, samples, progress, params["networks"]):
         appender.append(block)
