@@ -5,16 +5,13 @@ the attribution written beside the mixes."""
 from __future__ import annotations
 
 import json
-import re
-import shutil
-import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import soundfile as sf
 
+from bench.corpus import debian
 from bench.corpus.game.analysis import file_seconds
 
 RESERVED = ("nexuiz-music", "singularity-music")  # kept for an independent evaluation: never fetched here
@@ -96,62 +93,23 @@ _SAME_WORK = {
 }
 
 
-def _run(cmd: list[str], cwd: Path | None = None) -> str:
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.strip()[-500:]}")
-    return proc.stdout
-
-
 def fetch_packages(cache: Path, packages: tuple[PackageInfo, ...] = PACKAGES) -> dict[str, tuple[Path, str]]:
-    """Download and unpack each package once into ``cache``; return {package: (unpacked root, version)}.
-
-    ``apt-get download`` needs no root and installs nothing; the cache holds a ``.gitignore`` of ``*`` so that the
-    repository never picks the audio up, whatever its own ignore rules say.
-    """
-    cache.mkdir(parents=True, exist_ok=True)
-    ignore = cache / ".gitignore"
-    if not ignore.exists():
-        ignore.write_text("*\n")
-    debs = cache / "debs"
-    debs.mkdir(exist_ok=True)
-    out: dict[str, tuple[Path, str]] = {}
+    """Download and unpack each package once into ``cache`` (`bench.corpus.debian`); return {package: (unpacked
+    root, version)}. A package reserved for independent evaluation is refused before anything is fetched."""
     for pkg in packages:
         if pkg.name in RESERVED:
             raise RuntimeError(f"{pkg.name} is reserved for independent evaluation")
-        root = cache / "extract" / pkg.name
-        stamp = root / ".complete"
-        if not stamp.exists():
-            found = sorted(debs.glob(f"{pkg.name}_*.deb"))
-            if not found:
-                if shutil.which("apt-get") is None:
-                    raise RuntimeError("apt-get is needed to fetch the music packages (Debian/Ubuntu)")
-                print(f"downloading {pkg.name} ...", file=sys.stderr)
-                _run(["apt-get", "download", pkg.name], cwd=debs)
-                found = sorted(debs.glob(f"{pkg.name}_*.deb"))
-                if not found:
-                    raise RuntimeError(f"apt-get download {pkg.name} produced no .deb")
-            if root.exists():
-                shutil.rmtree(root)
-            root.mkdir(parents=True)
-            _run(["dpkg-deb", "-x", str(found[-1]), str(root)])
-            version = _run(["dpkg-deb", "-f", str(found[-1]), "Version"]).strip()
-            stamp.write_text(version + "\n")
-        out[pkg.name] = (root, stamp.read_text().strip())
-    return out
+    return debian.fetch(cache, [pkg.name for pkg in packages], "music")
 
 
 def copyright_text(root: Path, pkg: PackageInfo) -> str:
     """The package's debian/copyright as unpacked (empty when missing)."""
-    path = root / "usr/share/doc" / pkg.name / "copyright"
-    return path.read_text(errors="replace") if path.exists() else ""
+    return debian.copyright_text(root, pkg.name)
 
 
 def check_licence(root: Path, pkg: PackageInfo) -> str:
     """Return the licence after confirming it in debian/copyright; a mismatch stops the build (never guess)."""
-    if not re.search(pkg.licence_marker, copyright_text(root, pkg)):
-        raise RuntimeError(f"{pkg.name}: debian/copyright no longer states {pkg.licence}; check the licence before use")
-    return pkg.licence
+    return debian.check_licence(root, pkg.name, pkg.licence, pkg.licence_marker)
 
 
 @dataclass

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import configparser
 import re
-import shutil
-import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +11,7 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
+from bench.corpus import debian
 from bench.corpus.recorded.tempo import TempoMap, beat_grid, read_tempo_map, ticks_to_seconds
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -57,56 +55,15 @@ STEM_NAMES = ("song.ogg", "guitar.ogg", "rhythm.ogg", "drums.ogg")
 # Fetching
 
 
-def _run(cmd: list[str], cwd: Path | None = None) -> str:
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.strip()[-500:]}")
-    return proc.stdout
-
-
 def fetch_packages(cache: Path) -> dict[str, tuple[Path, str]]:
-    """Download and unpack each package once into ``cache``; return {package: (unpacked root, version)}.
-
-    ``apt-get download`` needs no root and installs nothing; the cache holds a ``.gitignore`` of ``*`` so that
-    the repository never picks the audio up, whatever its own ignore rules say.
-    """
-    cache.mkdir(parents=True, exist_ok=True)
-    ignore = cache / ".gitignore"
-    if not ignore.exists():
-        ignore.write_text("*\n")
-    debs = cache / "debs"
-    debs.mkdir(exist_ok=True)
-    out: dict[str, tuple[Path, str]] = {}
-    for pkg in PACKAGES:
-        root = cache / "extract" / pkg.name
-        stamp = root / ".complete"
-        if not stamp.exists():
-            found = sorted(debs.glob(f"{pkg.name}_*.deb"))
-            if not found:
-                if shutil.which("apt-get") is None:
-                    raise RuntimeError("apt-get is needed to fetch the song packages (Debian/Ubuntu)")
-                print(f"downloading {pkg.name} ...", file=sys.stderr)
-                _run(["apt-get", "download", pkg.name], cwd=debs)
-                found = sorted(debs.glob(f"{pkg.name}_*.deb"))
-                if not found:
-                    raise RuntimeError(f"apt-get download {pkg.name} produced no .deb")
-            if root.exists():
-                shutil.rmtree(root)
-            root.mkdir(parents=True)
-            _run(["dpkg-deb", "-x", str(found[-1]), str(root)])
-            version = _run(["dpkg-deb", "-f", str(found[-1]), "Version"]).strip()
-            stamp.write_text(version + "\n")
-        out[pkg.name] = (root, stamp.read_text().strip())
-    return out
+    """Download and unpack each package once into ``cache`` (`bench.corpus.debian`); return {package: (unpacked
+    root, version)}."""
+    return debian.fetch(cache, [pkg.name for pkg in PACKAGES], "song")
 
 
 def check_licence(root: Path, pkg: PackageInfo) -> str:
     """Return the licence after confirming it in debian/copyright; a mismatch stops the build (never guess)."""
-    path = root / "usr/share/doc" / pkg.name / "copyright"
-    text = path.read_text(errors="replace") if path.exists() else ""
-    if not re.search(pkg.licence_marker, text):
-        raise RuntimeError(f"{pkg.name}: {path} no longer states {pkg.licence}; check the licence before use")
-    return pkg.licence
+    return debian.check_licence(root, pkg.name, pkg.licence, pkg.licence_marker)
 
 
 @dataclass
@@ -199,6 +156,6 @@ def write_attribution(out: Path, songs: list[Song], fetched: dict[str, tuple[Pat
     ]
     for pkg in PACKAGES:
         root, _ = fetched[pkg.name]
-        text = (root / "usr/share/doc" / pkg.name / "copyright").read_text(errors="replace")
+        text = debian.copyright_text(root, pkg.name)
         lines += ["", "=" * 78, f"{pkg.name}: debian/copyright", "=" * 78, text]
     (out / "recorded-ATTRIBUTION.txt").write_text("\n".join(lines) + "\n")
