@@ -237,14 +237,14 @@ def _onnx_chunks(
     carried = 0
     for index, (start, stop) in enumerate(plan):
         last = index == len(plan) - 1
-        first, out = onnx.span(padded, start // hop, total if last else stop // hop)
+        with _lock:  # one separation at a time in a process, as `separate` runs them
+            first, out = onnx.span(padded, start // hop, total if last else stop // hop)
         if carry is not None:
             for name in names:
                 out[name][:, : carry[name].shape[1]] += carry[name]
         # Samples before the next chunk's first frame are final; the rest waits for the next chunk's frames.
         done = frames if last else stop - onnx.length
-        lo = max(carried, 0) - first
-        yield {name: onnx.finish(out[name][:, lo : done - first]) for name in names}
+        yield {name: onnx.finish(out[name][:, carried - first : done - first]) for name in names}
         carry = {name: out[name][:, done - first :] for name in names}
         carried = done
         if progress is not None:
