@@ -145,11 +145,10 @@ def partition(sim: np.ndarray, min_len: int, max_len: int, penalty: float) -> np
 
 
 def find_boundaries(
-    desc: Description, music_start: float, music_end: float, min_track_sec: float, penalty: float | None = None
+    desc: Description, music_start: float, music_end: float, min_track_sec: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(boundary, transition start, transition end) seconds of each track change inside the music; `penalty`
-    defaults to PENALTY, read at call time so that a sweep can set it."""
-    penalty = PENALTY if penalty is None else penalty
+    """(boundary, transition start, transition end) seconds of each track change inside the music. The module's
+    constants are read at call time, so a sweep (`bench/boundaries.py`) can set them."""
     lo, hi = int(np.floor(music_start)), int(np.ceil(music_end))
     part = Description(desc.mel_db[lo:hi], desc.chroma[lo:hi], desc.bpm[lo:hi])
     # At most MAX_FRAMES stretches, so the matrices stay small (46 MB) however long the mix; the price of a
@@ -162,7 +161,7 @@ def find_boundaries(
     sim = similarity(x, standardized({name: grouped[name] for name in APART_ONLY}))
     min_len = max(1, int(min_track_sec / frame_sec))
     max_len = max(min_len + 1, int(MAX_TRACK_SEC / frame_sec))
-    cuts = partition(sim, min_len, max_len, penalty * FRAME_SEC / frame_sec)
+    cuts = partition(sim, min_len, max_len, PENALTY * FRAME_SEC / frame_sec)
     cuts = join_returning_sections(sim, grouped["chroma"], cuts)
     left, right = _transitions(sim, cuts)
     # The boundary is the cut itself: where the partition found the audio turn from like the track before to like
