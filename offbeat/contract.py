@@ -25,24 +25,52 @@ from offbeat.errors import AnalysisError, ErrorCode, bounded
 MAX_JOB_ID = 2**53 - 1
 NO_JOB_ID = -1  # result of a run that has no job: unreadable job, or `offbeat analyze`
 
-Seconds = Annotated[StrictFloat | StrictInt, Field(ge=0)]
+# The bound on each member of the union, not on the union: pydantic writes a bound on a union as `"ge": 0` beside
+# its `anyOf`, which no JSON Schema validator knows, so the printed schema let negative cue times through.
+Seconds = Annotated[StrictFloat, Field(ge=0)] | Annotated[StrictInt, Field(ge=0)]
+
+# Text with no lone surrogate (`"\ud800"` in JSON): what `_check_text` refuses, for the schema's validators.
+# Written for ECMA-262 (JSON Schema's pattern dialect) and Python's re alike; only the printed schema carries it
+# (`_whole_text`): pydantic's own regex engine cannot name surrogates, and `_check_text` enforces it here.
+WHOLE_TEXT = "^[^\\ud800-\\udfff]*$"
+
+# The printed job schema's dialect. Draft 4 is the one whose "integer" is a number written without a fraction:
+# the engine refuses `"job_id": 7.0` (a float once parsed), which later drafts call an integer.
+JOB_SCHEMA_DIALECT = "http://json-schema.org/draft-04/schema#"
+
+# "Exactly one of relative_path / file_path" for the schema: one, and only one, of the two is there as a string
+# (a field that is null counts as absent, as in `Job._one_path`).
+ONE_PATH = {
+    "oneOf": [{"required": [name], "properties": {name: {"type": "string"}}} for name in ("relative_path", "file_path")]
+}
+
+
+def _whole_text(schema: dict[str, Any]) -> None:
+    """Give the string member(s) of a field's JSON Schema the WHOLE_TEXT pattern."""
+    for member in schema.get("anyOf", [schema]):
+        if member.get("type") == "string":
+            member["pattern"] = WHOLE_TEXT
 
 
 class CueTrack(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    title: StrictStr
+    title: StrictStr = Field(json_schema_extra=_whole_text)
     start_time_sec: Seconds
 
 
 class Job(BaseModel):
     """A job pushed by the application; exactly one of `relative_path` / `file_path` names the mix."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"$schema": JOB_SCHEMA_DIALECT, **ONE_PATH})
 
-    job_id: Annotated[StrictInt, Field(ge=0, le=MAX_JOB_ID)]
-    relative_path: StrictStr | None = Field(None, description="path under the shared mount")
-    file_path: StrictStr | None = Field(None, description="legacy absolute path, only inside the mount")
+    job_id: Annotated[StrictInt, Field(ge=0, le=MAX_JOB_ID, description="written without a fraction: 7, not 7.0")]
+    relative_path: StrictStr | None = Field(
+        None, description="path under the shared mount", json_schema_extra=_whole_text
+    )
+    file_path: StrictStr | None = Field(
+        None, description="legacy absolute path, only inside the mount", json_schema_extra=_whole_text
+    )
     cue_tracks: list[CueTrack] | None = Field(None, description="hints for track boundaries and titles")
 
     @model_validator(mode="after")
@@ -254,11 +282,21 @@ def job_id_of(raw: str | bytes) -> int:
     return NO_JOB_ID
 
 
-def json_schemas() -> dict[str, Any]:
-    """JSON Schemas the application can validate against: the job and the result (either status)."""
+def json_schemas(max_cues: int | None = None) -> dict[str, Any]:
+    """JSON Schemas the application can validate against: the job and the result (either status).
+
+    The job schema refuses what `parse_job` refuses, as far as a schema can say it (not the message's size in
+    bytes): `max_cues` (default: this engine's OFFBEAT_MAX_CUES) bounds `cue_tracks`, as the worker does.
+    """
     from pydantic import TypeAdapter
 
+    from offbeat.settings import get_settings
+
+    job = Job.model_json_schema()
+    for member in job["properties"]["cue_tracks"]["anyOf"]:
+        if member.get("type") == "array":
+            member["maxItems"] = get_settings().max_cues if max_cues is None else max_cues
     return {
-        "job": Job.model_json_schema(),
+        "job": job,
         "result": TypeAdapter(Result).json_schema(by_alias=True),
     }

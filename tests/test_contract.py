@@ -1,4 +1,9 @@
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,6 +21,8 @@ from offbeat.contract import (
     parse_job,
 )
 from offbeat.errors import AnalysisError, ErrorCode
+
+OFFBEAT = str(Path(sys.executable).with_name("offbeat"))
 
 
 def test_valid_job_with_cues_and_unknown_fields() -> None:
@@ -129,3 +136,125 @@ def test_hostile_messages_are_invalid_not_fatal() -> None:
     with pytest.raises(AnalysisError) as caught:
         raise AnalysisError(ErrorCode.INVALID_PATH, "path: " + "y" * 5_000_000)
     assert len(caught.value.message) < 1100 and "more characters" in caught.value.message
+
+
+# -- the printed job schema refuses what the engine refuses ------------------------------------------------------
+
+SCHEMA_MAX_CUES = 3  # OFFBEAT_MAX_CUES for both sides of the comparison
+CUE = {"title": "A", "start_time_sec": 0}
+AGREEMENT_CASES: list[tuple[str, str, bool]] = [  # (name, message, accepted by the engine)
+    ("relative path", '{"job_id": 1, "relative_path": "sets/a.wav"}', True),
+    ("legacy file path", '{"job_id": 1, "file_path": "/shared/a.wav"}', True),
+    ("other path null", '{"job_id": 1, "relative_path": "a.wav", "file_path": null}', True),
+    ("job id 0", '{"job_id": 0, "relative_path": "a.wav"}', True),
+    ("largest job id", json.dumps({"job_id": MAX_JOB_ID, "relative_path": "a.wav"}), True),
+    ("unknown fields", '{"job_id": 1, "relative_path": "a.wav", "priority": "high", "x": [1]}', True),
+    ("cues null", '{"job_id": 1, "relative_path": "a.wav", "cue_tracks": null}', True),
+    ("no cues", '{"job_id": 1, "relative_path": "a.wav", "cue_tracks": []}', True),
+    (
+        "int and float cues",
+        json.dumps({"job_id": 1, "relative_path": "a", "cue_tracks": [CUE, {**CUE, "start_time_sec": 2.5}]}),
+        True,
+    ),
+    (
+        "as many cues as allowed",
+        json.dumps({"job_id": 1, "relative_path": "a", "cue_tracks": [CUE] * SCHEMA_MAX_CUES}),
+        True,
+    ),
+    (
+        "emoji (a surrogate pair)",
+        '{"job_id": 1, "relative_path": "\\ud83d\\ude00.wav", '
+        '"cue_tracks": [{"title": "\\ud83d\\ude00", "start_time_sec": 1}]}',
+        True,
+    ),
+    ("newline in path", '{"job_id": 1, "relative_path": "a\\nb.wav"}', True),
+    (
+        "negative cue",
+        json.dumps({"job_id": 1, "relative_path": "a", "cue_tracks": [{**CUE, "start_time_sec": -1}]}),
+        False,
+    ),
+    (
+        "negative float cue",
+        json.dumps({"job_id": 1, "relative_path": "a", "cue_tracks": [{**CUE, "start_time_sec": -0.5}]}),
+        False,
+    ),
+    ("both paths", '{"job_id": 1, "relative_path": "a.wav", "file_path": "/shared/a.wav"}', False),
+    ("neither path", '{"job_id": 1}', False),
+    ("both paths null", '{"job_id": 1, "relative_path": null, "file_path": null}', False),
+    ("job id 7.0", '{"job_id": 7.0, "relative_path": "a.wav"}', False),
+    ("job id 1e3", '{"job_id": 1e3, "relative_path": "a.wav"}', False),
+    ("job id string", '{"job_id": "7", "relative_path": "a.wav"}', False),
+    ("job id true", '{"job_id": true, "relative_path": "a.wav"}', False),
+    ("job id negative", '{"job_id": -1, "relative_path": "a.wav"}', False),
+    ("job id too large", json.dumps({"job_id": MAX_JOB_ID + 1, "relative_path": "a.wav"}), False),
+    ("job id missing", '{"relative_path": "a.wav"}', False),
+    ("path a number", '{"job_id": 1, "relative_path": 5}', False),
+    ("legacy path a list", '{"job_id": 1, "file_path": ["/a"]}', False),
+    ("path with a lone surrogate", '{"job_id": 1, "relative_path": "a\\ud800.wav"}', False),
+    ("cues an object", '{"job_id": 1, "relative_path": "a", "cue_tracks": {"title": "A"}}', False),
+    ("cue a number", '{"job_id": 1, "relative_path": "a", "cue_tracks": [7]}', False),
+    ("cue without title", '{"job_id": 1, "relative_path": "a", "cue_tracks": [{"start_time_sec": 1}]}', False),
+    ("cue without time", '{"job_id": 1, "relative_path": "a", "cue_tracks": [{"title": "A"}]}', False),
+    (
+        "cue title null",
+        '{"job_id": 1, "relative_path": "a", "cue_tracks": [{"title": null, "start_time_sec": 1}]}',
+        False,
+    ),
+    (
+        "cue time a string",
+        '{"job_id": 1, "relative_path": "a", "cue_tracks": [{"title": "A", "start_time_sec": "1"}]}',
+        False,
+    ),
+    (
+        "cue time true",
+        '{"job_id": 1, "relative_path": "a", "cue_tracks": [{"title": "A", "start_time_sec": true}]}',
+        False,
+    ),
+    (
+        "cue title with a lone surrogate",
+        '{"job_id": 1, "relative_path": "a", "cue_tracks": [{"title": "\\udc00", "start_time_sec": 1}]}',
+        False,
+    ),
+    (
+        "too many cues",
+        json.dumps({"job_id": 1, "relative_path": "a", "cue_tracks": [CUE] * (SCHEMA_MAX_CUES + 1)}),
+        False,
+    ),
+    ("a list", "[1, 2]", False),
+    ("a string", '"job"', False),
+    ("null", "null", False),
+]
+
+
+@pytest.fixture(scope="module")
+def printed_job_schema() -> Any:
+    """A validator of the job schema as `offbeat schema` prints it (OFFBEAT_MAX_CUES=SCHEMA_MAX_CUES), in the
+    dialect the schema names: what a producer validating its messages would use."""
+    import jsonschema
+
+    env = {**os.environ, "OFFBEAT_MAX_CUES": str(SCHEMA_MAX_CUES)}
+    shown = subprocess.run([OFFBEAT, "schema"], capture_output=True, text=True, env=env, timeout=300)
+    assert shown.returncode == 0, shown.stderr
+    schema = json.loads(shown.stdout)["job"]
+    validator = jsonschema.validators.validator_for(schema)
+    validator.check_schema(schema)
+    return validator(schema)
+
+
+@pytest.mark.parametrize(
+    ("message", "accepted"), [case[1:] for case in AGREEMENT_CASES], ids=[c[0] for c in AGREEMENT_CASES]
+)
+def test_the_printed_job_schema_refuses_what_the_engine_refuses(
+    printed_job_schema: Any, message: str, accepted: bool
+) -> None:
+    """A producer that validates its jobs against `offbeat schema` is told the truth: the schema and the engine's
+    own parsing (`parse_job`, as the worker calls it) accept and refuse the same messages."""
+    try:
+        parse_job(message, max_cues=SCHEMA_MAX_CUES)
+        engine = True
+    except AnalysisError as exc:
+        assert exc.code in (ErrorCode.INVALID_JOB, ErrorCode.INVALID_PATH), exc
+        engine = False
+    problems = [error.message for error in printed_job_schema.iter_errors(json.loads(message))]
+    assert engine is accepted, message
+    assert (not problems) is accepted, (message, problems)
