@@ -2,7 +2,8 @@
 
 Messages and log lines often quote what a producer sent (a path, a title, a JSON fragment). Producers are not
 trusted to keep that small, so every quote goes through `bounded`: one hostile 5 MB path must not become a
-10 MB result and 15 MB of log.
+10 MB result and 15 MB of log. Nor are they trusted to send printable text: a quote bound for a log line goes
+through `loggable`, which also escapes newlines and other control characters, so no producer can forge log lines.
 """
 
 from __future__ import annotations
@@ -31,20 +32,36 @@ class ErrorCode(StrEnum):
     INTERNAL = "internal"  # a bug or an environment fault; retrying may help
 
 
-def bounded(value: object, limit: int = QUOTE_CHARS) -> str:
-    """`str(value)` cut to `limit` characters, saying how much was left out (so a cut is never mistaken for
-    the whole); lone surrogates (a path from JSON) are escaped so the text can always be encoded."""
+def _cut(value: object, limit: int) -> str:
     text = value if isinstance(value, str) else str(value)
     if len(text) > limit:
         text = f"{text[:limit]}... ({len(text) - limit} more characters)"
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+def bounded(value: object, limit: int = QUOTE_CHARS) -> str:
+    """`str(value)` cut to `limit` characters, saying how much was left out (so a cut is never mistaken for
+    the whole); lone surrogates (a path from JSON) are escaped so the text can always be encoded."""
+    return _cut(value, limit).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def loggable(value: object, limit: int = QUOTE_CHARS) -> str:
+    """`bounded(value)` for a log line: the one escaping of what a producer sent (a path, a message quoting one)
+    before it is logged. A newline in a job's path would otherwise start a log line of the producer's choosing
+    (a forged "job 9: completed result published"), a carriage return or an ANSI sequence rewrite the operator's
+    terminal. Every character that is not printable (control characters, line and paragraph separators, lone
+    surrogates, bidi overrides) is written as Python writes it in a string literal (`\\n`, `\\x1b`, `\\u2028`),
+    and a backslash as two, so an escape in the log always means the character, never a backslash sent as text.
+    Printable text (accents, other scripts, emoji) stays as it is."""
+    return "".join(char if char.isprintable() and char != "\\" else repr(char)[1:-1] for char in _cut(value, limit))
 
 
 def bounded_traceback(exc: BaseException, limit: int = 4000) -> str:
     """The traceback of `exc` for a log line, with the exception's own message bounded (a message quoting a
-    huge input would otherwise be logged whole, and once per chained exception)."""
+    huge input would otherwise be logged whole, and once per chained exception) and `loggable` (it may quote
+    what a producer sent)."""
     frames = "".join(traceback.format_tb(exc.__traceback__))[-limit:]
-    return f"{frames}{type(exc).__name__}: {bounded(exc, MESSAGE_CHARS)}"
+    return f"{frames}{type(exc).__name__}: {loggable(exc, MESSAGE_CHARS)}"
 
 
 class AnalysisError(Exception):

@@ -10,7 +10,9 @@ stops renewing its lease (a process dying is the one fault a thread cannot cause
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -24,8 +26,10 @@ from typing import Any
 import pytest
 import redis
 
+from offbeat.errors import loggable
+from offbeat.service.dead_letters import DeadLetter
 from offbeat.service.transport import WorkerQueue
-from offbeat.service.worker import Worker
+from offbeat.service.worker import Analyze, Worker
 from offbeat.settings import Settings, get_settings
 
 from .conftest import REDIS_URL
@@ -60,8 +64,8 @@ def stand_in(job: Any) -> dict[str, Any]:
 class Running:
     """A Worker on its own thread, stopped (and joined) on exit even when the test fails."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.worker = Worker(settings, stand_in)
+    def __init__(self, settings: Settings, analyze: Analyze = stand_in, log: logging.Logger | None = None) -> None:
+        self.worker = Worker(settings, analyze, log=log)
         self.thread = threading.Thread(target=self.worker.run, daemon=True)
 
     def __enter__(self) -> Worker:
@@ -165,3 +169,53 @@ def test_a_graceful_hand_back_does_not_count_as_an_attempt(queue_settings: Setti
     assert delivery is not None and handle.attempt(delivery) == 1
     assert handle.retire([]) == 1
     assert not list(client.scan_iter(f"{q}:attempts:*"))
+
+
+FORGED = "FORGED job 1: completed result published"
+
+
+def test_producer_text_is_escaped_in_the_worker_log(queue_settings: Settings) -> None:
+    """A newline in a job's path (or in a message quoting it) must not start a log line of the producer's choosing:
+    the analyzed path, a refusal quoting the path and an internal error quoting it are all logged escaped."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    log = logging.getLogger(f"offbeat.test.forging.{uuid.uuid4().hex[:8]}")
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+
+    def analyze(job: Any) -> dict[str, Any]:
+        if job.relative_path.startswith("raise"):
+            raise ValueError(f"cannot open {job.relative_path}")
+        return stand_in(job)
+
+    client = redis.Redis.from_url(REDIS_URL)
+    q = queue_settings.queue_name
+    client.lpush(q, json.dumps({"job_id": 901, "relative_path": f"sets/a.wav\n{FORGED}\r\x1b[2K"}))
+    client.lpush(q, json.dumps({"job_id": 902, "relative_path": f"a\ud800.wav\n{FORGED}"}))  # refused, path quoted
+    client.lpush(q, json.dumps({"job_id": 903, "relative_path": f"raise\n{FORGED}"}))  # internal error quoting it
+    with Running(queue_settings, analyze, log):
+        got = results(client, queue_settings, 3)
+    assert [(r["job_id"], r["status"], r.get("error_code")) for r in got] == [
+        (901, "completed", None),
+        (902, "failed", "invalid_path"),
+        (903, "failed", "internal"),
+    ]
+    text = stream.getvalue()
+    lines = text.splitlines()
+    assert not [line for line in lines if line.startswith(("FORGED", "INFO FORGED", "ERROR FORGED"))], text
+    assert all("\r" not in line and "\x1b" not in line for line in lines), text
+    assert f"INFO job 901: analyzing sets/a.wav\\n{FORGED}\\r\\x1b[2K" in lines, text
+    refused = [line for line in lines if line.startswith("ERROR job 902 refused: [invalid_path]")]
+    assert len(refused) == 1 and f".wav\\n{FORGED}" in refused[0], text
+    assert any(line.startswith("ValueError: cannot open raise\\n" + FORGED) for line in lines), text
+
+
+def test_loggable_escapes_what_is_not_printable_and_nothing_else() -> None:
+    assert loggable("a\nb\r\tc\x1b[0m\u2028\u202e\ud800") == "a\\nb\\r\\tc\\x1b[0m\\u2028\\u202e\\ud800"
+    assert loggable("back\\slash\\n") == "back\\\\slash\\\\n"  # a sent backslash never reads as an escape
+    assert loggable("Café · 東京 😀 'x' \"y\"") == "Café · 東京 😀 'x' \"y\""
+    assert loggable("\n" * 500).startswith("\\n" * 200 + "... (300 more characters)")
+    listing = DeadLetter(f"not json\n{FORGED}".encode(), -1).summary()
+    assert "\n" not in listing and listing.endswith(f"not json\\n{FORGED}")

@@ -18,7 +18,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from offbeat.contract import NO_JOB_ID, CueTrack, FailedResult, Job, dump_result, validate_job
 from offbeat.dsp import levels, segmentation
-from offbeat.errors import AnalysisError, ErrorCode, bounded, bounded_traceback
+from offbeat.errors import MESSAGE_CHARS, AnalysisError, ErrorCode, bounded, bounded_traceback, loggable
 from offbeat.flows import report
 from offbeat.flows.tasks import TASK_OPTIONS, run_graph, store
 from offbeat.paths import Source, open_job_source, open_local_source
@@ -155,7 +155,7 @@ def _healing_graph(opened: Source, cues: list[tuple[str, float]] | None, redo: s
             if set(exc.stages) <= forgotten and exc.stages:
                 raise  # damaged again right after being recomputed: not the store's old damage
             forgotten.update(exc.stages)
-            logger.warning("%s; running the stages again", exc.message)
+            logger.warning("%s; running the stages again", loggable(exc.message, MESSAGE_CHARS))
             continue
         # A forgotten entry was recomputed by a later pass of this run: the last pass read it back, but it did not
         # come from the store as the run found it.
@@ -197,7 +197,9 @@ def _analyze(
         return document
     except Exception as exc:
         if isinstance(exc, AnalysisError):
-            logger.error("job %s failed at %s: [%s] %s", job_id, exc.stage, exc.code, exc.message)
+            logger.error(
+                "job %s failed at %s: [%s] %s", job_id, exc.stage, exc.code, loggable(exc.message, MESSAGE_CHARS)
+            )
         else:
             logger.error("internal error: %s", bounded_traceback(exc))
         failed = FailedResult.from_error(job_id, exc)

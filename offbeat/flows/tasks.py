@@ -21,7 +21,7 @@ from prefect.states import Completed, Failed, State
 
 from offbeat.console import BOARD
 from offbeat.contract import as_analysis_error
-from offbeat.errors import AnalysisError, bounded_traceback
+from offbeat.errors import MESSAGE_CHARS, AnalysisError, bounded_traceback, loggable
 from offbeat.pipeline import registry
 from offbeat.pipeline.runner import Cues, Run, StageRef, combined
 from offbeat.pipeline.stage import Sink, Step
@@ -93,7 +93,7 @@ def _run_step(
         )
         ref = run.sink(name, upstream) if name in registry.SINKS else run.stage(name, upstream, index)
     except AnalysisError as exc:
-        logger.error("%s: [%s] %s", exc.stage or name, exc.code, exc.message)
+        logger.error("%s: [%s] %s", exc.stage or name, exc.code, loggable(exc.message, MESSAGE_CHARS))
         return Failed(message=str(exc), data=exc)
     except Exception as exc:
         logger.error("%s: internal error: %s", name, bounded_traceback(exc))

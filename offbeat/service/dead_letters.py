@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import redis
 
 from offbeat.contract import job_id_of
-from offbeat.errors import bounded
+from offbeat.errors import loggable
 from offbeat.service.transport import TransportError, attempts_prefix, dead_letter_list
 
 # Move one message back to the end of the job queue with a fresh attempt count, if it is still a dead letter.
@@ -29,8 +29,9 @@ class DeadLetter:
     job_id: int  # -1 when the message does not say
 
     def summary(self, chars: int = 160) -> str:
-        """One line for a listing: the job id, the size and the start of the message."""
-        text = bounded(self.raw.decode("utf-8", "replace"), chars)
+        """One line for a listing: the job id, the size and the start of the message (escaped: a message may
+        hold any bytes, a newline that would forge a listing line among them)."""
+        text = loggable(self.raw.decode("utf-8", "replace"), chars)
         return f"job {self.job_id}\t{len(self.raw)} bytes\t{text}"
 
 

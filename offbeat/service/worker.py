@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from offbeat.contract import FailedResult, Job, dump_result, job_id_of, parse_job
-from offbeat.errors import AnalysisError, ErrorCode, bounded, bounded_traceback
+from offbeat.errors import AnalysisError, ErrorCode, bounded, bounded_traceback, loggable
 from offbeat.service.transport import Delivery, RedisUnavailable, WorkerQueue
 from offbeat.settings import Settings
 from offbeat.storage import ArtifactStore, JobLedger, open_store
@@ -213,7 +213,7 @@ class Worker:
         except Exception as exc:  # parse_job raises AnalysisError only; anything else is the message's fault too
             job_id = job_id_of(delivery.raw)
             error = exc if isinstance(exc, AnalysisError) else AnalysisError(ErrorCode.INVALID_JOB, bounded(exc))
-            self.log.error("job %s refused: [%s] %s", job_id, error.code, bounded(error.message))
+            self.log.error("job %s refused: [%s] %s", job_id, error.code, loggable(error.message))
             self._publish(delivery, job_id, dump_result(FailedResult.from_error(job_id, error)), locked=False)
             return
         with self._guard:
@@ -231,7 +231,7 @@ class Worker:
         try:
             record = self.ledger.answered(job.job_id)
         except Exception as exc:  # an unreadable ledger costs a recomputation, nothing more
-            self.log.warning("job ledger unreadable (%s): analyzing job %d again", exc, job.job_id)
+            self.log.warning("job ledger unreadable (%s): analyzing job %d again", loggable(exc), job.job_id)
             return None
         if record is None or record["job"] != job.model_dump_json():
             return None
@@ -249,7 +249,7 @@ class Worker:
                 raise _Abandoned
 
     def _analyze(self, job: Job) -> dict[str, Any]:
-        self.log.info("job %d: analyzing %s", job.job_id, bounded(job.relative_path or job.file_path))
+        self.log.info("job %d: analyzing %s", job.job_id, loggable(job.relative_path or job.file_path))
         document = self.analyze(job)
         if not isinstance(document, dict) or "status" not in document:
             error = AnalysisError(ErrorCode.INTERNAL, "the analysis returned no result", retryable=True)
@@ -258,7 +258,7 @@ class Worker:
             try:
                 self.ledger.record(job.job_id, job.model_dump_json(), document)
             except Exception as exc:
-                self.log.warning("job %d: not recorded in the job ledger (%s)", job.job_id, exc)
+                self.log.warning("job %d: not recorded in the job ledger (%s)", job.job_id, loggable(exc))
         return document
 
     def _dead_letter(self, delivery: Delivery, attempts: int) -> None:
@@ -282,7 +282,7 @@ class Worker:
         except _Abandoned:
             pass
         except Exception as again:  # the message stays held; the worker's retirement hands it back
-            self.log.error("job %s: no failed result could be published: %s", job_id, bounded(again))
+            self.log.error("job %s: no failed result could be published: %s", job_id, loggable(again))
 
     def _publish(
         self, delivery: Delivery, job_id: int, document: dict[str, Any], *, locked: bool, dead: bool = False
