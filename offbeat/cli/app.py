@@ -5,15 +5,23 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
 import json
 import os
+import queue
 import signal
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
+
+T = TypeVar("T")
 
 app = typer.Typer(help="The Offbeat Engine: structured analysis of long DJ mixes.", no_args_is_help=True)
 models_app = typer.Typer(help="Spleeter checkpoints.", no_args_is_help=True)
@@ -34,6 +42,92 @@ def _prefect_defaults() -> None:
     """
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    tether_temporary_servers()
+
+
+PR_SET_PDEATHSIG = 1  # from linux/prctl.h
+
+
+def tether_temporary_servers() -> None:
+    """Have every temporary Prefect API server this process starts die with it, however it ends.
+
+    Without an API URL, Prefect starts its own server (`SubprocessASGIServer`, a uvicorn child) and stops it at
+    exit; a process killed by SIGKILL (or ended by `os._exit`) runs no exit handler, and the server lived on,
+    orphaned, for good. Here the child is started with a parent-death signal (Linux `prctl(PR_SET_PDEATHSIG)`,
+    set between fork and exec), so the kernel kills it the moment this process is gone. The signal is tied to
+    the thread that forks, not to the process: Prefect may start its server from any of its threads, some of
+    which end long before the process, so the fork is done by one thread of ours that lives as long as the
+    process (`_PARENT`). Prefect's server module creates the process through its module-level `subprocess`,
+    which is handed a copy whose `Popen` does this; nothing else of Prefect changes. Linux only, and only when no
+    API URL is set (the server module is costly to import, and with an API no temporary server starts)."""
+    if not sys.platform.startswith("linux"):
+        return
+    from prefect.settings import get_current_settings
+
+    if get_current_settings().api.url:
+        return
+    from prefect.server.api import server
+
+    if not isinstance(server.subprocess, _TetheredSubprocess):
+        server.subprocess = _TetheredSubprocess()  # type: ignore[assignment]
+
+
+class _ParentThread:
+    """One daemon thread that runs what it is given (process starts) and never ends before the process does: the
+    parent, for the kernel, of children with a parent-death signal. A daemon thread waiting for work is left
+    alone at interpreter shutdown, so the signal comes only when the process itself is gone."""
+
+    def __init__(self) -> None:
+        self._work: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._guard = threading.Lock()
+
+    def run(self, work: Callable[[], T]) -> T:
+        """`work()`, run on the parent thread; its result, or its exception raised here."""
+        with self._guard:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._serve, name="offbeat-server-parent", daemon=True)
+                self._thread.start()
+        done: Future[T] = Future()
+        self._work.put((work, done))
+        return done.result()
+
+    def _serve(self) -> None:
+        while True:
+            work, done = self._work.get()
+            try:
+                done.set_result(work())
+            except BaseException as exc:  # handed to the caller, who raises it
+                done.set_exception(exc)
+
+
+_PARENT = _ParentThread()
+
+
+class _TetheredPopen(subprocess.Popen):  # type: ignore[type-arg]
+    """`subprocess.Popen` forked by `_PARENT` with SIGKILL as the child's parent-death signal (SIGKILL: nobody is
+    left to follow a SIGTERM that the server were slow to obey). A child whose parent died before the signal was
+    set (it would never come) leaves at once."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before the fork: the child only calls it
+        parent = os.getpid()
+
+        def die_with_parent() -> None:
+            prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+            if os.getppid() != parent:
+                os._exit(1)
+
+        _PARENT.run(lambda: super(_TetheredPopen, self).__init__(*args, preexec_fn=die_with_parent, **kwargs))
+
+
+class _TetheredSubprocess:
+    """The `subprocess` module as Prefect's server module sees it once tethered: the same, but `Popen`."""
+
+    Popen = _TetheredPopen
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(subprocess, name)
 
 
 PREFECT_SERVER_APP = b"prefect.server.api.server:create_app"  # in the command line of Prefect's temporary server
