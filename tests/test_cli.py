@@ -55,3 +55,38 @@ def test_schema_command() -> None:
     assert result.returncode == 0
     schemas = json.loads(result.stdout)
     assert {"job", "result"} <= set(schemas)
+
+
+def test_analyze_of_a_missing_file_answers_before_prefect_starts(settings: Settings, tmp_path: Path) -> None:
+    """The file is checked before the flow: a Prefect API that does not answer is never reached (it waited ~15 s
+    for Prefect's start-up, then said `file_not_found`), and the document is the flow's own failed result."""
+    unreachable = "http://127.0.0.1:9/api"  # the discard port: any use of Prefect would fail, not say file_not_found
+    for path, code in ((tmp_path / "missing.wav", "file_not_found"), (tmp_path, "invalid_path")):
+        result = offbeat("analyze", str(path), "--job-id", "4", api=unreachable)
+        assert result.returncode == 1, result.stderr
+        doc = json.loads(result.stdout)
+        assert doc == {
+            "job_id": 4,
+            "status": "failed",
+            "error": doc["error"],
+            "error_code": code,
+            "stage": "intake",
+            "retryable": False,
+        }
+        assert path.name in doc["error"] and f"analysis failed [{code}]" in result.stderr
+
+
+def test_cache_ls_does_not_create_the_store(settings: Settings, tmp_path: Path) -> None:
+    """Listing a store that does not exist yet lists nothing and leaves no folder behind (a read does not write);
+    once the store exists it is listed as before."""
+    from offbeat.storage import open_store
+
+    root = Path(settings.artifact_store)
+    listed = offbeat("cache", "ls")
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.startswith("0 entries, 0 B in ") and not root.exists()
+    shown = offbeat("cache", "show", str(write_wav(tmp_path / "mix.wav", seconds=2.0)))
+    assert shown.returncode == 0 and "nothing cached" in shown.stdout and not root.exists()
+    open_store(settings).close()
+    listed = offbeat("cache", "ls")
+    assert listed.returncode == 0 and listed.stdout == f"0 entries, 0 B in {root}\n" and root.exists()

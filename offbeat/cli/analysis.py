@@ -59,7 +59,13 @@ def run_analysis(
         raise typer.BadParameter(f"model must be 2stems or 4stems, not {model}")
     refresh = _checked_stages(refresh)
     from offbeat.contract import FailedResult, dump_result
+    from offbeat.errors import AnalysisError
 
+    try:
+        if source is not None and job is None:
+            _check_source(source)
+    except AnalysisError as exc:  # the flow's own answer, without waiting ~15 s for Prefect to start first
+        return dump_result(FailedResult.from_error(job_id, exc))
     try:
         return _run_flow(source, job, job_id, refresh, cues, model)
     except Exception as exc:
@@ -67,6 +73,15 @@ def run_analysis(
 
         typer.echo(f"analysis could not run: {bounded_traceback(exc)}", err=True)
         return dump_result(FailedResult.from_error(job_id, exc, stage="startup"))
+
+
+def _check_source(source: Path) -> None:
+    """Open the file as the flow will (`offbeat.paths.open_local_source`) and close it again: a missing file, a
+    folder or a path the flow would refuse raises the same `intake` AnalysisError before Prefect starts."""
+    from offbeat.paths import open_local_source
+    from offbeat.settings import get_settings
+
+    open_local_source(source, get_settings().shared_mount_path).close()
 
 
 def _run_flow(

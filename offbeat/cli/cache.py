@@ -51,10 +51,15 @@ def _age(seconds: float) -> str:
 
 @cache_app.command("ls")
 def cache_ls() -> None:
-    """Entries per source: stage, key, size, age and time since last use."""
-    from offbeat.storage import open_store
+    """Entries per source: stage, key, size, age and time since last use. A store not created yet lists nothing
+    and stays uncreated (a read does not write)."""
+    from offbeat.settings import get_settings
+    from offbeat.storage import open_existing_store
 
-    store, now = open_store(), time.time()
+    store, now = open_existing_store(), time.time()
+    if store is None:
+        typer.echo(f"0 entries, 0 B in {get_settings().artifact_store} (no store there yet)")
+        return
     names = store.source_names()
     by_source: dict[str, list[dict[str, Any]]] = {}
     for record in store.entries():
@@ -77,12 +82,15 @@ def cache_show(source: Annotated[Path, typer.Argument(help="audio file")]) -> No
     """Which stages of a file are cached with the current settings and versions (a run without cue hints)."""
     from offbeat.pipeline.runner import current_keys
     from offbeat.settings import get_settings
-    from offbeat.storage import open_store
+    from offbeat.storage import open_existing_store
 
     if not source.is_file():
         typer.echo(f"error: no such file: {source}", err=True)
         raise typer.Exit(1)
-    store = open_store()
+    store = open_existing_store()
+    if store is None:
+        typer.echo(f"{source}: nothing cached (no store at {get_settings().artifact_store} yet)")
+        return
     digest = store.source_digest(source)
     keys = current_keys(store, digest, get_settings())
     others = {r["key"]: r for r in store.entries() if r.get("source") == digest}

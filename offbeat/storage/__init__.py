@@ -9,7 +9,7 @@ from offbeat.storage.exports import ExportRecords
 from offbeat.storage.index import DiskIndex, Index, open_index
 from offbeat.storage.keys import KEY_LENGTH, entry_key
 from offbeat.storage.ledger import JobLedger
-from offbeat.storage.store import ArtifactStore, open_store, store_config
+from offbeat.storage.store import ArtifactStore, open_existing_store, open_store, store_config
 
 __all__ = [
     "KEY_LENGTH",
@@ -23,6 +23,7 @@ __all__ = [
     "Index",
     "JobLedger",
     "entry_key",
+    "open_existing_store",
     "open_index",
     "open_store",
     "store_config",

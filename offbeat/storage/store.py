@@ -317,3 +317,13 @@ def open_store(settings: Any = None, config: StoreConfig | None = None) -> Artif
         )
     index = open_index(index_url, Path(index_path))
     return ArtifactStore(root, index, host=host, lease_sec=lease_sec, options=json.loads(options))
+
+
+def open_existing_store(settings: Any = None) -> ArtifactStore | None:
+    """The configured store for reading, or None when it holds nothing yet: its local index folder does not
+    exist. Opening the index creates that folder (and the store's), which a command that only reads (`offbeat
+    cache ls`) must not do."""
+    config = store_config(settings)
+    if not config[2] and not Path(config[1]).exists():
+        return None
+    return open_store(config=config)
