@@ -11,14 +11,16 @@ import pytest
 import soundfile as sf
 
 from offbeat.contract import Job
+from offbeat.dsp import silence
 from offbeat.errors import AnalysisError, ErrorCode
 from offbeat.paths import open_job_source
 from offbeat.pipeline import registry
+from offbeat.pipeline.assemble import warnings
 from offbeat.pipeline.runner import Run
 from offbeat.settings import Settings
-from offbeat.storage import ArtifactStore
+from offbeat.storage import ArtifactStore, Entry
 
-from .audio_files import write_samples
+from .audio_files import write_samples, write_wav
 
 
 def tone(seconds: float, rate: int = 44100) -> np.ndarray:
@@ -82,3 +84,109 @@ def test_trim_gates_separation() -> None:
     assert "separate" not in registry.dependents({"trim"})
     with pytest.raises(ValueError, match="waits for"):
         registry.check_graph((registry.STAGES["decode"], separate))
+
+
+def entries(
+    tmp_path: Path, name: str, names: tuple[str, ...] = ("decode", "trim"), cues: list[tuple[str, float]] | None = None
+) -> dict[str, Entry]:
+    """The entries of the stages `names` (in graph order, no separation), the file opened as a job opens it."""
+    source = open_job_source(Job(job_id=1, relative_path=name), tmp_path)
+    try:
+        run = Run(ArtifactStore(tmp_path / "artifacts", tmp_path / "index"), Settings(), source.path, cues=cues)
+        refs = {}
+        for stage in names:
+            refs[stage] = run.stage(stage, refs)
+        found = {stage: run.store.get(ref.key) for stage, ref in refs.items()}
+        return {stage: entry for stage, entry in found.items() if entry is not None}
+    finally:
+        source.close()
+
+
+SR = 44100
+NOISE = np.random.default_rng(3).standard_normal((4 * SR, 2))
+
+
+def _offset_switching_on() -> np.ndarray:
+    data = np.zeros((4 * SR, 2))
+    data[2 * SR :] = 0.4
+    return data
+
+
+@pytest.mark.parametrize(
+    ("what", "data"),
+    [
+        ("digital silence", np.zeros((4 * SR, 2))),
+        ("a DC offset", np.full((4 * SR, 2), 0.5)),
+        ("a constant at negative full scale", np.full((4 * SR, 2), -1.0)),
+        ("an offset with inaudible noise on it", 0.3 + 1e-4 * NOISE),  # the noise is at -80 dBFS
+        ("an offset switching on halfway (one click)", _offset_switching_on()),
+    ],
+)
+def test_audio_with_no_sound_in_it_is_silent_audio(tmp_path: Path, what: str, data: np.ndarray) -> None:
+    """10 s of DC offset used to come back as a 66 BPM track in F minor with vocals: levels are now taken after a
+    high-pass below hearing, and a click is no music."""
+    write_samples(tmp_path / "nothing.wav", data.astype(np.float32), SR, subtype="FLOAT")
+    with pytest.raises(AnalysisError) as caught:
+        entries(tmp_path, "nothing.wav")
+    assert caught.value.code is ErrorCode.SILENT_AUDIO and caught.value.stage == "trim", what
+
+
+def test_music_on_an_offset_and_the_synthetic_mix_are_not_silent(tmp_path: Path) -> None:
+    """The high-pass takes the offset, not the music: a tone on a DC offset and the engine's synthetic mix (the
+    demo's and the tests' audio) keep their bounds, with no warning."""
+    write_samples(tmp_path / "offset.wav", tone(3.0) + np.float32(0.2), SR, subtype="FLOAT")
+    trim = entries(tmp_path, "offset.wav")["trim"].attrs
+    assert (trim["trimmed_start_sec"], trim["trimmed_end_sec"]) == (0.0, 0.0) and trim["warnings"] == []
+    write_wav(tmp_path / "mix.wav", seconds=6.0, lead=1.5, tail=1.0)
+    trim = entries(tmp_path, "mix.wav")["trim"].attrs
+    assert trim["trimmed_start_sec"] == pytest.approx(1.5, abs=0.05)
+    assert trim["trimmed_end_sec"] == pytest.approx(1.0, abs=0.05)
+    assert trim["warnings"] == []
+
+
+@pytest.mark.parametrize(("gain", "warned"), [(100.0, True), (10.0, True), (1.0, False), (1.5, False)])
+def test_audio_over_full_scale_is_measured_with_a_warning(tmp_path: Path, gain: float, warned: bool) -> None:
+    """A float WAV far over full scale is analyzed as it is (its loudness is what its samples measure) and the
+    result says so; a peak within OVER_SCALE_DB of full scale (a loud master's overs) is no news."""
+    write_samples(tmp_path / "loud.wav", tone(3.0) * np.float32(gain / 0.3), SR, subtype="FLOAT")
+    found = entries(tmp_path, "loud.wav")
+    said = warnings(found | {"segment": found["decode"]})  # decode's and trim's warnings, as the result has them
+    assert bool(said) is warned
+    if warned:
+        (warning,) = said
+        level = 20 * np.log10(gain)
+        assert "far over full scale" in warning and f"{level:+.1f} dBFS" in warning
+        assert level > silence.OVER_SCALE_DB
+        peak = float(np.abs(found["decode"]["stereo"][...]).max())
+        assert peak == pytest.approx(gain, rel=1e-3)  # stored as it is, not clipped or wrapped
+
+
+@pytest.mark.parametrize("peak", [256.0, 1000.0, -1e6])
+def test_audio_beyond_what_the_store_holds_is_corrupt_audio(tmp_path: Path, peak: float) -> None:
+    """Samples from +48 dBFS up wrapped around in the store's 24-bit audio and came back as +48 LUFS noise with
+    vocals and 99 % of the stems clipped: refused instead, before anything is stored."""
+    data = tone(3.0)
+    data[40_000:40_004] = peak
+    write_samples(tmp_path / "huge.wav", data, SR, subtype="FLOAT")
+    with pytest.raises(AnalysisError) as caught:
+        entries(tmp_path, "huge.wav")
+    assert caught.value.code is ErrorCode.CORRUPT_AUDIO and caught.value.stage == "decode"
+    assert "dBFS" in caught.value.message and "at most 256x full scale" in caught.value.message
+
+
+def test_cues_outside_the_music_are_dropped_with_a_warning(tmp_path: Path) -> None:
+    """Cues past the end of the music (and before its start) start no track, and the result says which; the
+    titles of the cues kept stay with their tracks."""
+    write_wav(tmp_path / "mix.wav", seconds=8.0, lead=1.0, tail=0.5)
+    names = ("decode", "trim", "activations", "envelopes", "beats", "segment")
+    cues = [("A", 0.0), ("early", 0.5), ("B", 5.0), ("C", 30.0), ("D", 45.0)]
+    found = entries(tmp_path, "mix.wav", names, cues)
+    segment = found["segment"].attrs
+    assert segment["titles"] == ["A", "B"]
+    assert len(segment["starts"]) == 2 and segment["starts"][1] == pytest.approx(5.0, abs=0.01)
+    assert warnings(found) == segment["warnings"]
+    late, early = segment["warnings"]
+    assert late.startswith("2 cues ('C' at 30.0 s, 'D' at 45.0 s) start past the end of the music (9.0 s)")
+    assert early.startswith("1 cue ('early' at 0.5 s) starts before the music starts (1.0 s)")
+    inside = entries(tmp_path, "mix.wav", names, [("A", 0.0), ("B", 5.0)])
+    assert inside["segment"].attrs["warnings"] == [] and inside["segment"].attrs["titles"] == ["A", "B"]

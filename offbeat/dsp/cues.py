@@ -6,6 +6,19 @@ import numpy as np
 
 from offbeat.dsp import segmentation
 
+LISTED_CUES = 3  # dropped cues named in a warning; the rest are counted, so 3000 cues make no huge document
+
+
+def _snapped(
+    cues: list[tuple[str, float]], found: np.ndarray, music_start: float, music_end: float, tolerance: float
+) -> tuple[list[tuple[str, float]], np.ndarray, np.ndarray]:
+    """The cues in time order, the boundaries the second one on snap to, and which of those lie inside the music
+    (the first cue starts the music, so it always does)."""
+    ordered = sorted(cues, key=lambda cue: cue[1])
+    times = np.array([t for _, t in ordered[1:]], dtype=float)
+    bounds = segmentation.snap_cues(times, found, tolerance)
+    return ordered, bounds, (bounds > music_start) & (bounds < music_end)
+
 
 def tracks_from_cues(
     cues: list[tuple[str, float]],
@@ -17,11 +30,34 @@ def tracks_from_cues(
 ) -> tuple[segmentation.Segments, list[str | None]]:
     """One track per cue (the first cue starts the music); a cue within `tolerance` of a detected boundary moves
     there and takes its transition window, one kept as given has none (zero width). Returns the segments and
-    the cue titles, in time order."""
-    ordered = sorted(cues, key=lambda cue: cue[1])
-    times = np.array([t for _, t in ordered[1:]], dtype=float)
-    bounds = segmentation.snap_cues(times, found, tolerance)
+    the cue titles, in time order. A cue outside the music starts no track (`dropped_cues` says which)."""
+    ordered, bounds, inside = _snapped(cues, found, music_start, music_end, tolerance)
     match = {float(b): (float(lo), float(hi)) for b, lo, hi in zip(found, *windows, strict=True)}
     spans = np.array([match.get(float(b), (b, b)) for b in bounds]).reshape(-1, 2)
     segments = segmentation.segments_from_boundaries(bounds, (spans[:, 0], spans[:, 1]), music_start, music_end)
-    return segments, [title for title, _ in ordered][: len(segments.starts)]
+    kept = [ordered[0][0]] + [title for (title, _), keep in zip(ordered[1:], inside, strict=True) if keep]
+    return segments, kept[: len(segments.starts)]
+
+
+def dropped_cues(
+    cues: list[tuple[str, float]], found: np.ndarray, music_start: float, music_end: float, tolerance: float
+) -> list[str]:
+    """Warnings naming the cues that start no track because they lie past the end of the music (or before its
+    start, in the leading silence): they used to vanish from the result without a word."""
+    ordered, bounds, inside = _snapped(cues, found, music_start, music_end, tolerance)
+    out = [(cue, bound) for cue, bound, keep in zip(ordered[1:], bounds, inside, strict=True) if not keep]
+    after = [cue for cue, bound in out if bound >= music_end]
+    before = [cue for cue, bound in out if bound < music_end]
+    warnings = []
+    if after:
+        warnings.append(f"{_listed(after)} past the end of the music ({music_end:.1f} s): dropped")
+    if before:
+        warnings.append(f"{_listed(before)} before the music starts ({music_start:.1f} s): dropped")
+    return warnings
+
+
+def _listed(cues: list[tuple[str, float]]) -> str:
+    """'2 cues start' with the first LISTED_CUES named and timed, for a warning."""
+    named = ", ".join(f"{title[:80]!r} at {start:.1f} s" for title, start in cues[:LISTED_CUES])
+    more = f" and {len(cues) - LISTED_CUES} more" if len(cues) > LISTED_CUES else ""
+    return f"{len(cues)} cue{'s' if len(cues) != 1 else ''} ({named}{more}) start{'s' if len(cues) == 1 else ''}"

@@ -16,6 +16,12 @@ from offbeat.storage import Entry, entry_key
 READS = ("decode", "trim", "envelopes", "beats", "drum_beats", "segment")
 
 
+def warnings(entries: Mapping[str, Entry]) -> list[str]:
+    """`engine.warnings`: what the stages found a person should know, in stage order: the file (decode), what
+    the audio is (trim: far over full scale), the cue hints (segment: cues outside the music)."""
+    return [text for name in ("decode", "trim", "segment") for text in entries[name].attrs.get("warnings", [])]
+
+
 def assemble(
     job_id: int, refs: Mapping[str, StageRef], entries: Mapping[str, Entry], tracks: list[Entry]
 ) -> CompletedResult:
@@ -58,6 +64,6 @@ def assemble(
             analysis_id=analysis_id,
             timings_sec={name: round(ref.seconds, 4) for name, ref in refs.items()},
             cached_stages=[name for name, ref in refs.items() if ref.cached],
-            warnings=list(decoded.attrs.get("warnings", [])),
+            warnings=warnings(entries),
         ),
     )

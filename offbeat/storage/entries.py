@@ -23,6 +23,9 @@ _COMPRESSORS = (ZstdCodec(level=1), Crc32cCodec())  # crc32c makes a damaged chu
 # of zstd on float32, at the same speed. Readers get float32 back.
 warnings.filterwarnings("ignore", message="Numcodecs codecs are not in the Zarr version 3 specification")
 _AUDIO_FILTERS = (FixedScaleOffset(offset=0, scale=2**23, dtype="<f4", astype="<i4"),)
+# The largest sample magnitude an audio array holds: beyond it the cast to 32-bit integers overflows and the
+# stored samples are garbage (a float file reaching 1000.0 read back as +48 LUFS noise), so decode refuses it.
+AUDIO_PEAK_LIMIT = 2.0**31 / 2**23
 _AUDIO_COMPRESSORS = (BloscCodec(cname="zstd", clevel=1, shuffle="shuffle"), Crc32cCodec())
 
 

@@ -12,6 +12,7 @@ from offbeat.media import decode
 from offbeat.pipeline.stage import Progress, Stage
 from offbeat.settings import Settings
 from offbeat.storage import ChunkAppender, Entry, EntryWriter
+from offbeat.storage.entries import AUDIO_PEAK_LIMIT
 
 
 def params(s: Settings) -> dict[str, Any]:
@@ -53,6 +54,7 @@ def compute(
         if not np.isfinite(stereo_block).all():  # +24 LUFS and vocals everywhere otherwise
             not_numbers = "the audio holds samples that are not numbers (NaN or infinity)"
             raise AnalysisError(ErrorCode.CORRUPT_AUDIO, not_numbers, stage="decode")
+        check_peak(max(np.abs(stereo_block).max(initial=0.0), np.abs(mono_block).max(initial=0.0)))
         stereo_out.append(stereo_block)
         mono_out.append(mono_block)
         done += len(stereo_block)
@@ -84,6 +86,19 @@ def check_rate(rate: int, bounds: tuple[int, int]) -> None:
         raise AnalysisError(
             ErrorCode.CORRUPT_AUDIO,
             f"the file claims a sample rate of {rate} Hz; {bounds[0]}-{bounds[1]} Hz is accepted",
+            stage="decode",
+        )
+
+
+def check_peak(peak: float) -> None:
+    """Refuse samples the store cannot hold (AUDIO_PEAK_LIMIT, +48 dBFS): stored, they would wrap into noise and
+    be measured as such. Audio over full scale but within that range is analyzed as it is, with a warning
+    (`trim`)."""
+    if peak >= AUDIO_PEAK_LIMIT:
+        raise AnalysisError(
+            ErrorCode.CORRUPT_AUDIO,
+            f"the audio's samples reach {peak:.4g} ({20 * np.log10(peak):+.1f} dBFS; 1.0 is full scale): at most "
+            f"{AUDIO_PEAK_LIMIT:g}x full scale can be analyzed (a float file written without scaling?)",
             stage="decode",
         )
 

@@ -45,7 +45,8 @@ def compute(
     cues: list[tuple[str, float]] | None,
 ) -> None:
     """Track boundaries by partitioning the mix into self-similar parts; with cue hints, one track per cue,
-    snapped to nearby boundaries. The novelty curve is kept for the picture of the mix."""
+    snapped to nearby boundaries; cues outside the music are dropped with a warning (`warnings`, read into the
+    result's `engine.warnings`). The novelty curve is kept for the picture of the mix."""
     novelty_input, description = described(envelopes, beats)
     start, end = music_bounds(decode, trim)
     min_track_sec = params["min_track_sec"]
@@ -53,8 +54,10 @@ def compute(
     out.put_array("novelty", curve.astype(np.float32))
     found, left, right = track_boundaries.find_boundaries(description, start, end, min_track_sec)
     titles: list[str | None]
+    warnings: list[str] = []
     if cues:
         segments, titles = cue_hints.tracks_from_cues(cues, found, (left, right), start, end, params["cue_tolerance"])
+        warnings = cue_hints.dropped_cues(cues, found, start, end, params["cue_tolerance"])
     else:
         segments = segmentation.segments_from_boundaries(found, (left, right), start, end)
         titles = [None] * len(segments.starts)
@@ -65,6 +68,7 @@ def compute(
         transition_ends=np.round(segments.transition_ends, 3).tolist(),
         titles=titles,
         detected_boundaries=np.round(found, 3).tolist(),
+        warnings=warnings,
     )
 
 
