@@ -11,7 +11,9 @@ network), 0.8 s (four) or 1.5 s (eight) of networks on one core, where madmom's 
 
 The network is bidirectional, so a long mix is cut into blocks with `CONTEXT_FRAMES` of audio on each
 side; the block's own frames then match a whole-signal pass closely, in memory that does not grow with
-the mix.
+the mix. `BATCH_BLOCKS` consecutive blocks form a span: the span's features are computed once (each block's
+context is its neighbours' audio, not computed a second time) and its blocks go through the networks as one
+batch, where a frame step of several sequences costs little more than one (`offbeat.dsp.blstm`).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ NETWORKS = 4  # default count of madmom's 8 downbeat networks (setting `beat_net
 MAX_NETWORKS = 8
 BLOCK_FRAMES = 60 * FPS  # frames computed per block
 CONTEXT_FRAMES = 10 * FPS  # frames of audio each side of a block that the recurrent network sees
+BATCH_BLOCKS = 3  # blocks per span: features computed once for the span, its blocks run as one network batch
 FEATURE_PIECE_FRAMES = 20 * FPS  # features are computed this many frames at a time (memory; see `_features`)
 FEATURE_MARGIN_FRAMES = FPS  # audio each side of a piece: > half the longest STFT frame + the difference lag
 # Memory settings: each leaves every output as it is (features are frame for frame those of a whole block).
@@ -143,15 +146,40 @@ def frame_count(samples: int) -> int:
     return -(-samples // HOP)
 
 
-def block_plan(samples: int) -> Iterator[tuple[int, int, slice]]:
-    """(first sample, last sample, kept frames) per block: the samples to read (possibly outside the
-    signal: read zeros there) and which frames of their activations belong to the block."""
+def span_plan(samples: int) -> Iterator[tuple[int, int]]:
+    """(first frame, last frame) of each span of up to BATCH_BLOCKS blocks; a span's audio to read runs from
+    CONTEXT_FRAMES before its first frame to CONTEXT_FRAMES after its last (zeros outside the signal)."""
     total = frame_count(samples)
-    for first in range(0, total, BLOCK_FRAMES):
-        last = min(total, first + BLOCK_FRAMES)
-        start = (first - CONTEXT_FRAMES) * HOP
-        stop = (last + CONTEXT_FRAMES) * HOP
-        yield start, stop, slice(CONTEXT_FRAMES, CONTEXT_FRAMES + last - first)
+    for first in range(0, total, BLOCK_FRAMES * BATCH_BLOCKS):
+        yield first, min(total, first + BLOCK_FRAMES * BATCH_BLOCKS)
+
+
+def span_activations(mono: np.ndarray, frames: int, networks: int = NETWORKS) -> list[np.ndarray]:
+    """(frames of the block, 2) activations of each block of a span of `frames` frames, for `mono` the span's
+    audio with CONTEXT_FRAMES of audio on each side.
+
+    Each block is its own sequence of BLOCK_FRAMES (the last one possibly fewer) plus CONTEXT_FRAMES each side,
+    cut from features computed once over the span: a block's frames do not depend on the other blocks. Blocks of
+    full length run as one batch; a shorter last block runs on its own rather than padded, so that the backward
+    direction starts CONTEXT_FRAMES after its last frame, as for every other block."""
+    if not 1 <= networks <= MAX_NETWORKS:
+        raise ValueError(f"networks must be 1..{MAX_NETWORKS}, not {networks}")
+    pre, network = _processors(networks)
+    features = _features(pre, np.ascontiguousarray(mono, dtype=np.float32))
+    features = np.pad(features, ((0, max(0, frames + 2 * CONTEXT_FRAMES - len(features))), (0, 0)))
+    firsts = range(0, frames, BLOCK_FRAMES)
+    full = [first for first in firsts if first + BLOCK_FRAMES <= frames]
+    width = BLOCK_FRAMES + 2 * CONTEXT_FRAMES
+    blocks: list[np.ndarray] = []
+    if full:
+        batch = np.stack([features[first : first + width] for first in full])
+        act = blstm.activate(network, batch)[:, CONTEXT_FRAMES : CONTEXT_FRAMES + BLOCK_FRAMES, 1:]
+        blocks.extend(act.astype(np.float32))
+    if len(full) < len(firsts):
+        first = firsts[len(full)]
+        act = blstm.activate(network, features[None, first : frames + 2 * CONTEXT_FRAMES])[0]
+        blocks.append(act[CONTEXT_FRAMES : CONTEXT_FRAMES + frames - first, 1:].astype(np.float32))
+    return blocks
 
 
 def blocked_activations(
@@ -160,12 +188,13 @@ def blocked_activations(
     progress: Callable[[float], None] | None = None,
     networks: int = NETWORKS,
 ) -> Iterator[np.ndarray]:
-    """Activations of a long signal, block by block; `read(a, b)` returns mono samples a..b (zeros
-    outside the signal)."""
+    """Activations of a long signal, block by block (see `span_activations`); `read(a, b)` returns mono samples
+    a..b (zeros outside the signal). Progress is reported after each block."""
     total, done = frame_count(samples), 0
-    for start, stop, keep in block_plan(samples):
-        block = activations(read(start, stop), networks)[keep]
-        done += len(block)
-        yield block
-        if progress is not None and total:
-            progress(min(1.0, done / total))
+    for first, last in span_plan(samples):
+        mono = read((first - CONTEXT_FRAMES) * HOP, (last + CONTEXT_FRAMES) * HOP)
+        for block in span_activations(mono, last - first, networks):
+            done += len(block)
+            yield block
+            if progress is not None and total:
+                progress(min(1.0, done / total))

@@ -83,7 +83,9 @@ def _layer(layer: Layer, x: np.ndarray) -> np.ndarray:
     _, blocks, frames, _ = x.shape
     # Input projections of every frame at once: (networks, 2, blocks * frames, 4 * hidden).
     flat = x.reshape(x.shape[0], 1, blocks * frames, x.shape[-1])
-    projected = (np.matmul(flat, layer.weights) + layer.bias).reshape(n, 2, blocks, frames, hidden4)
+    projected = np.matmul(flat, layer.weights)
+    projected += layer.bias  # in place: a second array of this size is the layer's largest allocation
+    projected = projected.reshape(n, 2, blocks, frames, hidden4)
     projected[:, 1] = projected[:, 1, :, ::-1]  # the backward direction reads time reversed
     h = np.broadcast_to(layer.init, (n, 2, blocks, hidden)).copy()
     c = np.broadcast_to(layer.cell_init, (n, 2, blocks, hidden)).copy()

@@ -1,6 +1,6 @@
 """activations: beat and downbeat probabilities every 10 ms from madmom's recurrent network.
 
-Kept apart from `beats` because it is the costly part (about 2 s per minute of audio on one core) and the
+Kept apart from `beats` because it is the costly part (about 1.6 s per minute of audio on one core) and the
 tracking that reads it is cheap and tuned more often: changing the tracker recomputes only the tracker.
 """
 
@@ -46,4 +46,4 @@ def compute(out: EntryWriter, params: dict[str, Any], decode: Entry, progress: P
     out.attrs.update(fps=beat_activation.FPS, networks=params["networks"])
 
 
-STAGE = Stage("activations", 2, compute, params)
+STAGE = Stage("activations", 3, compute, params)
