@@ -117,7 +117,7 @@ def evaluate(
     singles: dict[str, tuple[int, int]] = {}
     rows = []
     for item in mixes:
-        found, _, _ = track_boundaries.find_boundaries(item.description, item.start, item.end, min_track_sec)
+        found = track_boundaries.find_boundaries(item.description, item.start, item.end, min_track_sec).times
         if len(item.mix.boundaries) == 0:
             one, files = singles.get(item.mix.corpus, (0, 0))
             singles[item.mix.corpus] = (one + int(len(found) == 0), files + 1)

@@ -116,6 +116,14 @@ class Track(BaseModel):
     title: str | None = None
     start_time_sec: float
     end_time_sec: float
+    start_confidence: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="how sure the engine is that a new track starts here, 0-1: about that share of starts given "
+        "a confidence p are true (within 10 s); null for the first track and for a cue kept where no boundary "
+        "was found",
+    )
     transition_in: list[float] | None = Field(None, description="[start, end] of the blend into this track")
     transition_out: list[float] | None = Field(None, description="[start, end] of the blend into the next")
     analysis: TrackAnalysis

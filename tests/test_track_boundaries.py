@@ -29,10 +29,22 @@ def test_tracks_are_cut_where_songs_change_not_where_their_sections_do() -> None
         songs.append(song(length, sections, bpm, rng))
         edges.append(edges[-1] + length)
     desc = mix(songs)
-    found, left, right = tb.find_boundaries(desc, 0.0, float(edges[-1]), min_track_sec=30.0)
-    assert len(found) == 3
-    assert np.all(np.abs(found - np.array(edges[1:-1])) <= 6.0)
-    assert np.all(left <= found) and np.all(found <= right)
+    found = tb.find_boundaries(desc, 0.0, float(edges[-1]), min_track_sec=30.0)
+    assert len(found.times) == 3
+    assert np.all(np.abs(found.times - np.array(edges[1:-1])) <= 6.0)
+    assert np.all(found.transition_starts <= found.times) and np.all(found.times <= found.transition_ends)
+    assert np.all((found.confidence >= 0.0) & (found.confidence <= 1.0))
+
+
+def test_confidence_grows_with_how_far_apart_the_keys_are() -> None:
+    c_major, f_sharp = np.zeros(12), np.zeros(12)
+    c_major[[0, 4, 7]] = 1.0
+    f_sharp[[6, 10, 1]] = 1.0
+    key = np.vstack([np.tile(c_major, (30, 1)), np.tile(f_sharp, (30, 1)), np.tile(c_major + 0.1, (30, 1))])
+    sure = tb.confidence(key, np.array([30, 60]))
+    assert np.all((sure >= 0) & (sure <= 1)) and sure[0] > 0.5
+    same = tb.confidence(np.tile(c_major, (60, 1)) + np.random.default_rng(0).normal(0, 0.01, (60, 12)), np.array([30]))
+    assert same[0] < 0.5 < sure[1]
 
 
 def test_one_long_song_is_not_cut() -> None:
@@ -40,8 +52,8 @@ def test_one_long_song_is_not_cut() -> None:
     palette = rng.normal(0, 6, (40,))
     sections = [palette + rng.normal(0, 2.5, 40) for _ in range(3)]
     desc = mix([song(400, sections, 120, rng)])
-    found, _, _ = tb.find_boundaries(desc, 0.0, 400.0, min_track_sec=30.0)
-    assert len(found) == 0
+    found = tb.find_boundaries(desc, 0.0, 400.0, min_track_sec=30.0)
+    assert len(found.times) == 0 and len(found.confidence) == 0
 
 
 def test_partition_finds_blocks_of_a_block_diagonal_matrix() -> None:

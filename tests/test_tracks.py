@@ -100,9 +100,11 @@ def test_boundaries_within_ten_seconds_of_the_crossfade_middle(analyzed: dict[st
         true_total += len(truth)
         assert tracks[0]["start_time_sec"] == pytest.approx(spec.lead_silence_sec, abs=0.05)
         assert tracks[-1]["end_time_sec"] == pytest.approx(spec.duration_sec, abs=0.1)
+        assert tracks[0]["start_confidence"] is None
         for track in tracks[1:]:  # each detected boundary lies inside its reported transition window
             lo, hi = track["transition_in"]
             assert lo <= track["start_time_sec"] <= hi
+            assert 0.0 <= track["start_confidence"] <= 1.0
     precision, recall = hits / max(found_total, 1), hits / true_total
     f_measure = 2 * precision * recall / max(precision + recall, 1e-9)
     assert f_measure >= 0.8, (precision, recall)
@@ -175,6 +177,9 @@ def test_cue_hints_snap_and_carry_titles(analyzed: dict[str, Any]) -> None:
         detected[1],
         detected[2] + 35.0,
     ]
+    found = analyzed["docs"]["mix-a"]["results"]["tracks"]
+    # Snapped cues carry the confidence of the boundary they lie on; the kept one was not found, so has none.
+    assert [t["start_confidence"] for t in tracks[1:]] == [*(t["start_confidence"] for t in found[1:3]), None]
     assert {"decode", "beats", "separate"} <= set(doc["engine"]["cached_stages"])
     assert "segment" not in doc["engine"]["cached_stages"]
 

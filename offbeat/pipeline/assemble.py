@@ -52,6 +52,7 @@ def assemble(
                     title=listed.titles[i],
                     start_time_sec=listed.starts[i],
                     end_time_sec=listed.ends[i],
+                    start_confidence=listed.sureness(i - 1),
                     transition_in=listed.window(i - 1),
                     transition_out=listed.window(i),
                     analysis=TrackAnalysis(**track.attrs["analysis"]),

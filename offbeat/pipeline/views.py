@@ -51,6 +51,7 @@ class Tracks:
     transition_starts: list[float]
     transition_ends: list[float]
     titles: list[str | None]
+    confidence: list[float | None]  # one per boundary: how sure the boundary into the next track is
 
     @classmethod
     def of(cls, segment: Entry) -> Tracks:
@@ -61,6 +62,7 @@ class Tracks:
             list(attrs["transition_starts"]),
             list(attrs["transition_ends"]),
             list(attrs["titles"]),
+            list(attrs["boundary_confidence"]),
         )
 
     def __len__(self) -> int:
@@ -73,6 +75,10 @@ class Tracks:
         lo = self.transition_ends[index - 1] if index > 0 else start
         hi = self.transition_starts[index] if index < len(self) - 1 else end
         return (lo, hi) if hi - lo >= features.STEADY_PART_MIN_SEC else (start, end)
+
+    def sureness(self, boundary: int) -> float | None:
+        """The confidence of the boundary between tracks `boundary` and `boundary + 1`, if any."""
+        return self.confidence[boundary] if 0 <= boundary < len(self.confidence) else None
 
     def window(self, boundary: int) -> list[float] | None:
         """[start, end] of the transition at `boundary` (between tracks boundary and boundary + 1), if any."""

@@ -52,24 +52,28 @@ def compute(
     min_track_sec = params["min_track_sec"]
     curve = segmentation.novelty(novelty_input, segmentation.novelty_window(min_track_sec))
     out.put_array("novelty", curve.astype(np.float32))
-    found, left, right = track_boundaries.find_boundaries(description, start, end, min_track_sec)
+    boundaries = track_boundaries.find_boundaries(description, start, end, min_track_sec)
+    found, windows = boundaries.times, (boundaries.transition_starts, boundaries.transition_ends)
     titles: list[str | None]
     warnings: list[str] = []
     if cues:
-        segments, titles = cue_hints.tracks_from_cues(cues, found, (left, right), start, end, params["cue_tolerance"])
+        segments, titles = cue_hints.tracks_from_cues(cues, found, windows, start, end, params["cue_tolerance"])
         warnings = cue_hints.dropped_cues(cues, found, start, end, params["cue_tolerance"])
     else:
-        segments = segmentation.segments_from_boundaries(found, (left, right), start, end)
+        segments = segmentation.segments_from_boundaries(found, windows, start, end)
         titles = [None] * len(segments.starts)
+    # A boundary's confidence is the detected one it lies on; a cue kept where nothing was found has none.
+    sure = {round(float(t), 3): round(float(c), 3) for t, c in zip(found, boundaries.confidence, strict=True)}
     out.attrs.update(
         starts=np.round(segments.starts, 3).tolist(),
         ends=np.round(segments.ends, 3).tolist(),
         transition_starts=np.round(segments.transition_starts, 3).tolist(),
         transition_ends=np.round(segments.transition_ends, 3).tolist(),
         titles=titles,
+        boundary_confidence=[sure.get(round(float(t), 3)) for t in segments.starts[1:]],
         detected_boundaries=np.round(found, 3).tolist(),
         warnings=warnings,
     )
 
 
-STAGE = Stage("segment", 10, compute, params, items=track_count)
+STAGE = Stage("segment", 11, compute, params, items=track_count)
