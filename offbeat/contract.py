@@ -111,6 +111,38 @@ class TrackAnalysis(BaseModel):
     sections: list[Section] | None = Field(None, description="intro, main, breakdown, drop, outro: 8-bar phrases")
 
 
+class Transition(BaseModel):
+    """The transition into a track: the blend window and what the engine reads in it."""
+
+    start_time_sec: float = Field(description="where the blend starts (the same window as `transition_in`)")
+    end_time_sec: float = Field(description="where the blend ends")
+    length_beats: float | None = Field(
+        None, description="the window's length on the beat grid, in beats; null where the grid does not cover it"
+    )
+    length_bars: float | None = Field(None, description="the same in bars (of the meter around the window)")
+    beatmatched: bool | None = Field(
+        None,
+        description="both tracks at one tempo through the blend (a half-time grid on one side counts): the tempo "
+        "ratio within 5 % of 1; null where either side has no tempo",
+    )
+    tempo_ratio: float | None = Field(
+        None,
+        description="the outgoing track's tempo over the incoming one's (median BPM beside the window); null where "
+        "either side has no tempo",
+    )
+    kind: Literal["cut", "blend", "bass_swap", "filter"] = Field(
+        description="how it was mixed: `cut` (a handover within a bar), `blend` (a crossfade of the whole "
+        "spectrum, whatever its curve), `bass_swap` (EQ: both tracks' tops play while only one bass does), "
+        "`filter` (a high- or low-pass sweep on the outgoing track)"
+    )
+    key_relation: Literal["same", "adjacent", "relative", "energy_boost", "clash"] | None = Field(
+        None,
+        description="the incoming key against the outgoing one on the Camelot wheel: `same`, `adjacent` (one "
+        "step, same letter), `relative` (same number, other letter), `energy_boost` (two steps up, same letter), "
+        "`clash` otherwise; null where either key is unknown",
+    )
+
+
 class Track(BaseModel):
     track_id: int
     title: str | None = None
@@ -126,6 +158,9 @@ class Track(BaseModel):
     )
     transition_in: list[float] | None = Field(None, description="[start, end] of the blend into this track")
     transition_out: list[float] | None = Field(None, description="[start, end] of the blend into the next")
+    transition: Transition | None = Field(
+        None, description="the transition into this track, described; null for the first track"
+    )
     analysis: TrackAnalysis
 
 

@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
 from offbeat import __version__
-from offbeat.contract import CompletedResult, EngineInfo, GlobalAnalysis, Results, Track, TrackAnalysis
+from offbeat.contract import (
+    CompletedResult,
+    EngineInfo,
+    GlobalAnalysis,
+    Results,
+    Track,
+    TrackAnalysis,
+    Transition,
+)
+from offbeat.dsp.transitions import key_relation
 from offbeat.pipeline.runner import StageRef
 from offbeat.pipeline.views import Tracks
 from offbeat.storage import Entry, entry_key
@@ -20,6 +30,30 @@ def warnings(entries: Mapping[str, Entry]) -> list[str]:
     """`engine.warnings`: what the stages found a person should know, in stage order: the file (decode), what
     the audio is (trim: far over full scale), the cue hints (segment: cues outside the music)."""
     return [text for name in ("decode", "trim", "segment") for text in entries[name].attrs.get("warnings", [])]
+
+
+def _camelot(track: Entry) -> str | None:
+    key = track.attrs["analysis"].get("key")
+    return key.get("camelot") if key else None
+
+
+def transition(segment: Entry, tracks: list[Entry], index: int) -> Transition | None:
+    """The transition into track `index` as the segment stage described it, with the Camelot relation of the two
+    tracks' keys (known only once their features are); None for the first track."""
+    described: list[dict[str, Any]] = segment.attrs.get("transitions", [])
+    if not 0 < index <= len(described):
+        return None
+    found = described[index - 1]
+    return Transition(
+        start_time_sec=found["start"],
+        end_time_sec=found["end"],
+        length_beats=found["beats"],
+        length_bars=found["bars"],
+        beatmatched=found["beatmatched"],
+        tempo_ratio=found["tempo_ratio"],
+        kind=found["kind"],
+        key_relation=key_relation(_camelot(tracks[index - 1]), _camelot(tracks[index])),
+    )
 
 
 def assemble(
@@ -55,6 +89,7 @@ def assemble(
                     start_confidence=listed.sureness(i - 1),
                     transition_in=listed.window(i - 1),
                     transition_out=listed.window(i),
+                    transition=transition(entries["segment"], tracks, i),
                     analysis=TrackAnalysis(**track.attrs["analysis"]),
                 )
                 for i, track in enumerate(tracks)

@@ -1,5 +1,6 @@
 """segment: track boundaries and transition windows from the optimal partition of the mix into self-similar parts
-(`offbeat.dsp.track_boundaries`); with cue hints, one track per cue, snapped to nearby boundaries. The novelty of
+(`offbeat.dsp.track_boundaries`); with cue hints, one track per cue, snapped to nearby boundaries; each transition
+described (`offbeat.dsp.transitions`: length on the beat grid, tempo ratio, beat-matched, kind). The novelty of
 per-second descriptions is kept for the picture of the mix."""
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from offbeat.dsp import cues as cue_hints
-from offbeat.dsp import levels, segmentation, track_boundaries
+from offbeat.dsp import levels, segmentation, track_boundaries, transitions
 from offbeat.pipeline.stage import Stage
 from offbeat.pipeline.views import FrameGrid, music_bounds, track_count
 from offbeat.settings import Settings
@@ -35,6 +36,36 @@ def described(envelopes: Entry, beats: Entry) -> tuple[np.ndarray, track_boundar
     return novelty_input, track_boundaries.Description(bands, chroma, beats["bpm_curve"][...])
 
 
+def transition_signals(envelopes: Entry, beats: Entry) -> transitions.Signals:
+    """The mix as `offbeat.dsp.transitions` reads its transitions (also what `bench/transitions.py` scores)."""
+    grid = FrameGrid.of(envelopes)
+    return transitions.Signals(
+        transitions.steps(envelopes["bands"][...], grid.frame_rate),
+        beats["beats"][...],
+        beats["beat_position"][...],
+        beats["bpm_curve"][...],
+    )
+
+
+def described_transitions(signals: transitions.Signals, starts: list[float], ends: list[float]) -> list[dict[str, Any]]:
+    """Each transition window described, as the entry's attrs keep it (`transitions`, one per boundary)."""
+    out = []
+    for start, end in zip(starts, ends, strict=True):
+        found = transitions.describe(signals, float(start), float(end))
+        out.append(
+            {
+                "start": round(found.start, 3),
+                "end": round(found.end, 3),
+                "beats": None if found.beats is None else round(found.beats, 2),
+                "bars": None if found.bars is None else round(found.bars, 2),
+                "beatmatched": found.beatmatched,
+                "tempo_ratio": None if found.tempo_ratio is None else round(found.tempo_ratio, 4),
+                "kind": found.kind,
+            }
+        )
+    return out
+
+
 def compute(
     out: EntryWriter,
     params: dict[str, Any],
@@ -46,7 +77,8 @@ def compute(
 ) -> None:
     """Track boundaries by partitioning the mix into self-similar parts; with cue hints, one track per cue,
     snapped to nearby boundaries; cues outside the music are dropped with a warning (`warnings`, read into the
-    result's `engine.warnings`). The novelty curve is kept for the picture of the mix."""
+    result's `engine.warnings`). Each transition window is described (`transitions`). The novelty curve is kept
+    for the picture of the mix."""
     novelty_input, description = described(envelopes, beats)
     start, end = music_bounds(decode, trim)
     min_track_sec = params["min_track_sec"]
@@ -73,7 +105,10 @@ def compute(
         boundary_confidence=[sure.get(round(float(t), 3)) for t in segments.starts[1:]],
         detected_boundaries=np.round(found, 3).tolist(),
         warnings=warnings,
+        transitions=described_transitions(
+            transition_signals(envelopes, beats), segments.transition_starts, segments.transition_ends
+        ),
     )
 
 
-STAGE = Stage("segment", 11, compute, params, items=track_count)
+STAGE = Stage("segment", 12, compute, params, items=track_count)
