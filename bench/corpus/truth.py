@@ -10,7 +10,8 @@ evaluator, so they are spelled out once here and nowhere else::
                  "transition_in": [s, e] or null, "transition_out": [s, e] or null,
                  "bpm": float, "bpm_range": [lo, hi], "meter": int, "key": "A minor" or null,
                  "has_vocals": bool or null, "lufs": float or null,
-                 "beats_sec": [...], "downbeats_sec": [...]}]}
+                 "beats_sec": [...], "downbeats_sec": [...],
+                 "blend_in": "cut"|"blend"|"bass_swap"|"filter" or null, "beatmatched_in": bool or null}]}
 
 Conventions (why they are what they are):
 
@@ -23,6 +24,10 @@ Conventions (why they are what they are):
 * The "steady part" of a track is the span between its two transitions (see :meth:`TrackTruth.steady_window`);
   ``lufs`` (BS.1770 integrated, at the track's mix gain) and ``has_vocals`` describe that part, because inside a
   crossfade a track's own loudness and vocals cannot be separated from its neighbour's.
+* ``blend_in`` / ``beatmatched_in`` describe the transition into the track (``null`` for the first track, and
+  where the corpus does not know): how it was mixed (a cut, a blend of the whole signal whatever the fade
+  curve, an EQ bass swap, a filter sweep) and whether both tracks' beat grids ran at one tempo through it. They
+  are optional in the JSON, so older truth files still read.
 * ``null`` means "unknown or ambiguous": an evaluator skips the field instead of scoring a guess.
 * ``split`` keeps the mixes that detectors were tuned on apart from the ones they are judged on.
 """
@@ -43,6 +48,7 @@ import soundfile as sf
 SPLITS = ("tune", "test")
 NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 MODES = ("major", "minor")
+BLENDS = ("cut", "blend", "bass_swap", "filter")  # how a transition was mixed, whatever the fade curve
 _FLATS = {"Db": "C#", "Eb": "D#", "Gb": "F#", "Ab": "G#", "Bb": "A#", "Cb": "B", "Fb": "E", "E#": "F", "B#": "C"}
 _DECIMALS = 6  # microseconds: far below one sample, keeps the JSON compact
 
@@ -100,6 +106,8 @@ class TrackTruth:
     lufs: float | None
     beats_sec: list[float] = field(default_factory=list)
     downbeats_sec: list[float] = field(default_factory=list)
+    blend_in: str | None = None
+    beatmatched_in: bool | None = None
 
     def steady_window(self) -> tuple[float, float]:
         """The solo part between the transitions: where the track's own features are defined."""
@@ -124,6 +132,8 @@ class TrackTruth:
             "lufs": None if self.lufs is None else round(float(self.lufs), 3),
             "beats_sec": _rs(self.beats_sec),
             "downbeats_sec": _rs(self.downbeats_sec),
+            "blend_in": self.blend_in,
+            "beatmatched_in": None if self.beatmatched_in is None else bool(self.beatmatched_in),
         }
 
     @classmethod
@@ -145,6 +155,8 @@ class TrackTruth:
             lufs=None if d.get("lufs") is None else float(d["lufs"]),
             beats_sec=[float(x) for x in d.get("beats_sec", [])],
             downbeats_sec=[float(x) for x in d.get("downbeats_sec", [])],
+            blend_in=d.get("blend_in"),
+            beatmatched_in=d.get("beatmatched_in"),
         )
 
 
@@ -226,6 +238,10 @@ class MixTruth:
             lo, hi = t.steady_window()
             if hi <= lo:
                 out.append(f"{tag}: empty steady part")
+            if t.blend_in is not None and t.blend_in not in BLENDS:
+                out.append(f"{tag}: blend_in {t.blend_in!r} not in {BLENDS}")
+            if i == 0 and (t.blend_in is not None or t.beatmatched_in is not None):
+                out.append(f"{tag}: the first track has no transition into it")
             if not (t.bpm_range[0] - eps <= t.bpm <= t.bpm_range[1] + eps) or t.meter < 1:
                 out.append(f"{tag}: bpm {t.bpm} outside {t.bpm_range} or meter {t.meter}")
             if t.key is not None:

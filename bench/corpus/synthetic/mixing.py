@@ -20,6 +20,8 @@ from bench.corpus.truth import MixTruth, TrackTruth, format_key
 CORPUS = "synthetic-v1"
 VOCAL_MIN_FRACTION = 0.10  # vocals must cover this much of the steady part (and VOCAL_MIN_SEC) to count
 VOCAL_MIN_SEC = 8.0
+# The truth's name for each crossfade (`bench.corpus.truth.BLENDS`): a fade curve is a blend whatever its shape.
+BLEND_OF = {"linear": "blend", "equal_power": "blend", "bass_swap": "bass_swap", "filter_out": "filter"}
 
 
 def _smoothstep(x: Array) -> Array:
@@ -179,6 +181,8 @@ def _truth(plan: MixPlan, results: list[_TrackResult], master_db: float) -> MixT
                 lufs=res.lufs_pre + master_db,
                 beats_sec=[float(x) for x in beats_k],
                 downbeats_sec=[float(x) for x in downs_k],
+                blend_in=BLEND_OF[t_in.kind] if t_in else None,
+                beatmatched_in=t_in.beatmatched if t_in else None,
             )
         )
     return MixTruth(
