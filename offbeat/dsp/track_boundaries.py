@@ -98,9 +98,7 @@ def similarity(x: np.ndarray, apart: np.ndarray | None = None) -> np.ndarray:
     """Gaussian-kernel self-similarity of `x`, bandwidth from its median pairwise distance; the distances in
     `apart` (same rows) are added after the bandwidth is set, so they only lower the similarity of rows that
     differ there. Added to `x` instead, the key made two tracks that share it (DJs mix in one key) look alike:
-    the wider bandwidth hid their other differences. Tune splits, F(+-10 s), key as `apart`: 45-110 s synthetic
-    tracks 0.85 -> 0.88 (recall 0.76 -> 0.79), 2-6 min tracks 0.56 -> 0.58, real songs unchanged (0.89 and 0.91,
-    two sets of mixes); a larger weight cut real songs at their own key changes."""
+    the wider bandwidth hid their other differences; a larger weight cuts real songs at their own key changes."""
 
     def squared_distances(v: np.ndarray) -> np.ndarray:
         sq = np.sum(v * v, axis=1)
@@ -129,8 +127,8 @@ def partition(sim: np.ndarray, min_len: int, max_len: int, penalty: float) -> np
         if len(starts) == 0 and end == n:
             starts = np.array([0])  # a mix shorter than min_len is one part
         if len(starts) == 0:
-            # No part is shorter than min_len, the first one included: before, a first part of any length was
-            # allowed, and long mixes got a cut 16-20 s into their intro (2-6 min tune tracks F 0.52 -> 0.57).
+            # No part is shorter than min_len, the first one included: a first part of any length gave long mixes
+            # a cut 16-20 s into their intro.
             continue
         length = end - starts
         inside = integral[end, end] - integral[starts, end] - integral[end, starts] + integral[starts, starts]
@@ -175,9 +173,8 @@ def find_boundaries(desc: Description, music_start: float, music_end: float, min
     cuts = join_returning_sections(sim, grouped["chroma"], cuts)
     left, right = _transitions(sim, cuts)
     # The boundary is the cut itself: where the partition found the audio turn from like the track before to like
-    # the one after. The middle of the blend window was the answer before, but that window is lopsided (a fade-in
-    # under a loud outgoing track looks like the outgoing track for longer): on the tune corpora the cut was within
-    # 10 s of the true crossfade middle for 0.79 of the short tracks' boundaries, the window's middle for 0.71.
+    # the one after. The middle of the blend window is further from the crossfade's middle, because that window
+    # is lopsided (a fade-in under a loud outgoing track looks like the outgoing track for longer).
     bounds = (lo + cuts * frame_sec).astype(float)
     starts, ends = transition_windows(bounds, lo + left * frame_sec, lo + right * frame_sec)
     return Boundaries(bounds, starts, ends, confidence(grouped["key"], cuts))
@@ -191,11 +188,9 @@ def transition_windows(bounds: np.ndarray, left: np.ndarray, right: np.ndarray) 
     the blend window reaches on its shorter side (the window is lopsided: a fade-in under a loud outgoing track
     looks like that track for longer), and at least MIN_TRANSITION_SEC in all (a blend is rarely shorter).
     Keeping it out of each track's steady part keeps the neighbour's fade out of its loudness and vocals. The
-    longer side was taken before; where the window ran far into a track that is like its neighbour, it left a
-    steady part of a few seconds, often a quiet intro or breakdown, and its loudness off by several LU. LUFS
-    error, tune splits, longer -> shorter side: 45-110 s tracks 0.55 -> 0.48 and 0.75 -> 0.34 LU (two sets of
-    mixes), 2-6 min tracks 0.29 -> 0.27 and 0.50 -> 0.39, real songs 0.058 -> 0.056; a fixed 16 s did about as
-    well on these, but would cut long blends short."""
+    longer side would run far into a track that is like its neighbour and leave a steady part of a few seconds,
+    often a quiet intro or breakdown, with its loudness off by several LU; a fixed width would cut long blends
+    short."""
     half = np.maximum(np.minimum(bounds - left, right - bounds), MIN_TRANSITION_SEC / 2)
     return bounds - half, bounds + half
 
@@ -235,13 +230,11 @@ def join_returning_sections(sim: np.ndarray, chroma: np.ndarray, cuts: np.ndarra
     That is a breakdown or chorus of a song, which repeats its sections in one key; a new track neither returns
     nor keeps the harmony. Removed one at a time, most song-like first, since each removal joins parts and
     changes the evidence of its neighbours. Either sign alone cuts true boundaries: tracks of one style look alike
-    two apart, and DJs mix tracks in compatible keys. On the tune corpora, F(+-10 s): 2-6 min tracks 0.39 ->
-    0.56, real songs 0.80 -> 0.89, 45-110 s tracks 0.87 -> 0.85 (one cut of 42 lost).
+    two apart, and DJs mix tracks in compatible keys.
 
     A part that comes back nearly unchanged (contrast under RETURNS_ITSELF) is joined whatever the harmony of
     what lies between: a breakdown of pads or a riser has other chroma than the song around it, but no track
-    of a mix comes back as itself after another. 2-6 min tracks 0.58 -> 0.67 (precision 0.53 -> 0.69), the other
-    tune corpora unchanged; at 0.15 true cuts between tracks of one style went too."""
+    of a mix comes back as itself after another; a looser bound joins tracks of one style."""
     cuts = [int(c) for c in cuts]
     while cuts:
         edges = [0, *cuts, len(sim)]
