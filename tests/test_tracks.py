@@ -9,7 +9,7 @@ import pyloudnorm
 import pytest
 from scipy.signal import butter, sosfilt
 
-from offbeat import synth
+from offbeat import cue_sheet, synth
 from offbeat.dsp import features, segmentation
 from offbeat.settings import get_settings
 
@@ -101,10 +101,16 @@ def test_boundaries_within_ten_seconds_of_the_crossfade_middle(analyzed: dict[st
         assert tracks[0]["start_time_sec"] == pytest.approx(spec.lead_silence_sec, abs=0.05)
         assert tracks[-1]["end_time_sec"] == pytest.approx(spec.duration_sec, abs=0.1)
         assert tracks[0]["start_confidence"] is None
+        assert tracks[0]["transition"] is None
         for track in tracks[1:]:  # each detected boundary lies inside its reported transition window
             lo, hi = track["transition_in"]
             assert lo <= track["start_time_sec"] <= hi
             assert 0.0 <= track["start_confidence"] <= 1.0
+            described = track["transition"]  # the same window, described
+            assert [described["start_time_sec"], described["end_time_sec"]] == [lo, hi]
+            assert described["kind"] in ("cut", "blend", "bass_swap", "filter")
+            assert described["length_beats"] is None or described["length_beats"] > 0
+            assert set(described) >= {"length_bars", "beatmatched", "tempo_ratio", "key_relation"}
     precision, recall = hits / max(found_total, 1), hits / true_total
     f_measure = 2 * precision * recall / max(precision + recall, 1e-9)
     assert f_measure >= 0.8, (precision, recall)
@@ -182,6 +188,51 @@ def test_cue_hints_snap_and_carry_titles(analyzed: dict[str, Any]) -> None:
     assert [t["start_confidence"] for t in tracks[1:]] == [*(t["start_confidence"] for t in found[1:3]), None]
     assert {"decode", "beats", "separate"} <= set(doc["engine"]["cached_stages"])
     assert "segment" not in doc["engine"]["cached_stages"]
+
+
+@pytest.mark.slow
+def test_a_cue_sheet_gives_the_tracks_of_the_same_cue_tracks(analyzed: dict[str, Any]) -> None:
+    """A job's CUE sheet becomes the very cue hints of the job with the same `cue_tracks` (same tracks, titles and
+    `segment` entry); the result's own sheet reads back to its tracks within a frame, with the hints' performers;
+    a sheet starting a track past the end of the audio is an invalid job, refused before any work."""
+    detected = [t["start_time_sec"] for t in analyzed["docs"]["mix-a"]["results"]["tracks"][1:]]
+    named = [
+        ("Opener", 0.0, "Artist 1"),
+        ("Second", detected[0] - 7.0, None),
+        ("Third", detected[1] + 5.0, "Artist 3"),
+        ("Late", detected[2] + 35.0, "Artist 4"),
+    ]
+    hints = cue_sheet.CueSheet(
+        tuple(cue_sheet.SheetTrack(i + 1, start, title, who) for i, (title, start, who) in enumerate(named)),
+        title="Mix A",
+        performer="DJ Test",
+        file="mix-a.flac",
+    )
+    text = 'REM COMMENT "ignored"\nCATALOG 1234567890123\n' + cue_sheet.render(hints)
+    cues = [{"title": title, "start_time_sec": start} for title, start in cue_sheet.parse(text).cues()]
+
+    def run(job_id: int, **hint: Any) -> dict[str, Any]:
+        job = {"job_id": job_id, "relative_path": "mix-a.flac", **hint}
+        return analyzed["analyze"](job=job, return_state=True).result(raise_on_failure=False)  # type: ignore[no-any-return]
+
+    by_cues, by_sheet = run(21, cue_tracks=cues), run(22, cue_sheet=text)
+    assert by_sheet["status"] == "completed", by_sheet
+    tracks = by_sheet["results"]["tracks"]
+    assert tracks == by_cues["results"]["tracks"]
+    assert [t["title"] for t in tracks] == ["Opener", "Second", "Third", "Late"]
+    assert "segment" in by_sheet["engine"]["cached_stages"]  # the cue_tracks job's entry: the same hints
+
+    written = cue_sheet.parse(by_sheet["results"]["cue_sheet"])
+    assert (written.title, written.performer, written.file) == ("Mix A", "DJ Test", "mix-a.flac")
+    assert [(t.title, t.performer) for t in written.tracks] == [(title, who) for title, _, who in named]
+    starts = [t["start_time_sec"] for t in tracks]
+    assert [t.start_sec for t in written.tracks] == pytest.approx(starts, abs=1 / cue_sheet.FRAMES_PER_SECOND)
+
+    duration = by_sheet["results"]["global"]["duration_sec"]
+    longer = cue_sheet.CueSheet((*hints.tracks, cue_sheet.SheetTrack(5, duration + 30.0, "Not here")))
+    failed = run(23, cue_sheet=cue_sheet.render(longer))
+    assert (failed["status"], failed["error_code"], failed["stage"]) == ("failed", "invalid_job", "intake")
+    assert "TRACK 05 starts at" in failed["error"] and "past the end of the audio" in failed["error"]
 
 
 CAMELOT = {
