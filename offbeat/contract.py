@@ -19,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from offbeat import cue_sheet
 from offbeat.errors import AnalysisError, ErrorCode, bounded
 
 # Job ids must survive a round trip through JavaScript numbers in the web application.
@@ -44,6 +45,15 @@ ONE_PATH = {
     "oneOf": [{"required": [name], "properties": {name: {"type": "string"}}} for name in ("relative_path", "file_path")]
 }
 
+# "At most one of cue_tracks / cue_sheet" for the schema: not both there with values (null counts as absent, as in
+# `Job._one_cue_source`).
+ONE_CUE_SOURCE = {
+    "not": {
+        "required": ["cue_tracks", "cue_sheet"],
+        "properties": {"cue_tracks": {"type": "array"}, "cue_sheet": {"type": "string"}},
+    }
+}
+
 
 def _whole_text(schema: dict[str, Any]) -> None:
     """Give the string member(s) of a field's JSON Schema the WHOLE_TEXT pattern."""
@@ -62,7 +72,9 @@ class CueTrack(BaseModel):
 class Job(BaseModel):
     """A job pushed by the application; exactly one of `relative_path` / `file_path` names the mix."""
 
-    model_config = ConfigDict(extra="ignore", json_schema_extra={"$schema": JOB_SCHEMA_DIALECT, **ONE_PATH})
+    model_config = ConfigDict(
+        extra="ignore", json_schema_extra={"$schema": JOB_SCHEMA_DIALECT, **ONE_PATH, **ONE_CUE_SOURCE}
+    )
 
     job_id: Annotated[StrictInt, Field(ge=0, le=MAX_JOB_ID, description="written without a fraction: 7, not 7.0")]
     relative_path: StrictStr | None = Field(
@@ -72,11 +84,24 @@ class Job(BaseModel):
         None, description="legacy absolute path, only inside the mount", json_schema_extra=_whole_text
     )
     cue_tracks: list[CueTrack] | None = Field(None, description="hints for track boundaries and titles")
+    cue_sheet: StrictStr | None = Field(
+        None,
+        description="the same hints as a CUE sheet's text instead of cue_tracks (not both): each TRACK's INDEX 01 "
+        "(mm:ss:ff, 75 frames a second) and TITLE (else 'Track N'); a malformed sheet, or one starting a track past "
+        "the end of the audio, is refused (invalid_job)",
+        json_schema_extra=_whole_text,
+    )
 
     @model_validator(mode="after")
     def _one_path(self) -> Job:
         if (self.relative_path is None) == (self.file_path is None):
             raise ValueError("exactly one of relative_path or file_path is required")
+        return self
+
+    @model_validator(mode="after")
+    def _one_cue_source(self) -> Job:
+        if self.cue_tracks is not None and self.cue_sheet is not None:
+            raise ValueError("give cue_tracks or cue_sheet, not both")
         return self
 
 
@@ -191,6 +216,11 @@ class Results(BaseModel):
 
     global_: GlobalAnalysis = Field(alias="global")
     tracks: list[Track] = Field(default_factory=list)
+    cue_sheet: str | None = Field(
+        None,
+        description="the tracks as a CUE sheet: FILE names the audio file; per track TITLE (the cue hint's, else "
+        "'Track N'), PERFORMER where a CUE sheet given as hints named one, INDEX 01 (mm:ss:ff, 75 frames a second)",
+    )
 
 
 class EngineInfo(BaseModel):
@@ -295,6 +325,8 @@ def validate_job(data: Any, *, max_cues: int | None = None) -> Job:
             ErrorCode.INVALID_JOB, f"job cannot be validated ({type(exc).__name__})", stage="intake"
         ) from exc
     _check_text(job)
+    if job.cue_sheet is not None:
+        cue_sheet.parse(job.cue_sheet, max_tracks=max_cues)  # refused here, before any work: CueSheetError
     return job
 
 
@@ -304,6 +336,7 @@ def _check_text(job: Job) -> None:
     for code, field, text in [
         (ErrorCode.INVALID_PATH, "path", job.relative_path or job.file_path or ""),
         *[(ErrorCode.INVALID_JOB, f"cue_tracks.{i}.title", cue.title) for i, cue in enumerate(job.cue_tracks or [])],
+        (ErrorCode.INVALID_JOB, "cue_sheet", job.cue_sheet or ""),
     ]:
         try:
             text.encode("utf-8")
@@ -329,7 +362,8 @@ def json_schemas(max_cues: int | None = None) -> dict[str, Any]:
     """JSON Schemas the application can validate against: the job and the result (either status).
 
     The job schema refuses what `parse_job` refuses, as far as a schema can say it (not the message's size in
-    bytes): `max_cues` (default: this engine's OFFBEAT_MAX_CUES) bounds `cue_tracks`, as the worker does.
+    bytes, nor a `cue_sheet`'s grammar or its number of tracks): `max_cues` (default: this engine's
+    OFFBEAT_MAX_CUES) bounds `cue_tracks`, as the worker does.
     """
     from pydantic import TypeAdapter
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from offbeat import cue_sheet
 from offbeat.settings import Settings
 
 from .audio_files import write_wav
@@ -32,12 +33,18 @@ def test_analyze_prints_the_document_and_caches(settings: Settings, tmp_path: Pa
     assert doc["results"]["global"]["trimmed_start_sec"] == pytest.approx(2.0, abs=0.05)
     assert "decode" in first.stderr  # progress and logs go to stderr
 
-    out = tmp_path / "result.json"
-    second = offbeat("analyze", str(path), "--output", str(out), api=prefect_api)
+    out, sheet = tmp_path / "result.json", tmp_path / "sheets" / "set.cue"
+    second = offbeat("analyze", str(path), "--output", str(out), "--cue-sheet", str(sheet), api=prefect_api)
     assert second.returncode == 0 and second.stdout == ""
     cached = json.loads(out.read_text())
     assert len(cached["engine"]["cached_stages"]) == len(cached["engine"]["timings_sec"]) - 1  # all but "total"
     assert "read from the store" in second.stderr
+    # The CUE sheet written beside is the document's, naming the file; it reads back to the tracks' starts.
+    assert sheet.read_text() == cached["results"]["cue_sheet"] == doc["results"]["cue_sheet"]
+    read = cue_sheet.parse(sheet.read_text())
+    assert (read.title, read.file, read.tracks[0].title) == ("set", "set.ogg", "Track 1")
+    starts = [t["start_time_sec"] for t in cached["results"]["tracks"]]
+    assert [t.start_sec for t in read.tracks] == pytest.approx(starts, abs=1 / 75)
 
 
 @pytest.mark.slow
@@ -74,6 +81,19 @@ def test_analyze_of_a_missing_file_answers_before_prefect_starts(settings: Setti
             "retryable": False,
         }
         assert path.name in doc["error"] and f"analysis failed [{code}]" in result.stderr
+
+
+def test_a_malformed_cue_sheet_is_an_invalid_job_before_prefect_starts(settings: Settings, tmp_path: Path) -> None:
+    """`--cue-file` takes a CUE sheet as well as the JSON list; a malformed one is the failed document a job with
+    that sheet gets (`invalid_job`, naming the line), answered without starting Prefect."""
+    path = write_wav(tmp_path / "set.wav", seconds=2.0)
+    sheet = tmp_path / "set.cue"
+    sheet.write_text('FILE "set.wav" WAVE\n  TRACK 01 AUDIO\n    TITLE "A"\n    INDEX 01 00:00:80\n')
+    result = offbeat("analyze", str(path), "--cue-file", str(sheet), api="http://127.0.0.1:9/api")
+    assert result.returncode == 1, result.stderr
+    doc = json.loads(result.stdout)
+    assert (doc["error_code"], doc["stage"], doc["retryable"]) == ("invalid_job", "intake", False)
+    assert doc["error"] == "cue sheet line 4 (INDEX 01 00:00:80): frames go up to 74 (75 a second), not 80"
 
 
 def test_cache_ls_does_not_create_the_store(settings: Settings, tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from offbeat.contract import (
 from offbeat.errors import AnalysisError, ErrorCode
 
 OFFBEAT = str(Path(sys.executable).with_name("offbeat"))
+SHEET = 'TITLE "Set"\nTRACK 01 AUDIO\n  TITLE "A"\n  INDEX 01 00:00:00\nTRACK 02 AUDIO\n  INDEX 01 02:00:00\n'
 
 
 def test_valid_job_with_cues_and_unknown_fields() -> None:
@@ -62,6 +63,18 @@ def test_valid_job_with_cues_and_unknown_fields() -> None:
         (b'{"job_id": 1, "relative_path": 7}', "relative_path"),
         (b'{"job_id": 1, "relative_path": "a", "cue_tracks": [{"title": "x"}]}', "cue_tracks"),
         (b'{"job_id": 1, "relative_path": "a", "cue_tracks": [{"title": "x", "start_time_sec": -1}]}', "cue"),
+        (
+            json.dumps({"job_id": 1, "relative_path": "a", "cue_tracks": [], "cue_sheet": SHEET}).encode(),
+            "cue_tracks or cue_sheet, not both",
+        ),
+        (json.dumps({"job_id": 1, "relative_path": "a", "cue_sheet": 7}).encode(), "cue_sheet"),
+        (
+            json.dumps(
+                {"job_id": 1, "relative_path": "a", "cue_sheet": SHEET.replace("02:00:00", "02:00:75")}
+            ).encode(),
+            "cue sheet line 6 (INDEX 01 02:00:75): frames go up to 74",
+        ),
+        (json.dumps({"job_id": 1, "relative_path": "a", "cue_sheet": "REM nothing"}).encode(), "cue sheet: no TRACK"),
     ],
 )
 def test_bad_jobs_are_refused_with_a_readable_message(raw: bytes, fragment: str) -> None:
@@ -69,6 +82,14 @@ def test_bad_jobs_are_refused_with_a_readable_message(raw: bytes, fragment: str)
         parse_job(raw)
     assert caught.value.code is ErrorCode.INVALID_JOB
     assert fragment in caught.value.message
+
+
+def test_a_cue_sheet_in_a_job_is_read_as_its_cue_hints() -> None:
+    job = parse_job(json.dumps({"job_id": 3, "relative_path": "set.mp3", "cue_sheet": SHEET}), max_cues=2)
+    assert job.cue_sheet == SHEET and job.cue_tracks is None
+    with pytest.raises(AnalysisError) as caught:  # OFFBEAT_MAX_CUES counts a sheet's tracks too
+        parse_job(json.dumps({"job_id": 3, "relative_path": "set.mp3", "cue_sheet": SHEET}), max_cues=1)
+    assert caught.value.code is ErrorCode.INVALID_JOB and "at most 1" in caught.value.message
 
 
 def test_job_id_of_unreadable_jobs() -> None:
@@ -218,6 +239,33 @@ AGREEMENT_CASES: list[tuple[str, str, bool]] = [  # (name, message, accepted by 
     (
         "too many cues",
         json.dumps({"job_id": 1, "relative_path": "a", "cue_tracks": [CUE] * (SCHEMA_MAX_CUES + 1)}),
+        False,
+    ),
+    ("cue sheet", json.dumps({"job_id": 1, "relative_path": "a", "cue_sheet": SHEET}), True),
+    (
+        "cue sheet, cues null",
+        json.dumps({"job_id": 1, "relative_path": "a", "cue_sheet": SHEET, "cue_tracks": None}),
+        True,
+    ),
+    (
+        "cues, cue sheet null",
+        json.dumps({"job_id": 1, "relative_path": "a", "cue_tracks": [CUE], "cue_sheet": None}),
+        True,
+    ),
+    (
+        "cues and a cue sheet",
+        json.dumps({"job_id": 1, "relative_path": "a", "cue_tracks": [CUE], "cue_sheet": SHEET}),
+        False,
+    ),
+    (
+        "no cues and a cue sheet",
+        json.dumps({"job_id": 1, "relative_path": "a", "cue_tracks": [], "cue_sheet": SHEET}),
+        False,
+    ),
+    ("cue sheet a list", json.dumps({"job_id": 1, "relative_path": "a", "cue_sheet": [SHEET]}), False),
+    (
+        "cue sheet with a lone surrogate",
+        json.dumps({"job_id": 1, "relative_path": "a", "cue_sheet": SHEET}).replace('\\"A\\"', '\\"\\ud800\\"'),
         False,
     ),
     ("a list", "[1, 2]", False),

@@ -68,16 +68,26 @@ def test_push_job_queues_a_valid_job(queues: redis.Redis, tmp_path: Path) -> Non
     job = json.loads(queues.lindex(settings.queue_name, 0))
     assert job["job_id"] == 42 and [c["title"] for c in job["cue_tracks"]] == ["Intro", "B"]
 
+    sheet = tmp_path / "a.cue"
+    sheet.write_text('FILE "a.wav" WAVE\n  TRACK 01 AUDIO\n    TITLE "Intro"\n    INDEX 01 00:00:00\n')
+    with_sheet = offbeat("push-job", str(path), "--job-id", "43", "--cue-file", str(sheet))
+    assert with_sheet.returncode == 0, with_sheet.stderr
+    job = json.loads(queues.lindex(settings.queue_name, 0))
+    assert job == {"job_id": 43, "relative_path": "sets/a.wav", "cue_sheet": sheet.read_text()}
 
-@pytest.mark.parametrize("problem", ["outside", "bad-cues", "negative-id"])
+
+@pytest.mark.parametrize("problem", ["outside", "bad-cues", "bad-cue-sheet", "negative-id"])
 def test_push_job_refuses_what_the_engine_would_refuse(queues: redis.Redis, tmp_path: Path, problem: str) -> None:
     settings = get_settings()
     inside = write_wav(settings.shared_mount_path / "a.wav", seconds=2.0)
     cues = tmp_path / "cues.json"
     cues.write_text('[{"title": "no start time"}]')
+    sheet = tmp_path / "a.cue"
+    sheet.write_text("TRACK 01 AUDIO\n  INDEX 01 00:61:00\n")
     args = {
         "outside": [str(write_wav(tmp_path / "elsewhere.wav", seconds=2.0))],
         "bad-cues": [str(inside), "--cue-file", str(cues)],
+        "bad-cue-sheet": [str(inside), "--cue-file", str(sheet)],
         "negative-id": [str(inside), "--job-id", "-5"],
     }[problem]
     result = offbeat("push-job", *args)

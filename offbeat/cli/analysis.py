@@ -29,15 +29,21 @@ def _checked_stages(names: list[str] | None) -> list[str]:
     return list(names or [])
 
 
-def _read_cues(path: Path | None) -> list[Any] | None:
+def _read_cues(path: Path | None) -> tuple[list[Any] | None, str | None]:
+    """A `--cue-file`: the JSON list of cues (a file starting with `[`), else a CUE sheet's text; each goes to the
+    flow as it is (a sheet is parsed there, as a job's is, and before Prefect starts by `run_analysis`)."""
     if path is None:
-        return None
+        return None, None
     from pydantic import TypeAdapter, ValidationError
 
+    from offbeat import cue_sheet
     from offbeat.contract import CueTrack
 
     try:
-        return TypeAdapter(list[CueTrack]).validate_json(path.read_text())
+        text = cue_sheet.decode(path.read_bytes())
+        if not text.lstrip().startswith("["):
+            return None, text
+        return TypeAdapter(list[CueTrack]).validate_json(text), None
     except (OSError, ValidationError) as exc:
         raise typer.BadParameter(f"cue file {path}: {exc}") from exc
 
@@ -50,11 +56,13 @@ def run_analysis(
     refresh: list[str] | None = None,
     cues: list[Any] | None = None,
     model: str | None = None,
+    cue_sheet: str | None = None,
 ) -> dict[str, Any]:
     """Run the analysis flow in this process (Prefect's embedded API unless PREFECT_API_URL is set).
 
     Always a result document: a failure before the flow runs (a missing model, Prefect's temporary server not
-    starting on a loaded machine) is a failed document with its error_code too, never a bare traceback."""
+    starting on a loaded machine) is a failed document with its error_code too, never a bare traceback. A
+    malformed `cue_sheet` (a CUE sheet's text, the hints instead of `cues`) is answered before Prefect starts."""
     if model not in (None, "2stems", "4stems"):
         raise typer.BadParameter(f"model must be 2stems or 4stems, not {model}")
     refresh = _checked_stages(refresh)
@@ -64,10 +72,15 @@ def run_analysis(
     try:
         if source is not None and job is None:
             _check_source(source)
+        if cue_sheet is not None:
+            from offbeat import cue_sheet as sheets
+            from offbeat.settings import get_settings
+
+            sheets.parse(cue_sheet, max_tracks=get_settings().max_cues)
     except AnalysisError as exc:  # the flow's own answer, without waiting ~15 s for Prefect to start first
         return dump_result(FailedResult.from_error(job_id, exc))
     try:
-        return _run_flow(source, job, job_id, refresh, cues, model)
+        return _run_flow(source, job, job_id, refresh, (cues, cue_sheet), model)
     except Exception as exc:
         from offbeat.errors import bounded_traceback
 
@@ -89,7 +102,7 @@ def _run_flow(
     job: dict[str, Any] | None,
     job_id: int,
     refresh: list[str],
-    cues: list[Any] | None,
+    hints: tuple[list[Any] | None, str | None],
     model: str | None,
 ) -> dict[str, Any]:
     from offbeat.pipeline.preflight import preflight
@@ -107,7 +120,8 @@ def _run_flow(
             source=str(source) if source is not None else None,
             job=job,
             job_id=job_id,
-            cues=cues,
+            cues=hints[0],
+            cue_sheet=hints[1],
             refresh=refresh or None,
             model=model,
             return_state=True,
@@ -128,9 +142,19 @@ def analyze(
     job_id: Annotated[int, typer.Option(help="job id to put in the result (-1: none)")] = -1,
     cue_file: CueOption = None,
     model: ModelOption = None,
+    cue_sheet: Annotated[
+        Path | None,
+        typer.Option("--cue-sheet", help="also write the tracks as a CUE sheet here", show_default=False),
+    ] = None,
 ) -> None:
     """Analyze a mix and print its result document; exit status 1 when the analysis failed."""
-    _finish(run_analysis(path, job_id=job_id, refresh=refresh, cues=_read_cues(cue_file), model=model), output)
+    cues, sheet = _read_cues(cue_file)
+    document = run_analysis(path, job_id=job_id, refresh=refresh, cues=cues, model=model, cue_sheet=sheet)
+    if cue_sheet is not None and document.get("status") == "completed":
+        cue_sheet.parent.mkdir(parents=True, exist_ok=True)
+        cue_sheet.write_text(document["results"]["cue_sheet"], encoding="utf-8")
+        typer.echo(f"cue sheet written to {cue_sheet}", err=True)
+    _finish(document, output)
 
 
 @app.command()
@@ -162,8 +186,9 @@ def rerun(
             raise typer.Exit(1)
         message = record["job"]
         job = json.loads(message)
+    cues, sheet = _read_cues(cue_file)
     document = run_analysis(
-        source, job=job, job_id=job_id if job_id is not None else -1, refresh=stage, cues=_read_cues(cue_file)
+        source, job=job, job_id=job_id if job_id is not None else -1, refresh=stage, cues=cues, cue_sheet=sheet
     )
     if document.get("status") == "completed":
         engine = document["engine"]

@@ -192,7 +192,11 @@ RefreshOption = Annotated[
     list[str] | None, typer.Option("--refresh", help="stage to recompute with its dependents (repeatable)")
 ]
 CueOption = Annotated[
-    Path | None, typer.Option(help='JSON list of cues: [{"title": ..., "start_time_sec": ...}]', show_default=False)
+    Path | None,
+    typer.Option(
+        help='cue hints: a CUE sheet (.cue), or a JSON list [{"title": ..., "start_time_sec": ...}]',
+        show_default=False,
+    ),
 ]
 ModelOption = Annotated[str | None, typer.Option(help="Spleeter model: 2stems or 4stems (default from settings)")]
 

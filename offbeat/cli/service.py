@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from offbeat.cli.app import _prefect_defaults, app, dead_app
+from offbeat.cli.app import CueOption, _prefect_defaults, app, dead_app
 
 
 @app.command()
@@ -87,25 +87,29 @@ def redis_check() -> None:
 def push_job(
     path: Annotated[Path, typer.Argument(help="audio file inside the shared mount")],
     job_id: Annotated[int | None, typer.Option(help="job id (default: the next from a Redis counter)")] = None,
-    cue_file: Annotated[
-        Path | None, typer.Option(help='JSON list of cues: [{"title": ..., "start_time_sec": ...}]')
-    ] = None,
+    cue_file: CueOption = None,
 ) -> None:
     """Push an analysis job to the job queue, as the web application does; prints the job."""
     from pydantic import ValidationError
 
+    from offbeat import cue_sheet
+    from offbeat.errors import AnalysisError
     from offbeat.service import transport
     from offbeat.settings import get_settings
 
     settings = get_settings()
     try:
-        cues = json.loads(cue_file.read_text()) if cue_file else None
+        text = cue_sheet.decode(cue_file.read_bytes()) if cue_file else None
+        sheet = text if text is not None and not text.lstrip().startswith("[") else None  # else JSON cues
+        if sheet is not None:
+            cue_sheet.parse(sheet, max_tracks=settings.max_cues)  # the worker would refuse it: say so now
+        cues = json.loads(text) if text is not None and sheet is None else None
         client = transport.connect(settings.redis_url)
         job = transport.make_job(
-            path, settings, job_id if job_id is not None else transport.next_job_id(client, settings), cues
+            path, settings, job_id if job_id is not None else transport.next_job_id(client, settings), cues, sheet
         )
         transport.push_job(client, settings, job)
-    except (OSError, ValueError, ValidationError, transport.TransportError) as exc:
+    except (OSError, ValueError, ValidationError, AnalysisError, transport.TransportError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
     typer.echo(job.model_dump_json(exclude_none=True))

@@ -16,11 +16,13 @@ from prefect.runtime import flow_run
 from prefect.states import Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from offbeat import cue_sheet as sheets
 from offbeat.contract import NO_JOB_ID, CueTrack, FailedResult, Job, dump_result, validate_job
 from offbeat.dsp import levels, segmentation
 from offbeat.errors import MESSAGE_CHARS, AnalysisError, ErrorCode, bounded, bounded_traceback, loggable
 from offbeat.flows import report
 from offbeat.flows.tasks import TASK_OPTIONS, run_graph, store
+from offbeat.media import decode
 from offbeat.paths import Source, open_job_source, open_local_source
 from offbeat.pipeline import assemble as assembly
 from offbeat.pipeline import registry
@@ -99,16 +101,17 @@ def analyze_mix(
     refresh: list[registry.StageName] | None = None,  # type: ignore[name-defined]
     model: Literal["2stems", "4stems"] | None = None,
     job_ref: str | None = None,
+    cue_sheet: str | None = None,
 ) -> dict[str, Any] | State:
     """Analyze one mix and return its result document; a failed result comes back as a Failed state carrying the
     failed-result document as its data, so the run ends Failed in the UI and the caller still gets the document.
 
     `source`: a local path, analyzed in place. `job`: a wire-contract job instead (parsed already by the
     listener; a dict from the UI or API is validated here), its path confined to the shared mount. `cues`:
-    track-start hints for a `source` (a job carries its own). `refresh`: stages to recompute, with everything
-    that depends on them; the rest is read from the store. `model`: the Spleeter model for this run (default
-    `OFFBEAT_SPLEETER_MODEL`). `job_ref`: a job handed over by the listener (`JobLedger.hand_over`), so that a
-    job too large for a flow parameter still runs.
+    track-start hints for a `source` (a job carries its own); `cue_sheet`: the same as a CUE sheet's text, instead.
+    `refresh`: stages to recompute, with everything that depends on them; the rest is read from the store.
+    `model`: the Spleeter model for this run (default `OFFBEAT_SPLEETER_MODEL`). `job_ref`: a job handed over by
+    the listener (`JobLedger.hand_over`), so that a job too large for a flow parameter still runs.
     """
     with overridden(spleeter_model=model):
         if job_ref is not None:
@@ -119,7 +122,7 @@ def analyze_mix(
                 failed = FailedResult.from_error(job_id, error)
                 return Failed(message=str(error), data=dump_result(failed))
             job = json.loads(job)
-        outcome = _analyze(source, job, job_id, cues, refresh)
+        outcome = _analyze(source, job, job_id, (cues, cue_sheet), refresh)
         if job_ref is not None:  # the listener may be on another host (work-pool mode): it reads the ledger
             document = outcome.data if isinstance(outcome, State) else outcome
             JobLedger(store()).deliver(str(flow_run.get_id()), document)
@@ -164,11 +167,42 @@ def _healing_graph(opened: Source, cues: list[tuple[str, float]] | None, redo: s
         return document
 
 
+def _hints(
+    cue_tracks: list[CueTrack] | None, sheet_text: str | None, opened: Source
+) -> tuple[list[tuple[str, float]] | None, sheets.CueSheet | None]:
+    """The cue hints as the pipeline takes them, (title, start) pairs, from `cue_tracks` or a CUE sheet (not
+    both), and the sheet. A sheet starting a track past the end of the audio is refused here, before any work,
+    where the file's header tells its length (`_check_sheet` checks again against what decodes)."""
+    if sheet_text is None:
+        return ([(cue.title, float(cue.start_time_sec)) for cue in cue_tracks] if cue_tracks else None), None
+    if cue_tracks:
+        raise AnalysisError(ErrorCode.INVALID_JOB, "give cue hints or a CUE sheet, not both", stage="intake")
+    sheet = sheets.parse(sheet_text, max_tracks=get_settings().max_cues)
+    try:
+        duration = decode.probe(opened.path, get_settings().ffmpeg_path).duration_sec
+    except AnalysisError:  # not audio, damaged: `decode` says so with its own code
+        duration = None
+    if duration is not None:
+        sheet.check_within(duration)
+    return sheet.cues(), sheet
+
+
+def _with_cue_sheet(document: dict[str, Any], file_name: str, sheet: sheets.CueSheet | None) -> dict[str, Any]:
+    """The document with `results.cue_sheet`, its tracks as a CUE sheet for the audio file; a hints' sheet that
+    starts a track past the end of the audio as decoded (a header may promise more) is refused after all."""
+    results = document["results"]
+    if sheet is not None:
+        sheet.check_within(results["global"]["duration_sec"])
+    tracks = [(track["title"], track["start_time_sec"]) for track in results["tracks"]]
+    results["cue_sheet"] = sheets.render(sheets.sheet_for(tracks, Path(file_name).name, sheet))
+    return document
+
+
 def _analyze(
     source: str | None,
     job: Job | dict[str, Any] | None,
     job_id: int,
-    cue_hints: list[CueTrack] | None,
+    hints: tuple[list[CueTrack] | None, str | None],
     refresh: list[str] | None,
 ) -> dict[str, Any] | State:
     logger = get_run_logger()
@@ -179,12 +213,12 @@ def _analyze(
         preflight(get_settings())
         opened, parsed = _open(source, job)
         if parsed is not None:
-            job_id, cue_hints = parsed.job_id, parsed.cue_tracks
-        cues = [(cue.title, float(cue.start_time_sec)) for cue in cue_hints] if cue_hints else None
+            job_id, hints = parsed.job_id, (parsed.cue_tracks, parsed.cue_sheet)
+        cues, sheet = _hints(*hints, opened)
         redo = registry.dependents(set(refresh or []))
         if redo:
             logger.info("refreshing %s", ", ".join(name for name in registry.STAGES if name in redo))
-        document = _healing_graph(opened, cues, redo, job_id)
+        document = _with_cue_sheet(_healing_graph(opened, cues, redo, job_id), opened.name, sheet)
         document["engine"]["timings_sec"]["total"] = round(time.perf_counter() - started, 4)
         cached = document["engine"]["cached_stages"]
         logger.info(

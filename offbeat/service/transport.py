@@ -60,12 +60,15 @@ def check(url: str) -> str:
     return f"Redis OK at {url} (version {info.get('redis_version', '?')})"
 
 
-def make_job(path: Path, settings: Settings, job_id: int, cues: list[dict[str, Any]] | None) -> Job:
-    """A valid job for a file inside the shared mount (refused otherwise: the engine would refuse it too)."""
+def make_job(
+    path: Path, settings: Settings, job_id: int, cues: list[dict[str, Any]] | None, cue_sheet: str | None = None
+) -> Job:
+    """A valid job for a file inside the shared mount (refused otherwise: the engine would refuse it too), with
+    its cue hints as `cue_tracks` or as a CUE sheet's text."""
     relative = relative_to_mount(path, settings.shared_mount_path)
     if relative is None:
         raise ValueError(f"{path} is not inside the shared mount {settings.shared_mount_path.resolve()}")
-    return Job.model_validate({"job_id": job_id, "relative_path": relative, "cue_tracks": cues})
+    return Job.model_validate({"job_id": job_id, "relative_path": relative, "cue_tracks": cues, "cue_sheet": cue_sheet})
 
 
 def next_job_id(client: redis.Redis, settings: Settings) -> int:
