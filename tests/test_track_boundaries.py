@@ -120,3 +120,15 @@ def test_transition_windows_are_symmetric_and_as_wide_as_the_blends_shorter_side
     start, end = tb.transition_windows(bounds, left, right)
     assert np.allclose(start, [90.0, 288.0, 500.0 - tb.MIN_TRANSITION_SEC / 2])
     assert np.allclose(end, [110.0, 312.0, 500.0 + tb.MIN_TRANSITION_SEC / 2])
+
+
+def test_parts_in_one_key_at_one_tempo_are_joined_and_a_change_of_either_is_kept() -> None:
+    c_major, e_flat = np.zeros(12), np.zeros(12)
+    c_major[[0, 4, 7]] = 1.0
+    e_flat[[3, 7, 10]] = 1.0
+    key = np.vstack(
+        [np.tile(c_major, (30, 1)), np.tile(c_major, (30, 1)), np.tile(e_flat, (30, 1)), np.tile(e_flat, (30, 1))]
+    )
+    tempo = np.log2(np.concatenate([np.full(60, 128.0), np.full(30, 128.0), np.full(30, 132.0)]))
+    # 30: one key, one tempo (a song's new section); 60: another key; 90: one key, 3 % faster.
+    assert tb.join_one_key_and_tempo(key, tempo, np.array([30, 60, 90])).tolist() == [60, 90]

@@ -37,9 +37,11 @@ PENALTY = 4.5  # price of a cut, in frames of self-similarity it must gain (see 
 SAME_HARMONY = 0.5  # chroma distance (1 - correlation of mean chroma) under which two parts share their harmony
 RETURNING = 0.3  # contrast (see `contrast`) under which a part comes back after the next one
 RETURNS_ITSELF = 0.1  # contrast under which it comes back as itself: a song's breakdown, whatever its harmony
+SAME_KEY = 0.4  # key distance (see `join_one_key_and_tempo`) under which two parts are in one key
+SAME_TEMPO = 0.02  # octaves (about 1.4 %) under which two parts' median tempi are one tempo
 MIXED_SHARE = 0.25  # a stretch is in the blend while its likeness to both sides differs by less than this share
-CONFIDENT_KEY_DISTANCE = 1.2  # key distance (see `confidence`) of the parts around a cut as likely true as not
-CONFIDENCE_SLOPE = 0.91  # how fast a cut's confidence rises with that distance
+CONFIDENT_KEY_DISTANCE = 0.3  # key distance (see `confidence`) of the parts around a cut as likely true as not
+CONFIDENCE_SLOPE = 1.32  # how fast a cut's confidence rises with that distance
 UNKNOWN_BPM = 120.0  # the tempo of a mix where no stretch has one (only its log differences count)
 
 WEIGHTS = {"timbre": 1.0, "chroma": 1.0, "level": 0.5, "tempo": 1.0, "key": 0.25}
@@ -171,6 +173,7 @@ def find_boundaries(desc: Description, music_start: float, music_end: float, min
     max_len = max(min_len + 1, int(MAX_TRACK_SEC / frame_sec))
     cuts = partition(sim, min_len, max_len, PENALTY * FRAME_SEC / frame_sec)
     cuts = join_returning_sections(sim, grouped["chroma"], cuts)
+    cuts = join_one_key_and_tempo(grouped["key"], grouped["tempo"][:, 0], cuts)
     left, right = _transitions(sim, cuts)
     # The boundary is the cut itself: where the partition found the audio turn from like the track before to like
     # the one after. The middle of the blend window is further from the crossfade's middle, because that window
@@ -255,6 +258,28 @@ def join_returning_sections(sim: np.ndarray, chroma: np.ndarray, cuts: np.ndarra
         if not np.isfinite(scores[best]):
             break
         del cuts[best]
+    return np.array(cuts, dtype=int)
+
+
+def join_one_key_and_tempo(key: np.ndarray, log_bpm: np.ndarray, cuts: np.ndarray) -> np.ndarray:
+    """Cuts left after removing those between parts in one key (chroma over KEY_SEC, `chroma_distance` under
+    SAME_KEY) and at one tempo (median log2 BPM within SAME_TEMPO): a song's breakdown or new section keeps both,
+    while the next track of a mix changes at least one, unless the DJ blends two tracks of one key at one
+    tempo, which this joins. Removed one at a time, nearest keys first, since each removal changes the parts
+    its neighbours are compared with. Game music, whose pieces change sections and sound far more than their
+    key, was cut at every section before (figures in the README)."""
+    cuts = [int(c) for c in cuts]
+    while cuts:
+        edges = [0, *cuts, len(key)]
+        distances = []
+        for k in range(len(cuts)):
+            a, b = (edges[k], edges[k + 1]), (edges[k + 1], edges[k + 2])
+            tempo = abs(np.median(log_bpm[a[0] : a[1]]) - np.median(log_bpm[b[0] : b[1]]))
+            distances.append(chroma_distance(key, a, b) if tempo < SAME_TEMPO else np.inf)
+        nearest = int(np.argmin(distances))
+        if distances[nearest] >= SAME_KEY:
+            break
+        del cuts[nearest]
     return np.array(cuts, dtype=int)
 
 
