@@ -36,15 +36,13 @@ def test_tracks_are_cut_where_songs_change_not_where_their_sections_do() -> None
     assert np.all((found.confidence >= 0.0) & (found.confidence <= 1.0))
 
 
-def test_confidence_grows_with_how_far_apart_the_keys_are() -> None:
-    c_major, f_sharp = np.zeros(12), np.zeros(12)
-    c_major[[0, 4, 7]] = 1.0
-    f_sharp[[6, 10, 1]] = 1.0
-    key = np.vstack([np.tile(c_major, (30, 1)), np.tile(f_sharp, (30, 1)), np.tile(c_major + 0.1, (30, 1))])
-    sure = tb.confidence(key, np.array([30, 60]))
-    assert np.all((sure >= 0) & (sure <= 1)) and sure[0] > 0.5
-    same = tb.confidence(np.tile(c_major, (60, 1)) + np.random.default_rng(0).normal(0, 0.01, (60, 12)), np.array([30]))
-    assert same[0] < 0.5 < sure[1]
+def test_a_gradual_change_is_surer_than_a_sudden_one() -> None:
+    frames = np.arange(60, dtype=float)[:, None]
+    blend = np.clip((frames - 20) / 20, 0, 1) * np.ones((60, 3))  # turns over 40 s around frame 30
+    step = (frames >= 30) * np.ones((60, 3))  # changes at once at frame 30
+    gradual, sudden = tb.confidence(blend, np.array([30]), 2.0), tb.confidence(step, np.array([30]), 2.0)
+    assert tb.abruptness(blend, 30, 2.0) < 0.5 < 1.0 <= tb.abruptness(step, 30, 2.0)
+    assert 0.0 <= sudden[0] < gradual[0] <= 1.0
 
 
 def test_one_long_song_is_not_cut() -> None:

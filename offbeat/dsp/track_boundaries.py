@@ -40,8 +40,10 @@ RETURNS_ITSELF = 0.1  # contrast under which it comes back as itself: a song's b
 SAME_KEY = 0.4  # key distance (see `join_one_key_and_tempo`) under which two parts are in one key
 SAME_TEMPO = 0.02  # octaves (about 1.4 %) under which two parts' median tempi are one tempo
 MIXED_SHARE = 0.25  # a stretch is in the blend while its likeness to both sides differs by less than this share
-CONFIDENT_KEY_DISTANCE = 0.3  # key distance (see `confidence`) of the parts around a cut as likely true as not
-CONFIDENCE_SLOPE = 1.32  # how fast a cut's confidence rises with that distance
+ABRUPT_SEC = 8.0  # seconds each side of a cut whose change counts as sudden (see `abruptness`)
+GRADUAL_SEC = (24.0, 40.0)  # seconds before and after a cut between which the whole change is measured
+CONFIDENT_ABRUPTNESS = 1.415  # abruptness of a cut as likely true as not (see `confidence`)
+CONFIDENCE_SLOPE = 1.418  # how fast a cut's confidence falls as it grows more abrupt
 UNKNOWN_BPM = 120.0  # the tempo of a mix where no stretch has one (only its log differences count)
 
 WEIGHTS = {"timbre": 1.0, "chroma": 1.0, "level": 0.5, "tempo": 1.0, "key": 0.25}
@@ -180,7 +182,7 @@ def find_boundaries(desc: Description, music_start: float, music_end: float, min
     # is lopsided (a fade-in under a loud outgoing track looks like the outgoing track for longer).
     bounds = (lo + cuts * frame_sec).astype(float)
     starts, ends = transition_windows(bounds, lo + left * frame_sec, lo + right * frame_sec)
-    return Boundaries(bounds, starts, ends, confidence(grouped["key"], cuts))
+    return Boundaries(bounds, starts, ends, confidence(x, cuts, frame_sec))
 
 
 def transition_windows(bounds: np.ndarray, left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -206,18 +208,26 @@ def contrast(sim: np.ndarray, a: tuple[int, int], b: tuple[int, int]) -> float:
     return float(1 - across / max(own, 1e-12))
 
 
-def confidence(key: np.ndarray, cuts: np.ndarray) -> np.ndarray:
-    """How sure each cut is, 0-1: a logistic in the `chroma_distance` of the keys (chroma over KEY_SEC) of the
-    parts on its two sides, whose midpoint and slope (CONFIDENT_KEY_DISTANCE, CONFIDENCE_SLOPE) are fitted to the
-    cuts found on the tune corpora, a cut being true when a track changes within 10 s of it. Of the evidence the
-    partition has at a cut, the key told true cuts from a song's own sections best on those corpora (figures in
-    the README); the contrast of the parts did no better than chance, since the partition keeps only cuts
-    between parts that differ."""
-    edges = [0, *(int(c) for c in cuts), len(key)]
-    distances = np.array(
-        [chroma_distance(key, (edges[k], edges[k + 1]), (edges[k + 1], edges[k + 2])) for k in range(len(cuts))]
-    )
-    return 1.0 / (1.0 + np.exp(-CONFIDENCE_SLOPE * (distances - CONFIDENT_KEY_DISTANCE)))
+def confidence(x: np.ndarray, cuts: np.ndarray, frame_sec: float) -> np.ndarray:
+    """How sure each cut is, 0-1: a logistic in its `abruptness`, whose midpoint and slope (CONFIDENT_ABRUPTNESS,
+    CONFIDENCE_SLOPE) are fitted to the cuts found on the tune corpora, a cut being true when a track changes
+    within 10 s of it. A DJ's blend turns one track into the next over many bars, a song's new section begins at
+    once; of the evidence at a cut, this told them apart on both the tune and the test corpora (figures in the
+    README), the key distance and the parts' contrast did not once the partition and its joins had chosen."""
+    ratios = np.array([abruptness(x, int(c), frame_sec) for c in cuts])
+    return 1.0 / (1.0 + np.exp(CONFIDENCE_SLOPE * (ratios - CONFIDENT_ABRUPTNESS)))
+
+
+def abruptness(x: np.ndarray, cut: int, frame_sec: float) -> float:
+    """How much of the change across `cut` happens at once: the distance between the mean descriptions (rows of
+    `x`) of the ABRUPT_SEC before and after it, over the distance between the stretches GRADUAL_SEC before and
+    after it. Near 0 for a slow blend, 1 or more for a change at a bar line."""
+    near = max(1, round(ABRUPT_SEC / frame_sec))
+    lo, hi = (max(1, round(sec / frame_sec)) for sec in GRADUAL_SEC)
+    before, after = x[max(0, cut - near) : cut].mean(axis=0), x[cut : cut + near].mean(axis=0)
+    far_before = x[max(0, cut - hi) : max(1, cut - lo)].mean(axis=0)
+    far_after = x[min(len(x) - 1, cut + lo) : cut + hi].mean(axis=0)
+    return float(np.linalg.norm(after - before) / max(float(np.linalg.norm(far_after - far_before)), 1e-9))
 
 
 def chroma_distance(chroma: np.ndarray, a: tuple[int, int], b: tuple[int, int]) -> float:

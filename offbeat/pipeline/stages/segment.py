@@ -111,4 +111,4 @@ def compute(
     )
 
 
-STAGE = Stage("segment", 13, compute, params, items=track_count)
+STAGE = Stage("segment", 14, compute, params, items=track_count)
