@@ -144,6 +144,12 @@ class Settings(BaseSettings):
         "on one core about 1.3 s of features plus 0.6 s with 1, 0.8 s with 4, 1.5 s with 8 networks); beat F on "
         "the tune corpora 0.866 with 1, 0.885 with 4, 0.891 with 8",
     )
+    commercial_use: bool = Field(
+        False,
+        description="true: analyze without madmom's models, whose licence (CC BY-NC-SA 4.0) forbids commercial use; "
+        "beats from an onset-strength activation followed by madmom's DBN tracker (BSD code), bars from chord "
+        "changes, keys from the chroma key profiles (README: Licences, with its accuracy against the default)",
+    )
 
     # Trimming and segmentation
     silence_threshold_db: float = Field(-60.0, description="frame RMS (dBFS) at or below this is silence")

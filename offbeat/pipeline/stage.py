@@ -173,13 +173,25 @@ def dsp_constants(module_name: str) -> dict[str, dict[str, Any]]:
         pending |= _dsp_modules(importlib.import_module(name)) - seen
     constants: dict[str, dict[str, Any]] = {}
     for name in sorted(seen):
-        namespace = vars(sys.modules[name])
-        skipped = set(namespace.get("NOT_TUNING", ())) | {"NOT_TUNING"}
-        values = {k: _plain(v) for k, v in namespace.items() if _CONSTANT.match(k) and k not in skipped}
-        kept = {k: v for k, v in values.items() if v is not None}
+        kept = _own_constants(name)
         if kept:
             constants[name.removeprefix("offbeat.dsp.")] = kept
     return constants
+
+
+def _own_constants(name: str) -> dict[str, Any]:
+    """The public constants of one module, without its NOT_TUNING ones."""
+    namespace = vars(sys.modules.get(name) or importlib.import_module(name))
+    skipped = set(namespace.get("NOT_TUNING", ())) | {"NOT_TUNING"}
+    values = {k: _plain(v) for k, v in namespace.items() if _CONSTANT.match(k) and k not in skipped}
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def path_constants(module_name: str) -> dict[str, dict[str, Any]]:
+    """The constants of an `offbeat.dsp` module and of those it uses, for a stage to put in its `params` where
+    only one of its paths (chosen by a setting) runs that module: imported there rather than at the stage's top,
+    the module then keys that path alone, and the other path's key stays what it was."""
+    return {module_name.removeprefix("offbeat.dsp."): _own_constants(module_name), **dsp_constants(module_name)}
 
 
 def job_inputs(stage: Stage, cues: list[tuple[str, float]] | None, track: int | None) -> dict[str, Any]:

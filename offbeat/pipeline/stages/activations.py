@@ -1,4 +1,6 @@
-"""activations: beat and downbeat probabilities every 10 ms from madmom's recurrent network.
+"""activations: beat and downbeat probabilities every 10 ms from madmom's recurrent network, or, with
+`OFFBEAT_COMMERCIAL_USE`, an onset-strength activation on the same grid (`offbeat.dsp.onset_activation`: madmom's
+networks are licensed for non-commercial use only).
 
 Kept apart from `beats` because it is the costly part (about 1.6 s per minute of audio on one core) and the
 tracking that reads it is cheap and tuned more often: changing the tracker recomputes only the tracker.
@@ -14,12 +16,16 @@ import soxr
 from offbeat.dsp import beat_activation
 from offbeat.dsp.channels import to_mono
 from offbeat.pipeline.blocks import read_padded
-from offbeat.pipeline.stage import Progress, Stage
+from offbeat.pipeline.stage import Progress, Stage, path_constants
 from offbeat.settings import Settings
 from offbeat.storage import ChunkAppender, Entry, EntryWriter
 
 
 def params(s: Settings) -> dict[str, Any]:
+    if s.commercial_use:
+        # No network (their count shapes nothing); the onset module keys this path only, so the default
+        # path's key is the one of stores written before the setting existed.
+        return {"commercial_use": True, "onset": path_constants("offbeat.dsp.onset_activation")}
     return {"networks": s.beat_networks}
 
 
@@ -40,10 +46,16 @@ def compute(out: EntryWriter, params: dict[str, Any], decode: Entry, progress: P
     samples = round(stereo.shape[0] * rate / sr)
     array = out.create_array("activation", shape=(0, 2), dtype="float32", chunks=(beat_activation.BLOCK_FRAMES * 4, 2))
     appender = ChunkAppender(array)
-    for block in beat_activation.blocked_activations(read, samples, progress, params["networks"]):
+    if params.get("commercial_use"):
+        from offbeat.dsp import onset_activation  # imported here: see `params`
+
+        found = onset_activation.blocked_activations(read, samples, progress)
+    else:
+        found = beat_activation.blocked_activations(read, samples, progress, params["networks"])
+    for block in found:
         appender.append(block)
     appender.close()
-    out.attrs.update(fps=beat_activation.FPS, networks=params["networks"])
+    out.attrs.update(fps=beat_activation.FPS, networks=params.get("networks", 0))
 
 
 STAGE = Stage("activations", 3, compute, params)

@@ -19,6 +19,8 @@ from offbeat.storage import Entry, EntryWriter
 
 
 def params(s: Settings) -> dict[str, Any]:
+    if s.commercial_use:  # no key network (non-commercial licence): the chroma key profiles
+        return {"threshold_db": s.silence_threshold_db, "commercial_use": True}
     return {"threshold_db": s.silence_threshold_db}
 
 
@@ -55,6 +57,9 @@ def compute(
     measure(("stable_bpm", "bpm_confidence"), lambda: features.stable_bpm(times[(times >= lo) & (times < hi)]))
 
     def key() -> dict[str, Any]:
+        if params.get("commercial_use"):
+            found = features.estimate_key(envelopes["chroma"][grid.chroma_between(lo, hi)])
+            return {"musical": found.musical, "camelot": found.camelot, "confidence": found.confidence}
         a, b = key_network.excerpt(lo, hi)
         mono = to_mono(decode["stereo"][int(a * sr) : int(b * sr)])
         if sr != key_network.SAMPLE_RATE:
