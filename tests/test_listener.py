@@ -117,7 +117,8 @@ def test_jobs_and_every_bad_input_get_their_result_and_nothing_outside_is_touche
 
     first = by_id(results)[1]  # the documented fields of a completed result (README.md, "Wire contract")
     assert set(first) >= {"job_id", "status", "results", "engine"}
-    assert set(first["results"]) == {"global", "tracks"}
+    assert set(first["results"]) == {"global", "tracks", "cue_sheet"}
+    assert 'TITLE "A"' in first["results"]["cue_sheet"] and "INDEX 01" in first["results"]["cue_sheet"]
     assert set(first["results"]["global"]) >= {
         "duration_sec",
         "trimmed_start_sec",
