@@ -1,0 +1,273 @@
+"""Which library track an excerpt comes from, through a DJ's tempo and pitch changes: quad fingerprints.
+Numpy in, numpy out.
+
+A DJ plays a track 3-8 % faster or slower; without key lock (a turntable, varispeed) the pitch follows the
+speed, with key lock only the time changes. A classic landmark fingerprint (peak pairs hashed by their
+frequency and time distance) breaks under either, because both distances change. Quad fingerprints
+(Sonnleitner & Widmer, IEEE TASLP 2016) hash shapes that do not change: spectrogram peaks A and B span a box,
+two further peaks C and D lie inside it, and the hash is where C and D sit *relative to the box*, each
+coordinate a share of the box's width in time and of its height in frequency. Playing faster divides every
+time difference by the speed and, with frequency on a linear scale in Hz (whose origin, 0 Hz, stays put
+under resampling), multiplies every frequency difference by it; a share of a box is unchanged by either.
+
+Matching then needs no search over speeds: a matched quad's box, compared with the reference's, *measures*
+the tempo ratio (reference box width over query box width) and the pitch ratio (query box height over
+reference box height), and with them where in the reference the excerpt starts. Votes over (track, tempo
+ratio, pitch ratio, start) pile up for the true track and scatter for chance matches; the winning cluster's
+matches are then fitted by least squares (reference time against query time, reference frequency against
+query frequency), which pins the ratios far more tightly than any one box does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.signal
+from scipy.ndimage import maximum_filter
+
+SAMPLE_RATE = 8000  # Hz the audio is resampled to: peaks up to 4 kHz carry the melody and most of the identity
+N_FFT = 1024  # samples per STFT frame (128 ms, 7.8 Hz bins: notes resolved in frequency)
+HOP = 128  # samples between frames (16 ms, refined between frames by interpolation)
+MIN_HZ = 80.0  # peaks below this are rumble and DC, shared by every track
+MAX_HZ = 3900.0  # peaks above this are at the band edge, where resampling filters reshape the spectrum
+PEAK_FREQ_BINS = 13  # max-filter height in bins (about 100 Hz): a peak is the loudest within it
+PEAK_FRAMES = 17  # max-filter width in frames (about 270 ms): one peak per note, not one per wobble of its decay
+PEAK_FLOOR_DB = 6.0  # a peak stands at least this far above the spectrogram's median level
+PEAKS_PER_SEC = 12  # at most this many peaks (the loudest, which survive stretching and mixing) per second
+BOX_MIN_SEC = 0.6  # A to B at least this long: a phase vocoder moves corners by up to 35 ms, a small share of it
+BOX_MAX_SEC = 2.4  # and at most this long, so that many quads fit in a short excerpt
+BOX_MIN_HZ = 150.0  # A to B at least this far apart in frequency, for the same reason
+BOXES_PER_ROOT = 5  # a root A spans boxes to at most this many following peaks B (the nearest in time)
+INSIDE_PER_BOX = 4  # of the peaks inside a box, this many (the earliest) make the pairs C, D
+HASH_BINS = 14  # hash coordinates (shares of the box, 0..1) are quantized into this many bins each
+HASH_TOLERANCE = 0.035  # a query quad matches a reference quad whose coordinates differ by at most this
+MAX_RATIO = 1.25  # tempo and pitch ratios beyond 1/MAX_RATIO..MAX_RATIO are not a DJ's and are not voted for
+RATIO_BIN = 0.03  # width of a vote's tempo and pitch ratio bins, in natural log (3 %)
+OFFSET_BIN_SEC = 0.5  # width of a vote's start-time bin
+CANDIDATES = 8  # this many of the fullest vote bins are fitted (see `identify`)
+FIT_TIME_SEC = 0.07  # a match fits the cluster's line when its reference time is within this of it
+FIT_FREQ_SHARE = 0.02  # and its reference frequency is within this share of the fitted one
+CONFIDENCE_PRIOR = 10.0  # votes every track is assumed to get by chance (keeps a 3-vote win unconfident)
+
+
+@dataclass(frozen=True)
+class Quads:
+    """The quads of one recording; row i is one quad."""
+
+    hashes: np.ndarray  # (n, 4) float32: C's and D's time and frequency as shares of the A-B box
+    root_sec: np.ndarray  # (n,) time of A, in seconds from the recording's start
+    root_hz: np.ndarray  # (n,) frequency of A
+    width_sec: np.ndarray  # (n,) B's time minus A's
+    height_hz: np.ndarray  # (n,) B's frequency minus A's (signed: B may lie above or below A)
+
+
+@dataclass(frozen=True)
+class Index:
+    """Reference quads of many tracks, sorted by key, for lookups by binary search."""
+
+    keys: np.ndarray  # (n,) int64 quantized hash (see `keys`)
+    track: np.ndarray  # (n,) track id
+    quads: Quads  # the reference quads, in key order
+
+
+@dataclass(frozen=True)
+class Identification:
+    """The track an excerpt comes from and how it was played."""
+
+    track: int  # id of the best track
+    confidence: float  # 0..1: the winner's consistent votes against the runner-up's and chance
+    votes: int  # query quads whose match fits the winner's line
+    runner_up_votes: int  # the same for the best other track
+    tempo_ratio: float  # excerpt speed over reference speed (1.05: played 5 % faster)
+    pitch_ratio: float  # excerpt frequencies over reference frequencies (1.0 with key lock)
+    offset_sec: float  # where in the reference the excerpt starts
+
+
+def spectrogram(audio: np.ndarray, sr: int) -> np.ndarray:
+    """Log-magnitude STFT (bins, frames) of mono `audio` resampled to SAMPLE_RATE."""
+    x = np.asarray(audio, dtype=np.float64)
+    if sr != SAMPLE_RATE:
+        g = np.gcd(int(sr), SAMPLE_RATE)
+        x = scipy.signal.resample_poly(x, SAMPLE_RATE // g, int(sr) // g)
+    _, _, z = scipy.signal.stft(x, nperseg=N_FFT, noverlap=N_FFT - HOP, boundary=None, padded=False)
+    return np.log(np.abs(z) + 1e-7).astype(np.float32)
+
+
+def peaks(log_mag: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Spectrogram peaks as (seconds, Hz), sorted by time: local maxima of `log_mag` above its median by
+    PEAK_FLOOR_DB, at most PEAKS_PER_SEC per second, placed between bins and frames by parabolic interpolation."""
+    lo, hi = int(MIN_HZ * N_FFT / SAMPLE_RATE), int(MAX_HZ * N_FFT / SAMPLE_RATE)
+    s = log_mag[lo:hi]
+    if s.shape[1] < 3:
+        return np.zeros(0), np.zeros(0)
+    is_max = (s == maximum_filter(s, size=(PEAK_FREQ_BINS, PEAK_FRAMES), mode="nearest")) & (
+        s > np.median(s) + PEAK_FLOOR_DB * np.log(10) / 20
+    )
+    is_max[[0, -1], :] = False
+    is_max[:, [0, -1]] = False
+    f, t = np.nonzero(is_max)
+    level = s[f, t]
+    second = (t * HOP / SAMPLE_RATE).astype(int)
+    order = np.lexsort((-level, second))  # loudest first within each second
+    rank = np.arange(len(order)) - np.searchsorted(second[order], second[order])
+    keep = order[rank < PEAKS_PER_SEC]
+    f, t = f[keep], t[keep]
+    df = _vertex(s[f - 1, t], s[f, t], s[f + 1, t])
+    dt = _vertex(s[f, t - 1], s[f, t], s[f, t + 1])
+    sec = (t + dt) * HOP / SAMPLE_RATE
+    hz = (f + lo + df) * SAMPLE_RATE / N_FFT
+    by_time = np.argsort(sec, kind="stable")
+    return sec[by_time], hz[by_time]
+
+
+def _vertex(left: np.ndarray, mid: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Offset (-0.5..0.5) of the vertex of the parabola through three equally spaced values."""
+    curvature = left - 2 * mid + right
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d = np.where(curvature < 0, 0.5 * (left - right) / curvature, 0.0)
+    return np.clip(d, -0.5, 0.5)
+
+
+def quads(sec: np.ndarray, hz: np.ndarray) -> Quads:
+    """The quads of peaks sorted by time: each root A spans boxes to the BOXES_PER_ROOT nearest later peaks B
+    that are BOX_MIN_SEC..BOX_MAX_SEC after it and BOX_MIN_HZ above or below it; pairs C, D of the peaks
+    strictly inside a box (C no later than D) make its quads."""
+    rows: list[tuple[np.ndarray, ...]] = []
+    for a in range(len(sec)):
+        end = np.searchsorted(sec, sec[a] + BOX_MAX_SEC, side="right")
+        later_t, later_f = sec[a + 1 : end] - sec[a], hz[a + 1 : end] - hz[a]
+        for b in np.flatnonzero((later_t >= BOX_MIN_SEC) & (np.abs(later_f) >= BOX_MIN_HZ))[:BOXES_PER_ROOT]:
+            x, y = later_t[:b] / later_t[b], later_f[:b] / later_f[b]
+            inside = np.flatnonzero((x > 0) & (y > 0) & (y < 1))[:INSIDE_PER_BOX]
+            if len(inside) < 2:
+                continue
+            c, d = np.triu_indices(len(inside), 1)
+            c, d = inside[c], inside[d]
+            hashes = np.stack([x[c], y[c], x[d], y[d]], axis=1)
+            n = len(c)
+            rows.append((hashes, np.full(n, sec[a]), np.full(n, hz[a]), np.full(n, later_t[b]), np.full(n, later_f[b])))
+    if not rows:
+        return Quads(np.zeros((0, 4), np.float32), *(np.zeros(0) for _ in range(4)))
+    cols = [np.concatenate(col) for col in zip(*rows, strict=True)]
+    return Quads(cols[0].astype(np.float32), *cols[1:])
+
+
+def fingerprint(audio: np.ndarray, sr: int) -> Quads:
+    """The quads of mono `audio` at sample rate `sr`."""
+    return quads(*peaks(spectrogram(audio, sr)))
+
+
+def keys(hashes: np.ndarray, above: np.ndarray) -> np.ndarray:
+    """Integer keys of quantized hashes (`hashes` as integer bins, HASH_BINS per coordinate) and of whether B
+    lies above A."""
+    bins = np.clip(np.asarray(hashes, dtype=np.int64), 0, HASH_BINS - 1)
+    key = above.astype(np.int64)
+    for i in range(4):
+        key = key * HASH_BINS + bins[:, i]
+    return key
+
+
+def build_index(tracks: dict[int, Quads]) -> Index:
+    """An index of the reference quads of `tracks` (track id -> its quads)."""
+    parts = list(tracks.items())
+    track = np.concatenate([np.full(len(q.root_sec), tid, np.int64) for tid, q in parts] or [np.zeros(0, np.int64)])
+    fields = [np.concatenate([getattr(q, name) for _, q in parts]) for name in Quads.__dataclass_fields__]
+    merged = Quads(*fields) if parts else Quads(np.zeros((0, 4), np.float32), *(np.zeros(0) for _ in range(4)))
+    k = keys(np.floor(merged.hashes * HASH_BINS), merged.height_hz > 0)
+    order = np.argsort(k, kind="stable")
+    return Index(k[order], track[order], Quads(*(getattr(merged, name)[order] for name in Quads.__dataclass_fields__)))
+
+
+def lookup(index: Index, query: Quads) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (query row, index row) whose hashes agree within HASH_TOLERANCE in every coordinate and whose B lies
+    on the same side of A. A coordinate near a bin edge is also looked up in the neighbouring bin."""
+    scaled = query.hashes.astype(np.float64) * HASH_BINS
+    base = np.floor(scaled)
+    frac = scaled - base
+    reach = HASH_TOLERANCE * HASH_BINS
+    step = np.where(frac < reach, -1, np.where(frac > 1 - reach, 1, 0))
+    above = query.height_hz > 0
+    q_rows, i_rows = [], []
+    for combo in range(16):
+        use = np.array([(combo >> i) & 1 for i in range(4)], dtype=bool)
+        valid = np.all(~use | (step != 0), axis=1)
+        rows = np.flatnonzero(valid)
+        k = keys(base[rows] + step[rows] * use, above[rows])
+        lo, hi = np.searchsorted(index.keys, k, "left"), np.searchsorted(index.keys, k, "right")
+        counts = hi - lo
+        q_rows.append(np.repeat(rows, counts))
+        i_rows.append(np.repeat(lo - np.cumsum(counts) + counts, counts) + np.arange(counts.sum()))
+    q, i = np.concatenate(q_rows), np.concatenate(i_rows)
+    close = np.all(np.abs(query.hashes[q] - index.quads.hashes[i]) <= HASH_TOLERANCE, axis=1)
+    return q[close], i[close]
+
+
+def identify(index: Index, query: Quads) -> Identification | None:
+    """The track `query` (an excerpt's quads) comes from, or None when no quad matches.
+
+    Each match votes for (track, tempo ratio, pitch ratio, start in the reference) as its boxes measure them.
+    The CANDIDATES fullest bins are each fitted: among the track's matches near the bin, reference root time
+    against query root time (a line whose slope is the tempo ratio and whose intercept is the start) and
+    reference root frequency against query root frequency (a line through 0 Hz whose slope is the pitch
+    ratio), keeping the matches within FIT_TIME_SEC and FIT_FREQ_SHARE of both. A track's votes are the query
+    quads that fit its best line."""
+    q, i = lookup(index, query)
+    ref = index.quads
+    tempo = ref.width_sec[i] / query.width_sec[q]
+    pitch = query.height_hz[q] / ref.height_hz[i]
+    plausible = (np.abs(np.log(tempo)) < np.log(MAX_RATIO)) & (np.abs(np.log(pitch)) < np.log(MAX_RATIO))
+    q, i, tempo, pitch = q[plausible], i[plausible], tempo[plausible], pitch[plausible]
+    if len(q) == 0:
+        return None
+    track = index.track[i]
+    offset = ref.root_sec[i] - tempo * query.root_sec[q]
+    cells = np.stack(
+        [
+            track,
+            np.round(np.log(tempo) / RATIO_BIN),
+            np.round(np.log(pitch) / RATIO_BIN),
+            np.round(offset / OFFSET_BIN_SEC),
+        ],
+        axis=1,
+    ).astype(np.int64)
+    uniq, counts = np.unique(cells, axis=0, return_counts=True)
+    best: dict[int, tuple[int, float, float, float]] = {}
+    for cell in uniq[np.argsort(-counts, kind="stable")[:CANDIDATES]]:
+        tid = int(cell[0])
+        near = (
+            (track == tid)
+            & (np.abs(np.log(tempo) / RATIO_BIN - cell[1]) <= 1.5)
+            & (np.abs(np.log(pitch) / RATIO_BIN - cell[2]) <= 1.5)
+            & (np.abs(offset / OFFSET_BIN_SEC - cell[3]) <= 1.5)
+        )
+        fit = _fit(query.root_sec[q], ref.root_sec[i], query.root_hz[q], ref.root_hz[i], near)
+        if fit is not None and fit[0] > best.get(tid, (0,))[0]:
+            best[tid] = fit
+    if not best:
+        return None
+    ranked = sorted(best.items(), key=lambda kv: -kv[1][0])
+    tid, (votes, t_ratio, p_ratio, start) = ranked[0]
+    second = ranked[1][1][0] if len(ranked) > 1 else 0
+    confidence = (votes - second) / (votes + CONFIDENCE_PRIOR)
+    return Identification(tid, float(max(confidence, 0.0)), votes, second, t_ratio, p_ratio, start)
+
+
+def _fit(
+    q_sec: np.ndarray, r_sec: np.ndarray, q_hz: np.ndarray, r_hz: np.ndarray, near: np.ndarray
+) -> tuple[int, float, float, float] | None:
+    """(distinct query roots that fit, tempo ratio, pitch ratio, start) of the matches in `near`, refitted
+    three times on the matches that fit (see `identify`); None when fewer than two fit."""
+    keep = near
+    for _ in range(3):
+        if keep.sum() < 2 or np.ptp(q_sec[keep]) == 0:
+            return None
+        slope, start = np.polyfit(q_sec[keep], r_sec[keep], 1)
+        pitch = float(np.sum(q_hz[keep] * r_hz[keep]) / np.sum(r_hz[keep] ** 2))
+        fits = (np.abs(r_sec - (slope * q_sec + start)) <= FIT_TIME_SEC) & (
+            np.abs(q_hz - pitch * r_hz) <= FIT_FREQ_SHARE * q_hz
+        )
+        keep = near & fits
+    if keep.sum() < 2:
+        return None
+    return len(np.unique(q_sec[keep])), float(slope), pitch, float(start)

@@ -1,0 +1,105 @@
+"""Quad fingerprints: excerpts of synthetic tracks found in an index through speed changes (pitch follows),
+time-stretches with key lock, noise and a second track mixed in; an unknown track is not claimed."""
+
+from __future__ import annotations
+
+import librosa
+import numpy as np
+import pytest
+import soxr
+
+from offbeat.dsp import fingerprint as fp
+
+SR = 22050
+TRACKS = 5
+
+
+def track(seed: int, seconds: float = 36.0) -> np.ndarray:
+    """A synthetic track: decaying harmonic notes on a 1/8-beat grid at random pitches, some with noise bursts."""
+    rng = np.random.default_rng(seed)
+    y = np.zeros(int(seconds * SR))
+    t = 0.0
+    while t < seconds - 0.5:
+        dur = min(rng.uniform(0.3, 1.0), seconds - t)
+        f0 = 110 * 2 ** (rng.integers(0, 48) / 12)
+        tt = np.arange(int(dur * SR)) / SR
+        note = sum(a * np.sin(2 * np.pi * f0 * h * tt) for h, a in ((1, 1.0), (2, 0.5), (3, 0.3)) if f0 * h < 3800)
+        start = int(t * SR)
+        y[start : start + len(tt)] += np.exp(-tt * rng.uniform(2, 6)) * note * rng.uniform(0.3, 1.0)
+        if rng.random() < 0.3:
+            burst = int(0.05 * SR)
+            y[start : start + burst] += rng.normal(0, 0.2, burst) * np.exp(-np.arange(burst) / (0.01 * SR))
+        t += rng.choice([0.125, 0.25, 0.375, 0.5])
+    return (y / np.max(np.abs(y)) * 0.5).astype(np.float32)
+
+
+def excerpt(y: np.ndarray, start: float, seconds: float) -> np.ndarray:
+    return y[int(start * SR) : int((start + seconds) * SR)]
+
+
+def faster(y: np.ndarray, speed: float) -> np.ndarray:
+    """`y` played `speed` times as fast, pitch following (varispeed): resampled, then read at SR."""
+    return soxr.resample(y, SR * speed, SR)
+
+
+@pytest.fixture(scope="module")
+def library() -> tuple[dict[int, np.ndarray], fp.Index]:
+    tracks = {k: track(100 + k) for k in range(TRACKS)}
+    return tracks, fp.build_index({k: fp.fingerprint(y, SR) for k, y in tracks.items()})
+
+
+def check(index: fp.Index, audio: np.ndarray, want: int, tempo: float, pitch: float, start: float) -> fp.Identification:
+    found = fp.identify(index, fp.fingerprint(audio, SR))
+    assert found is not None
+    assert found.track == want, found
+    assert abs(found.tempo_ratio / tempo - 1) < 0.005, found
+    assert abs(found.pitch_ratio / pitch - 1) < 0.01, found
+    assert abs(found.offset_sec - start) < 0.1, found
+    assert found.confidence > 0.5, found
+    return found
+
+
+@pytest.mark.parametrize("speed", [0.95, 1.05])
+def test_speed_changes_with_pitch_following_are_measured(library, speed: float) -> None:
+    tracks, index = library
+    for k in range(TRACKS):
+        start = 4.0 + 3 * k
+        check(index, faster(excerpt(tracks[k], start, 13.0 * speed), speed), k, speed, speed, start)
+
+
+@pytest.mark.parametrize("rate", [0.95, 1.05])
+def test_time_stretch_with_key_lock_keeps_the_pitch(library, rate: float) -> None:
+    tracks, index = library
+    for k in range(TRACKS):
+        start = 6.0 + 2 * k
+        stretched = librosa.effects.time_stretch(excerpt(tracks[k], start, 13.0 * rate), rate=rate)
+        check(index, stretched, k, rate, 1.0, start)
+
+
+def test_noise_and_another_track_mixed_in(library) -> None:
+    tracks, index = library
+    rng = np.random.default_rng(7)
+    clean = excerpt(tracks[1], 10.0, 14.0)
+    noisy = clean + rng.normal(0, 0.5 * np.std(clean), len(clean)).astype(np.float32)  # 6 dB SNR
+    check(index, noisy, 1, 1.0, 1.0, 10.0)
+    played = faster(excerpt(tracks[2], 8.0, 14.0), 1.05)
+    blend = played + 0.5 * excerpt(tracks[3], 3.0, 14.0)[: len(played)]  # the other track at -6 dB
+    check(index, blend, 2, 1.05, 1.05, 8.0)
+
+
+def test_a_track_outside_the_library_is_not_claimed(library) -> None:
+    _, index = library
+    for seed in (998, 999):
+        found = fp.identify(index, fp.fingerprint(excerpt(track(seed), 5.0, 13.0), SR))
+        assert found is None or found.confidence < 0.3, found
+
+
+def test_hashes_do_not_change_when_time_and_frequency_scale() -> None:
+    sec, hz = np.array([0.0, 0.3, 0.7, 1.0]), np.array([200.0, 600.0, 400.0, 900.0])  # one box: A, C, D, B
+    plain = fp.quads(sec, hz)
+    assert len(plain.root_sec) == 1
+    for time_scale, freq_scale in ((1 / 1.07, 1.07), (1 / 1.05, 1.0)):  # varispeed; time-stretch with key lock
+        scaled = fp.quads(sec * time_scale + 3.0, hz * freq_scale)
+        np.testing.assert_allclose(scaled.hashes, plain.hashes, atol=1e-6)
+        np.testing.assert_allclose(scaled.width_sec, plain.width_sec * time_scale)
+        np.testing.assert_allclose(scaled.height_hz, plain.height_hz * freq_scale)
