@@ -24,6 +24,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -70,16 +71,25 @@ def settings_for(store: Path) -> Settings:
     return Settings(artifact_store=str(store), artifact_index_path=store / "index")
 
 
-def describe(mix: TrueMix, settings: Settings, cache: Path) -> Described:
-    """The mix's description and music bounds: read from `cache`, or computed through the store."""
+def stage_refs(
+    mix: TrueMix, settings: Settings, stages: list[str], cache: Path
+) -> tuple[Run, dict[str, StageRef], Path]:
+    """The run of `mix` through the store, the refs of `stages`, and the file in `cache` that holds what a bench
+    derives from their entries: named by the audio file (path and modification time) and the stages' keys, so a
+    changed mix or stage is read anew."""
     digest = hashlib.sha256(f"{mix.audio.resolve()}:{mix.audio.stat().st_mtime_ns}".encode()).hexdigest()[:16]
-    stages = _needed("segment")
     run = Run(open_store(settings), settings, mix.audio)
     refs: dict[str, StageRef] = {}
     for name in stages:
         refs[name] = run.stage(name, refs)
     keys = hashlib.sha256("".join(refs[n].key for n in stages).encode()).hexdigest()[:16]
-    path = cache / f"{mix.mix_id}-{digest}-{keys}.npz"
+    return run, refs, cache / f"{mix.mix_id}-{digest}-{keys}.npz"
+
+
+def describe(mix: TrueMix, settings: Settings, cache: Path) -> Described:
+    """The mix's description and music bounds: read from `cache`, or computed through the store."""
+    stages = _needed("segment")
+    run, refs, path = stage_refs(mix, settings, stages, cache)
     if path.exists():
         data = np.load(path)
         desc = track_boundaries.Description(data["mel_db"], data["chroma"], data["bpm"])
@@ -93,19 +103,19 @@ def describe(mix: TrueMix, settings: Settings, cache: Path) -> Described:
 
 
 @contextmanager
-def constants(values: dict[str, Any]) -> Iterator[None]:
-    """`track_boundaries`' constants set to `values` for the block; unknown names are refused."""
-    unknown = sorted(name for name in values if not hasattr(track_boundaries, name))
+def constants(module: ModuleType, values: dict[str, Any]) -> Iterator[None]:
+    """`module`'s constants set to `values` for the block; unknown names are refused."""
+    unknown = sorted(name for name in values if not hasattr(module, name))
     if unknown:
-        raise SystemExit(f"track_boundaries has no constant {', '.join(unknown)}")
-    before = {name: getattr(track_boundaries, name) for name in values}
+        raise SystemExit(f"{module.__name__} has no constant {', '.join(unknown)}")
+    before = {name: getattr(module, name) for name in values}
     try:
         for name, value in values.items():
-            setattr(track_boundaries, name, value)
+            setattr(module, name, value)
         yield
     finally:
         for name, value in before.items():
-            setattr(track_boundaries, name, value)
+            setattr(module, name, value)
 
 
 def evaluate(
@@ -202,7 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     names = list(sweeps)
     for combination in itertools.product(*sweeps.values()) if sweeps else [()]:
         values = {**fixed, **dict(zip(names, combination, strict=True))}
-        with constants(values):
+        with constants(track_boundaries, values):
             pooled, singles, rows = evaluate(described, args.min_track_sec)
         label = ", ".join(f"{k}={v}" for k, v in values.items()) or "as committed"
         print(report(label, pooled, singles))

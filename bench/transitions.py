@@ -14,24 +14,20 @@ is right, and whose beat-matched flag is right, per split, and per transition wi
 from __future__ import annotations
 
 import argparse
-import hashlib
 import itertools
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from bench.accuracy.mixes import TrueMix, find_mixes
-from bench.boundaries import _needed, _value, settings_for
+from bench.boundaries import _needed, _value, constants, settings_for, stage_refs
 from bench.corpus.truth import read_mix
 from offbeat.dsp import transitions
-from offbeat.pipeline.runner import Run, StageRef, read
+from offbeat.pipeline.runner import read
 from offbeat.pipeline.stages import segment
-from offbeat.storage import open_store
 
 MATCH_SEC = 10.0
 STORE = Path(".bench-store/transitions")
@@ -73,15 +69,8 @@ def true_blends(mix: TrueMix) -> list[TrueBlend]:
 
 def describe(mix: TrueMix, store: Path) -> Described:
     """The mix's signals and detected windows: read from the cache beside the store, or computed through it."""
-    digest = hashlib.sha256(f"{mix.audio.resolve()}:{mix.audio.stat().st_mtime_ns}".encode()).hexdigest()[:16]
-    settings = settings_for(store)
     stages = [*_needed("segment"), "segment"]
-    run = Run(open_store(settings), settings, mix.audio)
-    refs: dict[str, StageRef] = {}
-    for name in stages:
-        refs[name] = run.stage(name, refs)
-    keys = hashlib.sha256("".join(refs[n].key for n in stages).encode()).hexdigest()[:16]
-    path = store.parent / "transitions-cache" / f"{mix.mix_id}-{digest}-{keys}.npz"
+    run, refs, path = stage_refs(mix, settings_for(store), stages, store.parent / "transitions-cache")
     if not path.exists():
         entries = {name: read(run.store, refs[name]) for name in stages}
         signals = segment.transition_signals(entries["envelopes"], entries["beats"])
@@ -99,22 +88,6 @@ def describe(mix: TrueMix, store: Path) -> Described:
     data = np.load(path)
     signals = transitions.Signals(data["band_power"], data["beats"], data["beat_position"], data["bpm_curve"])
     return Described(mix, signals, data["starts"], data["ends"], true_blends(mix))
-
-
-@contextmanager
-def constants(values: dict[str, Any]) -> Iterator[None]:
-    """`transitions`' constants set to `values` for the block; unknown names are refused."""
-    unknown = sorted(name for name in values if not hasattr(transitions, name))
-    if unknown:
-        raise SystemExit(f"transitions has no constant {', '.join(unknown)}")
-    before = {name: getattr(transitions, name) for name in values}
-    try:
-        for name, value in values.items():
-            setattr(transitions, name, value)
-        yield
-    finally:
-        for name, value in before.items():
-            setattr(transitions, name, value)
 
 
 def matched(truth: list[TrueBlend], starts: np.ndarray, ends: np.ndarray) -> list[tuple[TrueBlend, int]]:
@@ -179,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"describing {mix.corpus}/{mix.mix_id} ({mix.duration / 60:.1f} min) ...", file=sys.stderr, flush=True)
         described.append(describe(mix, args.store))
     values = {name.strip(): _value(text) for name, _, text in (item.partition("=") for item in args.set)}
-    with constants(values):
+    with constants(transitions, values):
         verdicts, rows = evaluate(described)
     label = ", ".join(f"{k}={v}" for k, v in values.items()) or "as committed"
     print(report(f"{args.split} ({label})", verdicts, sum(len(d.truth) for d in described)))
