@@ -26,6 +26,7 @@ import numpy as np
 import scipy.signal
 from scipy.ndimage import maximum_filter
 
+VERSION = 1  # of the quads and the index layout: a change gives stored fingerprints new keys
 SAMPLE_RATE = 8000  # Hz the audio is resampled to: peaks up to 4 kHz carry the melody and most of the identity
 N_FFT = 1024  # samples per STFT frame (128 ms, 7.8 Hz bins: notes resolved in frequency)
 HOP = 128  # samples between frames (16 ms, refined between frames by interpolation)
