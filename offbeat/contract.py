@@ -1,6 +1,7 @@
 """The wire contract with the web application (README.md, "Wire contract"): jobs in, one result out per job.
 
-Field names of the first version are kept; later fields are added beside them, never renamed.
+Field names of the first version are kept; later fields are added beside them, never renamed. What the result
+says of each track is in `offbeat.track_result` (imported here: the contract is read from this module).
 """
 
 from __future__ import annotations
@@ -21,6 +22,14 @@ from pydantic import (
 
 from offbeat import cue_sheet
 from offbeat.errors import AnalysisError, ErrorCode, bounded
+from offbeat.track_result import (  # noqa: F401  (re-exported: the contract is read from this module)
+    Identified,
+    KeyInfo,
+    Section,
+    Track,
+    TrackAnalysis,
+    Transition,
+)
 
 # Job ids must survive a round trip through JavaScript numbers in the web application.
 MAX_JOB_ID = 2**53 - 1
@@ -92,6 +101,13 @@ class Job(BaseModel):
         json_schema_extra=_whole_text,
     )
 
+    library: StrictStr | None = Field(
+        None,
+        description="the track library to identify tracks against (default OFFBEAT_LIBRARY): letters, digits, '_', "
+        "'.' and '-', at most 64",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+    )
+
     @model_validator(mode="after")
     def _one_path(self) -> Job:
         if (self.relative_path is None) == (self.file_path is None):
@@ -103,90 +119,6 @@ class Job(BaseModel):
         if self.cue_tracks is not None and self.cue_sheet is not None:
             raise ValueError("give cue_tracks or cue_sheet, not both")
         return self
-
-
-class KeyInfo(BaseModel):
-    musical: str
-    camelot: str
-    confidence: float
-
-
-class Section(BaseModel):
-    label: Literal["intro", "main", "breakdown", "drop", "outro"]
-    start_time_sec: float
-    end_time_sec: float
-
-
-class TrackAnalysis(BaseModel):
-    """Per-track features; a feature that could not be computed is null, never a made-up number."""
-
-    duration_sec: float
-    stable_bpm: float | None = None
-    bpm_confidence: float | None = None
-    key: KeyInfo | None = None
-    loudness_lufs_total: float | None = None
-    loudness_lufs_bass: float | None = None
-    average_brightness: float | None = None
-    has_vocals: bool | None = None
-    vocal_energy_rms: float | None = None
-    first_downbeat_sec: float | None = Field(None, description="the track's first bar line (seconds of the file)")
-    phrase_starts_sec: dict[str, list[float]] | None = Field(
-        None, description='bar lines every 8, 16 and 32 bars from the first downbeat: {"8": [...], ...}'
-    )
-    sections: list[Section] | None = Field(None, description="intro, main, breakdown, drop, outro: 8-bar phrases")
-
-
-class Transition(BaseModel):
-    """The transition into a track: the blend window and what the engine reads in it."""
-
-    start_time_sec: float = Field(description="where the blend starts (the same window as `transition_in`)")
-    end_time_sec: float = Field(description="where the blend ends")
-    length_beats: float | None = Field(
-        None, description="the window's length on the beat grid, in beats; null where the grid does not cover it"
-    )
-    length_bars: float | None = Field(None, description="the same in bars (of the meter around the window)")
-    beatmatched: bool | None = Field(
-        None,
-        description="both tracks at one tempo through the blend (a half-time grid on one side counts): the tempo "
-        "ratio within 5 % of 1; null where either side has no tempo",
-    )
-    tempo_ratio: float | None = Field(
-        None,
-        description="the outgoing track's tempo over the incoming one's (median BPM beside the window); null where "
-        "either side has no tempo",
-    )
-    kind: Literal["cut", "blend", "bass_swap", "filter"] = Field(
-        description="how it was mixed: `cut` (a handover within a bar), `blend` (a crossfade of the whole "
-        "spectrum, whatever its curve), `bass_swap` (EQ: both tracks' tops play while only one bass does), "
-        "`filter` (a high- or low-pass sweep on the outgoing track)"
-    )
-    key_relation: Literal["same", "adjacent", "relative", "energy_boost", "clash"] | None = Field(
-        None,
-        description="the incoming key against the outgoing one on the Camelot wheel: `same`, `adjacent` (one "
-        "step, same letter), `relative` (same number, other letter), `energy_boost` (two steps up, same letter), "
-        "`clash` otherwise; null where either key is unknown",
-    )
-
-
-class Track(BaseModel):
-    track_id: int
-    title: str | None = None
-    start_time_sec: float
-    end_time_sec: float
-    start_confidence: float | None = Field(
-        None,
-        ge=0,
-        le=1,
-        description="how sure the engine is that a new track starts here, 0-1: about that share of starts given "
-        "a confidence p are true (within 10 s); null for the first track and for a cue kept where no boundary "
-        "was found",
-    )
-    transition_in: list[float] | None = Field(None, description="[start, end] of the blend into this track")
-    transition_out: list[float] | None = Field(None, description="[start, end] of the blend into the next")
-    transition: Transition | None = Field(
-        None, description="the transition into this track, described; null for the first track"
-    )
-    analysis: TrackAnalysis
 
 
 class GlobalAnalysis(BaseModel):

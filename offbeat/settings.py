@@ -158,6 +158,20 @@ class Settings(BaseSettings):
         20.0, ge=0, description="a cue hint moves to a detected boundary this close, else stays where it is"
     )
 
+    # Track identification
+    library: str = Field(
+        "default",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+        description="the track library (`offbeat library add`) a mix's tracks are identified against; a job's "
+        "`library` field names another",
+    )
+    identify_min_confidence: float = Field(
+        0.3,
+        ge=0,
+        le=1,
+        description="a track matched with less confidence (0-1) is reported as not identified (null)",
+    )
+
     # Stem separation
     spleeter_model: Literal["2stems", "4stems"] = Field("2stems", description="Spleeter model for stems")
     model_dir: Path = Field(Path("models"), description="folder holding <model>/ checkpoints (MODEL_PATH)")

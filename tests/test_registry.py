@@ -63,6 +63,7 @@ def test_graph_edges() -> None:
         "drum_beats": {"separate", "beats", "decode", "trim"},
         "segment": {"envelopes", "beats", "decode", "trim"},
         "track_features": {"segment", "envelopes", "beats", "separate", "decode"},
+        "identify": {"decode", "segment"},
     }
     assert set(registry.SINKS["export_stems"].inputs) == {"separate"}
     assert [name for name, stage in registry.STAGES.items() if stage.per_track] == ["track_features"]
@@ -70,10 +71,10 @@ def test_graph_edges() -> None:
 
 
 def test_refresh_reaches_every_dependent() -> None:
-    assert registry.dependents({"trim"}) == {"trim", "beats", "drum_beats", "segment", "track_features"}
+    assert registry.dependents({"trim"}) == {"trim", "beats", "drum_beats", "segment", "track_features", "identify"}
     assert registry.dependents({"separate"}) == {"separate", "drum_beats", "track_features"}
     # The tracker's output is not what the envelopes are made of: a change to it leaves the whole-mix STFT alone.
-    assert registry.dependents({"beats"}) == {"beats", "drum_beats", "segment", "track_features"}
+    assert registry.dependents({"beats"}) == {"beats", "drum_beats", "segment", "track_features", "identify"}
     assert registry.dependents({"decode"}) == set(registry.STAGES)
     assert registry.dependents(set()) == set()
 

@@ -57,6 +57,7 @@ def run_analysis(
     cues: list[Any] | None = None,
     model: str | None = None,
     cue_sheet: str | None = None,
+    library: str | None = None,
 ) -> dict[str, Any]:
     """Run the analysis flow in this process (Prefect's embedded API unless PREFECT_API_URL is set).
 
@@ -65,6 +66,13 @@ def run_analysis(
     malformed `cue_sheet` (a CUE sheet's text, the hints instead of `cues`) is answered before Prefect starts."""
     if model not in (None, "2stems", "4stems"):
         raise typer.BadParameter(f"model must be 2stems or 4stems, not {model}")
+    if library is not None:
+        from offbeat.library import check_name
+
+        try:
+            check_name(library)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
     refresh = _checked_stages(refresh)
     from offbeat.contract import FailedResult, dump_result
     from offbeat.errors import AnalysisError
@@ -80,7 +88,7 @@ def run_analysis(
     except AnalysisError as exc:  # the flow's own answer, without waiting ~15 s for Prefect to start first
         return dump_result(FailedResult.from_error(job_id, exc))
     try:
-        return _run_flow(source, job, job_id, refresh, (cues, cue_sheet), model)
+        return _run_flow(source, job, job_id, refresh, (cues, cue_sheet), model, library)
     except Exception as exc:
         from offbeat.errors import bounded_traceback
 
@@ -104,6 +112,7 @@ def _run_flow(
     refresh: list[str],
     hints: tuple[list[Any] | None, str | None],
     model: str | None,
+    library: str | None = None,
 ) -> dict[str, Any]:
     from offbeat.pipeline.preflight import preflight
     from offbeat.settings import get_settings
@@ -124,6 +133,7 @@ def _run_flow(
             cue_sheet=hints[1],
             refresh=refresh or None,
             model=model,
+            library=library,
             return_state=True,
         )
     document = state.result(raise_on_failure=False)
@@ -146,10 +156,16 @@ def analyze(
         Path | None,
         typer.Option("--cue-sheet", help="also write the tracks as a CUE sheet here", show_default=False),
     ] = None,
+    library: Annotated[
+        str | None,
+        typer.Option(help="track library to identify tracks against (default from settings)", show_default=False),
+    ] = None,
 ) -> None:
     """Analyze a mix and print its result document; exit status 1 when the analysis failed."""
     cues, sheet = _read_cues(cue_file)
-    document = run_analysis(path, job_id=job_id, refresh=refresh, cues=cues, model=model, cue_sheet=sheet)
+    document = run_analysis(
+        path, job_id=job_id, refresh=refresh, cues=cues, model=model, cue_sheet=sheet, library=library
+    )
     if cue_sheet is not None and document.get("status") == "completed":
         cue_sheet.parent.mkdir(parents=True, exist_ok=True)
         cue_sheet.write_text(document["results"]["cue_sheet"], encoding="utf-8")

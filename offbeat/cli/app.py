@@ -28,6 +28,8 @@ models_app = typer.Typer(help="Spleeter checkpoints.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 cache_app = typer.Typer(help="Inspect and prune the artifact store.", no_args_is_help=True)
 app.add_typer(cache_app, name="cache")
+library_app = typer.Typer(help="The track library mixes are identified against.", no_args_is_help=True)
+app.add_typer(library_app, name="library")
 dead_app = typer.Typer(help="Job messages given up on (delivered too often unanswered).", no_args_is_help=True)
 app.add_typer(dead_app, name="dead-letters")
 

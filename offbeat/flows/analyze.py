@@ -22,6 +22,7 @@ from offbeat.dsp import levels, segmentation
 from offbeat.errors import MESSAGE_CHARS, AnalysisError, ErrorCode, bounded, bounded_traceback, loggable
 from offbeat.flows import report
 from offbeat.flows.tasks import TASK_OPTIONS, run_graph, store
+from offbeat.library import check_name
 from offbeat.media import decode
 from offbeat.paths import Source, open_job_source, open_local_source
 from offbeat.pipeline import assemble as assembly
@@ -102,6 +103,7 @@ def analyze_mix(
     model: Literal["2stems", "4stems"] | None = None,
     job_ref: str | None = None,
     cue_sheet: str | None = None,
+    library: str | None = None,
 ) -> dict[str, Any] | State:
     """Analyze one mix and return its result document; a failed result comes back as a Failed state carrying the
     failed-result document as its data, so the run ends Failed in the UI and the caller still gets the document.
@@ -110,10 +112,11 @@ def analyze_mix(
     listener; a dict from the UI or API is validated here), its path confined to the shared mount. `cues`:
     track-start hints for a `source` (a job carries its own); `cue_sheet`: the same as a CUE sheet's text, instead.
     `refresh`: stages to recompute, with everything that depends on them; the rest is read from the store.
-    `model`: the Spleeter model for this run (default `OFFBEAT_SPLEETER_MODEL`). `job_ref`: a job handed over by
-    the listener (`JobLedger.hand_over`), so that a job too large for a flow parameter still runs.
+    `model`: the Spleeter model for this run (default `OFFBEAT_SPLEETER_MODEL`); `library`: the track library to
+    identify tracks against (default `OFFBEAT_LIBRARY`; a job's own `library` comes first). `job_ref`: a job
+    handed over by the listener (`JobLedger.hand_over`), so that a job too large for a flow parameter still runs.
     """
-    with overridden(spleeter_model=model):
+    with overridden(spleeter_model=model, library=library):
         if job_ref is not None:
             job = JobLedger(store()).take_over(job_ref)
             if job is None:
@@ -218,7 +221,13 @@ def _analyze(
         redo = registry.dependents(set(refresh or []))
         if redo:
             logger.info("refreshing %s", ", ".join(name for name in registry.STAGES if name in redo))
-        document = _with_cue_sheet(_healing_graph(opened, cues, redo, job_id), opened.name, sheet)
+        library = parsed.library if parsed is not None else None
+        try:
+            check_name(library or get_settings().library)
+        except ValueError as exc:
+            raise AnalysisError(ErrorCode.INVALID_JOB, str(exc), stage="intake") from None
+        with overridden(library=library):
+            document = _with_cue_sheet(_healing_graph(opened, cues, redo, job_id), opened.name, sheet)
         document["engine"]["timings_sec"]["total"] = round(time.perf_counter() - started, 4)
         cached = document["engine"]["cached_stages"]
         logger.info(

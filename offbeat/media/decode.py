@@ -132,6 +132,29 @@ def _probe_ffmpeg(path: Path, binary: str, looks_like_audio: bool) -> SourceInfo
     return SourceInfo("ffmpeg", match.group(1), "", int(match.group(2)), channels, None)
 
 
+_FFMPEG_TAG = re.compile(r"^\s{4}(title|artist)\s*:\s*(.*?)\s*$", re.MULTILINE | re.IGNORECASE)
+
+
+def read_tags(path: Path, info: SourceInfo, ffmpeg: str = "ffmpeg") -> dict[str, str]:
+    """The file's title and artist tags (lower-case names), those it has: through libsndfile for what it reads,
+    else from ffmpeg's listing of the container's metadata. Unreadable tags are no tags."""
+    tags: dict[str, str] = {}
+    if info.decoder == "libsndfile":
+        try:
+            with sf.SoundFile(str(path)) as fh:
+                found = fh.copy_metadata()
+        except (sf.LibsndfileError, RuntimeError):
+            return {}
+        tags = {k: str(v).strip() for k, v in found.items() if k in ("title", "artist")}
+    elif (binary := find_ffmpeg(ffmpeg)) is not None:
+        proc = subprocess.run(
+            [binary, "-hide_banner", "-nostdin", "-i", str(path)], capture_output=True, text=True, timeout=60
+        )
+        for name, value in _FFMPEG_TAG.findall(proc.stderr):
+            tags.setdefault(name.lower(), value)
+    return {k: v for k, v in tags.items() if v}
+
+
 def _raw_blocks(path: Path, info: SourceInfo, block_frames: int, ffmpeg: str) -> Iterator[np.ndarray]:
     """Float32 (frames, channels) blocks at the source rate."""
     if info.decoder == "libsndfile":

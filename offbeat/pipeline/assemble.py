@@ -23,13 +23,15 @@ from offbeat.pipeline.views import Tracks
 from offbeat.storage import Entry, entry_key
 
 # The entries the document and its picture are made of (besides the per-track ones).
-READS = ("decode", "trim", "envelopes", "beats", "drum_beats", "segment")
+READS = ("decode", "trim", "envelopes", "beats", "drum_beats", "segment", "identify")
 
 
 def warnings(entries: Mapping[str, Entry]) -> list[str]:
     """`engine.warnings`: what the stages found a person should know, in stage order: the file (decode), what
-    the audio is (trim: far over full scale), the cue hints (segment: cues outside the music)."""
-    return [text for name in ("decode", "trim", "segment") for text in entries[name].attrs.get("warnings", [])]
+    the audio is (trim: far over full scale), the cue hints (segment: cues outside the music), the library
+    (identify: a library named that holds nothing)."""
+    stages = ("decode", "trim", "segment", "identify")
+    return [text for name in stages if name in entries for text in entries[name].attrs.get("warnings", [])]
 
 
 def _camelot(track: Entry) -> str | None:
@@ -90,6 +92,7 @@ def assemble(
                     transition_in=listed.window(i - 1),
                     transition_out=listed.window(i),
                     transition=transition(entries["segment"], tracks, i),
+                    identified=entries["identify"].attrs["identified"][i],
                     analysis=TrackAnalysis(**track.attrs["analysis"]),
                 )
                 for i, track in enumerate(tracks)

@@ -20,6 +20,7 @@ from offbeat.pipeline.stages import (
     drum_beats,
     envelopes,
     export_stems,
+    identify,
     segment,
     separate,
     track_features,
@@ -37,6 +38,7 @@ GRAPH: tuple[Step, ...] = (
     export_stems.SINK,
     segment.STAGE,
     track_features.STAGE,
+    identify.STAGE,
 )
 
 # Stored (cached) stages and sinks by name. Looked up at run time, so a test may swap a declaration.

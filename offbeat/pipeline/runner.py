@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from offbeat.errors import AnalysisError, ErrorCode, bounded
+from offbeat.library import Library
 from offbeat.media.decode import check_file
 from offbeat.pipeline import registry
 from offbeat.pipeline.stage import Progress, Sink, SinkContext, SinkInput, Stage, job_inputs
@@ -135,6 +136,7 @@ class Run:
                 "track": track,
                 "progress": self.progress(name),
                 "log": self.log,
+                "library": lambda library: Library(self.store, library).search_index(),
                 **entries,
             }
             stage.compute(out, **{arg: context[arg] for arg in stage.arguments})

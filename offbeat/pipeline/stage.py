@@ -30,8 +30,9 @@ from offbeat.storage import ArtifactStore, Entry
 # Parameters of a compute function that are not stage inputs. `params`: the stage's key parameters (from
 # settings); `options`: settings that do not shape the output (tool paths, thread counts, refusal limits);
 # `source_path`: the file (first stage only); `cues`, `track`: job inputs, part of the key; `progress`, `log`:
-# side channels to the caller (the Prefect UI).
-CONTEXT = ("params", "options", "source_path", "cues", "track", "progress", "log")
+# side channels to the caller (the Prefect UI); `library`: the search index of a track library by name, from the
+# run's store (`offbeat.library.Library.search_index`), for a stage whose `params` hold that library's revision.
+CONTEXT = ("params", "options", "source_path", "cues", "track", "progress", "log", "library")
 JOB_INPUTS = ("cues", "track")
 
 Params = Callable[[Settings], dict[str, Any]]

@@ -1,0 +1,260 @@
+"""The track library: reference tracks fingerprinted into the artifact store, and the search index over them that
+mixes are identified against (`offbeat.dsp.fingerprint`).
+
+Where things live, and why:
+- A track's fingerprint is a store entry keyed by the file's content digest and the fingerprint code
+  (`fingerprint_key`), so one file added to two libraries, or added twice, is fingerprinted once.
+- Membership is one index record per track, `library:<name>:track:<digest>` (title, artist, where it was
+  read from, its fingerprint's key), and a revision record `library:<name>` that changes with every add and
+  removal. The index is the store's (diskcache on one host, Redis for many), so every host sees one library.
+- The search index (every member's quads in one sorted table) is a store entry too, keyed by the members'
+  fingerprint keys: built once by whichever process first needs it after a change (the store's lease makes the
+  others wait), then read by all.
+- An analysis keys its identifications by the library's name and revision (`revision`), so adding a track makes
+  the next analysis identify again, and an unchanged library reads the cached answer.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+import numpy as np
+
+from offbeat.dsp import fingerprint as fp
+from offbeat.errors import AnalysisError, ErrorCode
+from offbeat.media.decode import SourceInfo, decode_blocks, probe, read_tags
+from offbeat.pipeline.stage import path_constants
+from offbeat.settings import Settings
+from offbeat.storage import ArtifactStore, Entry, EntryWriter, entry_key, open_existing_store
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+DECODE_BLOCK_SEC = 30.0  # decoding a reference track streams blocks of this length
+
+
+def check_name(name: str) -> str:
+    """A library name, or ValueError: letters, digits, `_`, `.` and `-`, up to 64 characters (it is part of
+    index record names and of cache keys)."""
+    if not NAME.match(name):
+        raise ValueError(
+            f"library name {name[:80]!r} is not allowed: use letters, digits, '_', '.' and '-' (at most 64), "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class LibraryTrack:
+    """One reference track of a library."""
+
+    digest: str  # content digest of the file: the track's id
+    title: str
+    artist: str
+    path: str  # where it was read from when added (for people; the fingerprint does not need the file again)
+    duration_sec: float
+    fingerprint: str  # key of its fingerprint entry in the store
+    quads: int  # reference quads in it
+    added: float  # time added (seconds since the epoch)
+
+
+def fingerprint_key(digest: str, sample_rate: int) -> str:
+    """The store key of the fingerprint of the file with content `digest`, decoded at `sample_rate`: what shapes
+    it besides the audio is the fingerprint code's version and constants."""
+    params = {"sample_rate": sample_rate, "dsp": path_constants(fp.__name__)}
+    return entry_key(digest, "fingerprint", fp.VERSION, params, {})
+
+
+def reference_quads(audio: np.ndarray, sr: int) -> fp.Quads:
+    """The quads a library keeps of a track: the fingerprint module's reference extraction when it has one
+    (references may be sparser than queries), else its only one."""
+    extract = getattr(fp, "reference_fingerprint", fp.fingerprint)
+    return extract(audio, sr)
+
+
+def write_quads(out: EntryWriter, quads: fp.Quads, prefix: str = "") -> None:
+    """Every field of `quads` as an array of the entry (named `prefix + field`)."""
+    for field in fields(fp.Quads):
+        out.put_array(prefix + field.name, np.ascontiguousarray(getattr(quads, field.name)))
+
+
+def read_quads(entry: Entry, prefix: str = "") -> fp.Quads:
+    """The quads `write_quads` stored."""
+    return fp.Quads(*(entry[prefix + field.name][...] for field in fields(fp.Quads)))
+
+
+def mono(path: Path, info: SourceInfo, sample_rate: int, ffmpeg: str) -> np.ndarray:
+    """The whole file as mono float32 at `sample_rate` (the engine's decoder: its errors are `AnalysisError`s)."""
+    blocks = decode_blocks(
+        path, info, sample_rate=info.sample_rate, analysis_rate=sample_rate, block_sec=DECODE_BLOCK_SEC, ffmpeg=ffmpeg
+    )
+    parts = [m for _, m in blocks]
+    return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+
+
+class Library:
+    """A named library in `store` (`offbeat library add | ls | rm`, and what analyses read)."""
+
+    def __init__(self, store: ArtifactStore, name: str) -> None:
+        self.store, self.name = store, check_name(name)
+
+    def _record(self, digest: str) -> str:
+        return f"library:{self.name}:track:{digest}"
+
+    # -- reading -------------------------------------------------------------------------------------
+
+    def tracks(self) -> list[LibraryTrack]:
+        """Every member, sorted by digest (the order of the search index's track ids)."""
+        found = []
+        for name in self.store.index.names(f"library:{self.name}:track:"):
+            record = self.store.record(name)
+            if record is not None:
+                found.append(LibraryTrack(**record))
+        return sorted(found, key=lambda t: t.digest)
+
+    def revision(self) -> str:
+        """Changes with every add and removal: '' for a library that never held anything."""
+        record = self.store.record(f"library:{self.name}")
+        return "" if record is None else str(record["revision"])
+
+    def find(self, ref: str) -> list[LibraryTrack]:
+        """Members whose digest starts with `ref` (at least 6 characters), or whose title or path is `ref`."""
+        return [
+            t
+            for t in self.tracks()
+            if (len(ref) >= 6 and t.digest.startswith(ref)) or ref in (t.title, t.path, Path(t.path).name)
+        ]
+
+    # -- changing ------------------------------------------------------------------------------------
+
+    def _changed(self) -> None:
+        self.store.index.set(f"library:{self.name}", {"revision": uuid.uuid4().hex, "changed": time.time()})
+
+    def add(
+        self, path: Path, *, sample_rate: int = 22050, ffmpeg: str = "ffmpeg", title: str = "", artist: str = ""
+    ) -> tuple[LibraryTrack, bool]:
+        """Fingerprint the file at `path` into the library: (its member record, whether it is new here). Title
+        and artist come from the arguments, else the file's tags, else the file name (title). A file already a
+        member is kept as it is unless a title or artist is given."""
+        path = Path(path)
+        info = probe(path, ffmpeg)  # refuses what the engine refuses, before any reading
+        digest = self.store.source_digest(path)
+        existing = self.store.record(self._record(digest))
+        if existing is not None and not (title or artist):
+            return LibraryTrack(**existing), False
+        tags = read_tags(path, info, ffmpeg)
+        key = fingerprint_key(digest, sample_rate)
+
+        def compute(out: EntryWriter) -> None:
+            audio = mono(path, info, sample_rate, ffmpeg)
+            if len(audio) < sample_rate:
+                raise AnalysisError(ErrorCode.AUDIO_TOO_SHORT, f"{path.name} holds less than a second of audio")
+            quads = reference_quads(audio, sample_rate)
+            write_quads(out, quads)
+            out.attrs.update(duration_sec=len(audio) / sample_rate, quads=len(quads.root_sec))
+
+        self.store.produce(key, "fingerprint", compute, source=digest)
+        entry = self.store.get(key)
+        if entry is None:
+            raise RuntimeError(f"the fingerprint of {path.name} was not stored")
+        track = LibraryTrack(
+            digest=digest,
+            title=title or tags.get("title") or (existing or {}).get("title") or path.stem,
+            artist=artist or tags.get("artist") or (existing or {}).get("artist") or "",
+            path=str(path),
+            duration_sec=round(float(entry.attrs["duration_sec"]), 3),
+            fingerprint=key,
+            quads=int(entry.attrs["quads"]),
+            added=time.time() if existing is None else float(existing["added"]),
+        )
+        self.store.index.set(self._record(digest), asdict(track))
+        self._changed()
+        return track, existing is None
+
+    def remove(self, tracks: list[LibraryTrack]) -> None:
+        """Take members out (their fingerprints stay in the store until its garbage collection)."""
+        for track in tracks:
+            self.store.index.delete(self._record(track.digest))
+        if tracks:
+            self._changed()
+
+    # -- searching -----------------------------------------------------------------------------------
+
+    def search_index(self) -> tuple[fp.Index, list[LibraryTrack]] | None:
+        """The search index over every member, and the members in track-id order; None for an empty library.
+        Built from the members' fingerprints into the store on first use after a change; read back after."""
+        members = self.tracks()
+        if not members:
+            return None
+        key = entry_key("library", "search_index", fp.VERSION, {}, {t.digest: t.fingerprint for t in members})
+        cached = _LOADED.get(key)
+        if cached is not None:
+            return cached, members
+
+        def compute(out: EntryWriter) -> None:
+            quads = {}
+            for tid, track in enumerate(members):
+                entry = self.store.get(track.fingerprint)
+                if entry is None:  # collected from the store: the member must be added again
+                    raise AnalysisError(
+                        ErrorCode.INTERNAL,
+                        f"library {self.name}: the fingerprint of {track.title!r} is gone from the store "
+                        "(add the file again)",
+                    )
+                quads[tid] = read_quads(entry)
+            index = fp.build_index(quads)
+            out.put_array("keys", index.keys)
+            out.put_array("track", index.track)
+            write_quads(out, index.quads, "quads.")
+            out.attrs.update(tracks=[t.digest for t in members])
+
+        self.store.produce(key, "search_index", compute, source=f"library:{self.name}")
+        entry = self.store.get(key)
+        if entry is None:
+            raise RuntimeError(f"library {self.name}: the search index was not stored")
+        index = fp.Index(entry["keys"][...], entry["track"][...], read_quads(entry, "quads."))
+        _LOADED.clear()  # one index in memory per process: a large library is large
+        _LOADED[key] = index
+        return index, members
+
+
+_LOADED: dict[str, fp.Index] = {}
+# A library's search index by name, and its members in track-id order (None for an empty library).
+SearchIndex = Callable[[str], tuple[fp.Index, list[LibraryTrack]] | None]
+
+
+def library_revision(settings: Settings) -> str:
+    """The revision of the library `settings` name, read without creating a store: '' when there is none."""
+    store = open_existing_store(settings)
+    if store is None:
+        return ""
+    try:
+        return Library(store, settings.library).revision()
+    finally:
+        store.close()
+
+
+def window_quads(audio: np.ndarray, sr: int, spans: list[tuple[float, float]]) -> fp.Quads:
+    """The query quads of the spans (seconds of `audio`) of one track, with times on `audio`'s clock."""
+    parts = []
+    for start, end in spans:
+        a, b = int(start * sr), int(end * sr)
+        if b - a < sr:
+            continue
+        quads = fp.fingerprint(audio[a:b], sr)
+        parts.append(replace(quads, root_sec=quads.root_sec + a / sr))
+    if not parts:
+        return fp.fingerprint(np.zeros(0, np.float32), sr)
+    return fp.Quads(*(np.concatenate([getattr(q, f.name) for q in parts]) for f in fields(fp.Quads)))
+
+
+def iter_paths(paths: list[Path], suffixes: tuple[str, ...]) -> Iterator[Path]:
+    """The files named, and those under the folders named whose suffix is one of `suffixes`, sorted."""
+    for path in paths:
+        if path.is_dir():
+            yield from sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
+        else:
+            yield path

@@ -1,0 +1,90 @@
+"""identify: which library track each detected track is (`offbeat.library`, `offbeat.dsp.fingerprint`), and at
+what tempo ratio and pitch it plays, from query quads of a few windows of the track's steady part (the blends
+carry the neighbour too). Keyed by the library's name and revision: adding or removing a track identifies again.
+A track matched below the confidence floor, or any track while the library is empty, is not identified."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from offbeat.dsp import fingerprint as fp
+from offbeat.library import SearchIndex, library_revision, window_quads
+from offbeat.pipeline.stage import Stage
+from offbeat.pipeline.views import Tracks
+from offbeat.settings import Settings
+from offbeat.storage import Entry, EntryWriter
+
+WINDOWS = 3  # query windows per track, spread over its steady part
+WINDOW_SEC = 20.0  # length of each
+EDGE_SEC = 8.0  # windows keep this far inside the steady part (at most a tenth of it): a blend's tail may reach in
+
+
+def params(s: Settings) -> dict[str, Any]:
+    return {
+        "library": s.library,
+        "revision": library_revision(s),
+        "min_confidence": s.identify_min_confidence,
+        "windows": WINDOWS,
+        "window_sec": WINDOW_SEC,
+        "edge_sec": EDGE_SEC,
+    }
+
+
+def query_spans(lo: float, hi: float, windows: int, window_sec: float) -> list[tuple[float, float]]:
+    """`windows` spans of `window_sec` spread evenly over [lo, hi) (the whole of it when shorter)."""
+    if hi - lo <= windows * window_sec:
+        return [(lo, hi)]
+    step = (hi - lo - window_sec) / (windows - 1) if windows > 1 else 0.0
+    first = lo if windows > 1 else (lo + hi - window_sec) / 2
+    return [(first + i * step, first + i * step + window_sec) for i in range(windows)]
+
+
+def described(found: fp.Identification | None, members: list[Any], start_sec: float, library: str) -> dict | None:
+    """What the result says of an identification (see `offbeat.contract.Identified`)."""
+    if found is None:
+        return None
+    member = members[found.track]
+    return {
+        "library": library,
+        "track": member.digest,
+        "title": member.title,
+        "artist": member.artist,
+        "confidence": round(found.confidence, 3),
+        "tempo_ratio": round(found.tempo_ratio, 4),
+        "pitch_shift_semitones": round(12 * math.log2(found.pitch_ratio), 2),
+        "reference_start_sec": round(found.offset_sec + found.tempo_ratio * start_sec, 2),
+    }
+
+
+def compute(out: EntryWriter, params: dict[str, Any], library: SearchIndex, decode: Entry, segment: Entry) -> None:
+    """One identification (or None) per track of the segment entry, in its attrs (`identified`)."""
+    tracks = Tracks.of(segment)
+    searched = library(params["library"]) if params["revision"] else None
+    found: list[dict | None] = [None] * len(tracks)
+    if searched is not None:
+        index, members = searched
+        mono, sr = decode["mono"], decode.attrs["analysis_sample_rate"]
+        for i in range(len(tracks)):
+            lo, hi = tracks.steady_part(i)
+            edge = min(params["edge_sec"], (hi - lo) / 10)
+            lo, hi = lo + edge, hi - edge
+            spans = query_spans(lo, hi, params["windows"], params["window_sec"])
+            a, b = int(spans[0][0] * sr), int(spans[-1][1] * sr)
+            audio = np.asarray(mono[a:b], dtype=np.float32)
+            quads = window_quads(audio, sr, [(s - a / sr, e - a / sr) for s, e in spans])
+            match = fp.identify(index, quads) if len(quads.root_sec) else None
+            if match is not None and match.confidence >= params["min_confidence"]:
+                # the quads' clock starts at a / sr: the reference offset is moved onto the file's clock
+                shifted = replace(match, offset_sec=match.offset_sec - match.tempo_ratio * a / sr)
+                found[i] = described(shifted, members, tracks.starts[i], params["library"])
+    warnings = []
+    if searched is None and params["library"] != Settings.model_fields["library"].default:
+        warnings.append(f"library {params['library']} holds no tracks: no track was identified")
+    out.attrs.update(identified=found, library=params["library"], searched=searched is not None, warnings=warnings)
+
+
+STAGE = Stage("identify", 1, compute, params)
