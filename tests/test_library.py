@@ -139,3 +139,25 @@ def test_tracks_of_a_mix_are_identified_through_a_speed_change(settings: Setting
     library.remove(library.find("Track A"))
     found, _ = identified(tmp_path, path, cues, store)
     assert found[0] is None and found[1]["title"] == "Track B"
+
+
+@pytest.mark.redis
+def test_hosts_sharing_a_redis_index_see_one_library(tmp_path: Path, redis_url: str) -> None:
+    """A track added on one host is searched from another's handle on the same data and Redis index; the search
+    index is built once and read back by the other."""
+    from offbeat import library
+    from offbeat.storage.redis_index import RedisIndex
+
+    data = tmp_path / "artifacts"
+    here = Library(ArtifactStore(data, RedisIndex(redis_url), host="here"), "shared")
+    there = Library(ArtifactStore(data, RedisIndex(redis_url), host="there"), "shared")
+    assert there.revision() == "" and there.search_index() is None
+    _, new = here.add(tagged(tmp_path / "x.flac", track(221, 30.0), "Across"))
+    assert new and [t.title for t in there.tracks()] == ["Across"] and there.revision() == here.revision()
+    built = here.search_index()
+    library._LOADED.clear()  # as in another process: read back from the store
+    found = there.search_index()
+    assert built is not None and found is not None
+    assert np.array_equal(found[0].keys, built[0].keys) and found[1] == built[1]
+    builds = [r for r in here.store.entries() if r["stage"] == "search_index"]
+    assert len(builds) == 1 and builds[0]["host"] == "here"
