@@ -161,3 +161,42 @@ def test_hosts_sharing_a_redis_index_see_one_library(tmp_path: Path, redis_url: 
     assert np.array_equal(found[0].keys, built[0].keys) and found[1] == built[1]
     builds = [r for r in here.store.entries() if r["stage"] == "search_index"]
     assert len(builds) == 1 and builds[0]["host"] == "here"
+
+
+@pytest.mark.slow
+def test_analyze_reports_the_identified_tracks(settings: Settings, tmp_path: Path, prefect_api: str) -> None:
+    """The whole analysis from the command line: each track's `identified` in the result document, against the
+    library the command names; a library that holds nothing is a warning, not a failure."""
+    a, b = track(231, 50.0), track(232, 50.0)
+    for name, audio in (("A", a), ("B", b)):
+        added = offbeat("library", "add", "-l", "crate", str(tagged(tmp_path / f"{name}.flac", audio, f"Track {name}")))
+        assert added.returncode == 0, added.stderr
+    audio, starts = mix([played(a[: int(45 * SR)], 0.95), b[: int(45 * SR)]])
+    path = tmp_path / "set.wav"
+    sf.write(str(path), audio, SR)
+    cues = tmp_path / "cues.json"
+    cues.write_text(json.dumps([{"title": f"cue {i}", "start_time_sec": s} for i, s in enumerate(starts)]))
+    env = {**os.environ, "PREFECT_API_URL": prefect_api}
+
+    def analyze(*args: str) -> dict:
+        done = subprocess.run(
+            [OFFBEAT, "analyze", str(path), "--cue-file", str(cues), *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=900,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        return json.loads(done.stdout)
+
+    doc = analyze("--library", "crate")
+    first, second = (t["identified"] for t in doc["results"]["tracks"])
+    assert first["title"] == "Track A" and first["library"] == "crate"
+    assert first["tempo_ratio"] == pytest.approx(0.95, abs=0.005)
+    assert second["title"] == "Track B" and second["tempo_ratio"] == pytest.approx(1.0, abs=0.005)
+    assert doc["engine"]["warnings"] == []
+
+    empty = analyze("--library", "nothing-here")
+    assert [t["identified"] for t in empty["results"]["tracks"]] == [None, None]
+    assert empty["engine"]["warnings"] == ["library nothing-here holds no tracks: no track was identified"]
+    assert "identify" not in empty["engine"]["cached_stages"] and "segment" in empty["engine"]["cached_stages"]
