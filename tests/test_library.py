@@ -200,3 +200,17 @@ def test_analyze_reports_the_identified_tracks(settings: Settings, tmp_path: Pat
     assert [t["identified"] for t in empty["results"]["tracks"]] == [None, None]
     assert empty["engine"]["warnings"] == ["library nothing-here holds no tracks: no track was identified"]
     assert "identify" not in empty["engine"]["cached_stages"] and "segment" in empty["engine"]["cached_stages"]
+
+
+def test_a_boundary_inside_one_library_track_is_warned_about() -> None:
+    from offbeat.pipeline.stages.identify import split_tracks
+
+    def of(track: str, ref_start: float, ratio: float = 1.04) -> dict:
+        return {"track": track, "title": track.upper(), "reference_start_sec": ref_start, "tempo_ratio": ratio}
+
+    starts = [0.0, 100.0, 200.0, 300.0]
+    # b plays on from 100 s (104 s into it at 1.04); c starts over (a repeat, not a split); none at the end
+    found = [of("b", 0.0), of("b", 104.5), of("b", 0.0), None]
+    (said,) = split_tracks(found, starts)
+    assert said.startswith("tracks 0 and 1 are one library track ('B')") and "100.0 s" in said
+    assert split_tracks([of("a", 0.0), of("b", 104.0)], starts[:2]) == []

@@ -1,7 +1,8 @@
 """identify: which library track each detected track is (`offbeat.library`, `offbeat.dsp.fingerprint`), and at
 what tempo ratio and pitch it plays, from query quads of a few windows of the track's steady part (the blends
 carry the neighbour too). Keyed by the library's name and revision: adding or removing a track identifies again.
-A track matched below the confidence floor, or any track while the library is empty, is not identified."""
+A track matched below the confidence floor, or any track while the library is empty, is not identified. Two
+neighbours identified as one reference on one timeline are a track the segmenter split: said in a warning."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from offbeat.storage import Entry, EntryWriter
 
 WINDOWS = 3  # query windows per track, spread over its steady part
 WINDOW_SEC = 20.0  # length of each
+SAME_TIMELINE_SEC = 2.0  # two tracks on one reference's timeline within this are one track split in two
 EDGE_SEC = 8.0  # windows keep this far inside the steady part (at most a tenth of it): a blend's tail may reach in
 
 
@@ -81,10 +83,27 @@ def compute(out: EntryWriter, params: dict[str, Any], library: SearchIndex, deco
                 # the quads' clock starts at a / sr: the reference offset is moved onto the file's clock
                 shifted = replace(match, offset_sec=match.offset_sec - match.tempo_ratio * a / sr)
                 found[i] = described(shifted, members, tracks.starts[i], params["library"])
-    warnings = []
+    warnings = split_tracks(found, tracks.starts)
     if searched is None and params["library"] != Settings.model_fields["library"].default:
         warnings.append(f"library {params['library']} holds no tracks: no track was identified")
     out.attrs.update(identified=found, library=params["library"], searched=searched is not None, warnings=warnings)
+
+
+def split_tracks(found: list[dict | None], starts: list[float]) -> list[str]:
+    """Warnings for boundaries inside one library track: both sides identified as the same reference, the second
+    where the first's timeline (its reference start, advanced at its tempo ratio) says it should be."""
+    said = []
+    for i in range(1, len(found)):
+        before, after = found[i - 1], found[i]
+        if before is None or after is None or before["track"] != after["track"]:
+            continue
+        expected = before["reference_start_sec"] + before["tempo_ratio"] * (starts[i] - starts[i - 1])
+        if abs(after["reference_start_sec"] - expected) <= SAME_TIMELINE_SEC:
+            said.append(
+                f"tracks {i - 1} and {i} are one library track ({after['title']!r}) playing on: the boundary at "
+                f"{starts[i]:.1f} s is likely not a new track"
+            )
+    return said
 
 
 STAGE = Stage("identify", 1, compute, params)
