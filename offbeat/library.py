@@ -7,6 +7,7 @@ Where things live, and why:
 - Membership is one index record per track, `library:<name>:track:<digest>` (title, artist, where it was
   read from, its fingerprint's key), and a revision record `library:<name>` that changes with every add and
   removal. The index is the store's (diskcache on one host, Redis for many), so every host sees one library.
+  `offbeat cache gc` keeps fingerprints (`KEPT_STAGES`); removing the last library's hold on one deletes it.
 - The search index (every member's quads in one sorted table) is a store entry too, keyed by the members'
   fingerprint keys: built once by whichever process first needs it after a change (the store's lease makes the
   others wait), then read by all.
@@ -16,6 +17,7 @@ Where things live, and why:
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 import uuid
@@ -33,6 +35,8 @@ from offbeat.settings import Settings
 from offbeat.storage import ArtifactStore, Entry, EntryWriter, entry_key, open_existing_store
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+log = logging.getLogger("offbeat.library")
+KEPT_STAGES = ("fingerprint",)  # never collected by `offbeat cache gc`: the file may be gone (see `Library.remove`)
 DECODE_BLOCK_SEC = 30.0  # decoding a reference track streams blocks of this length
 
 
@@ -98,8 +102,11 @@ def mono(path: Path, info: SourceInfo, sample_rate: int, ffmpeg: str) -> np.ndar
 class Library:
     """A named library in `store` (`offbeat library add | ls | rm`, and what analyses read)."""
 
-    def __init__(self, store: ArtifactStore, name: str) -> None:
+    def __init__(self, store: ArtifactStore, name: str, *, sample_rate: int = 22050, ffmpeg: str = "ffmpeg") -> None:
+        """`sample_rate`: the rate files are decoded at for fingerprinting (the engine's analysis rate, so that
+        references and mixes go through one resampling); `ffmpeg`: for containers libsndfile does not read."""
         self.store, self.name = store, check_name(name)
+        self.sample_rate, self.ffmpeg = sample_rate, ffmpeg
 
     def _record(self, digest: str) -> str:
         return f"library:{self.name}:track:{digest}"
@@ -133,17 +140,15 @@ class Library:
     def _changed(self) -> None:
         self.store.index.set(f"library:{self.name}", {"revision": uuid.uuid4().hex, "changed": time.time()})
 
-    def add(
-        self, path: Path, *, sample_rate: int = 22050, ffmpeg: str = "ffmpeg", title: str = "", artist: str = ""
-    ) -> tuple[LibraryTrack, bool]:
+    def add(self, path: Path, *, title: str = "", artist: str = "", again: bool = False) -> tuple[LibraryTrack, bool]:
         """Fingerprint the file at `path` into the library: (its member record, whether it is new here). Title
         and artist come from the arguments, else the file's tags, else the file name (title). A file already a
-        member is kept as it is unless a title or artist is given."""
-        path = Path(path)
+        member is kept as it is unless a title or artist is given, or `again` (fingerprint it with this code)."""
+        path, sample_rate, ffmpeg = Path(path), self.sample_rate, self.ffmpeg
         info = probe(path, ffmpeg)  # refuses what the engine refuses, before any reading
         digest = self.store.source_digest(path)
         existing = self.store.record(self._record(digest))
-        if existing is not None and not (title or artist):
+        if existing is not None and not (title or artist or again):
             return LibraryTrack(**existing), False
         tags = read_tags(path, info, ffmpeg)
         key = fingerprint_key(digest, sample_rate)
@@ -175,18 +180,44 @@ class Library:
         return track, existing is None
 
     def remove(self, tracks: list[LibraryTrack]) -> None:
-        """Take members out (their fingerprints stay in the store until its garbage collection)."""
+        """Take members out, and out of the store the fingerprints that no library holds any more."""
         for track in tracks:
             self.store.index.delete(self._record(track.digest))
         if tracks:
             self._changed()
+        held = {name.rsplit(":", 1)[1] for name in self.store.index.names("library:") if ":track:" in name}
+        for track in tracks:
+            if track.digest not in held:
+                self.store.invalidate(track.fingerprint)
 
     # -- searching -----------------------------------------------------------------------------------
+
+    def refreshed(self, members: list[LibraryTrack]) -> list[LibraryTrack]:
+        """`members`, those fingerprinted by other code (or at another rate) fingerprinted again from their files;
+        a member whose file is gone or changed is left out of the search, with a warning in the log."""
+        current = []
+        for track in members:
+            if track.fingerprint != fingerprint_key(track.digest, self.sample_rate):
+                path = Path(track.path)
+                try:
+                    if not path.is_file() or self.store.source_digest(path) != track.digest:
+                        raise FileNotFoundError(track.path)
+                    track, _ = self.add(path, title=track.title, artist=track.artist, again=True)
+                except (AnalysisError, OSError):
+                    log.warning(
+                        "library %s: %r was fingerprinted by older code and its file is gone or changed: "
+                        "not searched until it is added again",
+                        self.name,
+                        track.title,
+                    )
+                    continue
+            current.append(track)
+        return current
 
     def search_index(self) -> tuple[fp.Index, list[LibraryTrack]] | None:
         """The search index over every member, and the members in track-id order; None for an empty library.
         Built from the members' fingerprints into the store on first use after a change; read back after."""
-        members = self.tracks()
+        members = self.refreshed(self.tracks())
         if not members:
             return None
         key = entry_key("library", "search_index", fp.VERSION, {}, {t.digest: t.fingerprint for t in members})
@@ -198,7 +229,7 @@ class Library:
             quads = {}
             for tid, track in enumerate(members):
                 entry = self.store.get(track.fingerprint)
-                if entry is None:  # collected from the store: the member must be added again
+                if entry is None:  # deleted by hand from the store: the member must be added again
                     raise AnalysisError(
                         ErrorCode.INTERNAL,
                         f"library {self.name}: the fingerprint of {track.title!r} is gone from the store "

@@ -111,11 +111,9 @@ def identified(tmp_path: Path, path: Path, cues: list[tuple[str, float]], store:
 def test_tracks_of_a_mix_are_identified_through_a_speed_change(settings: Settings, tmp_path: Path) -> None:
     a, b, c = track(211, 50.0), track(212, 50.0), track(213, 50.0)
     store = open_store(settings)  # the settings' store: the one the stage's key reads the revision from
-    library = Library(store, settings.library)
+    library = Library(store, settings.library, sample_rate=settings.analysis_sample_rate)
     for name, audio in (("A", a), ("B", b)):
-        library.add(
-            tagged(tmp_path / f"{name}.flac", audio, f"Track {name}"), sample_rate=settings.analysis_sample_rate
-        )
+        library.add(tagged(tmp_path / f"{name}.flac", audio, f"Track {name}"))
     excerpt = a[int(8 * SR) : int(48 * SR)]
     audio, starts = mix([played(excerpt, 1.04), b[: int(40 * SR)], c[: int(40 * SR)]])
     path = tmp_path / "mix.wav"
@@ -133,7 +131,7 @@ def test_tracks_of_a_mix_are_identified_through_a_speed_change(settings: Setting
     assert third is None, json.dumps(found)  # not in the library
 
     assert identified(tmp_path, path, cues, store)[1]  # an unchanged library: read back
-    library.add(tagged(tmp_path / "C.flac", c, "Track C"), sample_rate=settings.analysis_sample_rate)
+    library.add(tagged(tmp_path / "C.flac", c, "Track C"))
     found, cached = identified(tmp_path, path, cues, store)
     assert not cached and found[2] is not None and found[2]["title"] == "Track C"
     library.remove(library.find("Track A"))
@@ -214,3 +212,36 @@ def test_a_boundary_inside_one_library_track_is_warned_about() -> None:
     (said,) = split_tracks(found, starts)
     assert said.startswith("tracks 0 and 1 are one library track ('B')") and "100.0 s" in said
     assert split_tracks([of("a", 0.0), of("b", 104.0)], starts[:2]) == []
+
+
+def test_fingerprints_outlive_gc_and_go_with_the_last_library(settings: Settings, tmp_path: Path) -> None:
+    store = open_store(settings)
+    crate, vinyl = Library(store, "crate"), Library(store, "vinyl")
+    path = tagged(tmp_path / "x.flac", track(241, 20.0), "X")
+    added, _ = crate.add(path)
+    vinyl.add(path)
+    assert crate.search_index() is not None
+    removed = store.collect_garbage(max_bytes=0, grace_sec=0, keep_stages=("fingerprint",))
+    assert {r["stage"] for r in removed} == {"search_index"}  # rebuilt when needed; the fingerprint stays
+    assert store.get(added.fingerprint) is not None
+    crate.remove(crate.find("X"))
+    assert store.get(added.fingerprint) is not None  # vinyl still holds it
+    vinyl.remove(vinyl.find("X"))
+    assert store.get(added.fingerprint) is None
+
+
+def test_members_fingerprinted_by_older_code_are_fingerprinted_again(settings: Settings, tmp_path: Path) -> None:
+    store = open_store(settings)
+    library = Library(store, "crate")
+    kept, gone = (
+        tagged(tmp_path / "kept.flac", track(251, 20.0), "Kept"),
+        tagged(tmp_path / "gone.flac", track(252, 20.0), "Gone"),
+    )
+    for path in (kept, gone):
+        member, _ = library.add(path)
+        record = f"library:crate:track:{member.digest}"
+        store.index.set(record, {**store.index.get(record), "fingerprint": "0" * 32})  # as if made by other code
+    gone.unlink()
+    searched = library.search_index()
+    assert searched is not None and [t.title for t in searched[1]] == ["Kept"]
+    assert [t.fingerprint == "0" * 32 for t in sorted(library.tracks(), key=lambda t: t.title)] == [True, False]

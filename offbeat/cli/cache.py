@@ -113,7 +113,9 @@ def cache_gc(
     older_than: Annotated[str | None, typer.Option(help="remove entries unused for this long (e.g. 30d)")] = None,
     grace: Annotated[str, typer.Option(help="never remove entries used this recently (running analyses)")] = "1h",
 ) -> None:
-    """Remove least recently used entries, safely while analyses run (entries in use are kept)."""
+    """Remove least recently used entries, safely while analyses run (entries in use are kept). The track
+    libraries' fingerprints are kept (`offbeat library rm` removes those no library holds)."""
+    from offbeat.library import KEPT_STAGES
     from offbeat.storage import open_store
 
     if max_size is None and older_than is None:
@@ -123,6 +125,7 @@ def cache_gc(
         max_bytes=_bytes(max_size) if max_size else None,
         older_than_sec=_seconds(older_than) if older_than else None,
         grace_sec=_seconds(grace),
+        keep_stages=KEPT_STAGES,
     )
     left = sum(r["nbytes"] for r in store.entries())
     typer.echo(f"removed {len(removed)} entries ({_size(sum(r['nbytes'] for r in removed))}); {_size(left)} left")

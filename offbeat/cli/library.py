@@ -29,7 +29,12 @@ def _library(name: str | None, *, create: bool):  # type: ignore[no-untyped-def]
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     store = open_store() if create else open_existing_store()
-    return None if store is None else Library(store, name)
+    settings = get_settings()
+    return (
+        None
+        if store is None
+        else Library(store, name, sample_rate=settings.analysis_sample_rate, ffmpeg=settings.ffmpeg_path)
+    )
 
 
 @library_app.command("add")
@@ -43,19 +48,15 @@ def library_add(
     exit status is 1 when any was."""
     from offbeat.errors import AnalysisError
     from offbeat.library import iter_paths
-    from offbeat.settings import get_settings
 
     files = list(iter_paths(paths, AUDIO_SUFFIXES))
     if (title or artist) and len(files) != 1:
         raise typer.BadParameter("--title and --artist name one file's tags: give one file")
-    lib = _library(library, create=True)
-    settings, failed = get_settings(), 0
+    lib, failed = _library(library, create=True), 0
     for n, path in enumerate(files, start=1):
         started = time.perf_counter()
         try:
-            track, new = lib.add(
-                path, sample_rate=settings.analysis_sample_rate, ffmpeg=settings.ffmpeg_path, title=title, artist=artist
-            )
+            track, new = lib.add(path, title=title, artist=artist)
         except AnalysisError as exc:
             failed += 1
             typer.echo(f"[{n}/{len(files)}] {path}: not added [{exc.code}] {exc.message}", err=True)

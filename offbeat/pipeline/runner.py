@@ -136,7 +136,9 @@ class Run:
                 "track": track,
                 "progress": self.progress(name),
                 "log": self.log,
-                "library": lambda library: Library(self.store, library).search_index(),
+                "library": lambda name: Library(
+                    self.store, name, sample_rate=self.settings.analysis_sample_rate, ffmpeg=self.settings.ffmpeg_path
+                ).search_index(),
                 **entries,
             }
             stage.compute(out, **{arg: context[arg] for arg in stage.arguments})

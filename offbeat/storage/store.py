@@ -220,7 +220,12 @@ class ArtifactStore:
         return float(record["created"] if used is None else used)
 
     def collect_garbage(
-        self, *, max_bytes: int | None = None, older_than_sec: float | None = None, grace_sec: float = 3600.0
+        self,
+        *,
+        max_bytes: int | None = None,
+        older_than_sec: float | None = None,
+        grace_sec: float = 3600.0,
+        keep_stages: tuple[str, ...] = (),
     ) -> list[dict[str, Any]]:
         """Remove least recently used entries: those unused for `older_than_sec`, then more until the store
         holds at most `max_bytes`. Entries used within `grace_sec` are kept whatever the size, because a
@@ -235,6 +240,8 @@ class ArtifactStore:
             idle = now - self.last_used(record)
             if idle < grace_sec:
                 break  # sorted by last use: every later entry is in use too
+            if record["stage"] in keep_stages:
+                continue
             stale = older_than_sec is not None and idle > older_than_sec
             oversize = max_bytes is not None and total > max_bytes
             if not (stale or oversize):
