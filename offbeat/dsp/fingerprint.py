@@ -26,7 +26,7 @@ import numpy as np
 import scipy.signal
 from scipy.ndimage import maximum_filter
 
-VERSION = 1  # of the quads and the index layout: a change gives stored fingerprints new keys
+VERSION = 2  # of the quads and the index layout: a change gives stored fingerprints new keys
 SAMPLE_RATE = 8000  # Hz the audio is resampled to: peaks up to 4 kHz carry the melody and most of the identity
 N_FFT = 1024  # samples per STFT frame (128 ms, 7.8 Hz bins: notes resolved in frequency)
 HOP = 128  # samples between frames (16 ms, refined between frames by interpolation)
@@ -35,19 +35,46 @@ MAX_HZ = 3900.0  # peaks above this are at the band edge, where resampling filte
 PEAK_FREQ_BINS = 13  # max-filter height in bins (about 100 Hz): a peak is the loudest within it
 PEAK_FRAMES = 17  # max-filter width in frames (about 270 ms): one peak per note, not one per wobble of its decay
 PEAK_FLOOR_DB = 6.0  # a peak stands at least this far above the spectrogram's median level
-PEAKS_PER_SEC = 12  # at most this many peaks (the loudest, which survive stretching and mixing) per second
-BOX_MIN_SEC = 0.6  # A to B at least this long: a phase vocoder moves corners by up to 35 ms, a small share of it
-BOX_MAX_SEC = 2.4  # and at most this long, so that many quads fit in a short excerpt
-BOX_MIN_HZ = 150.0  # A to B at least this far apart in frequency, for the same reason
-BOXES_PER_ROOT = 5  # a root A spans boxes to at most this many following peaks B (the nearest in time)
-INSIDE_PER_BOX = 4  # of the peaks inside a box, this many (the earliest) make the pairs C, D
+MIN_SPEED, MAX_SPEED = 0.85, 1.18  # the tempo ratios a query's boxes are widened for (a DJ's +-10 % and some)
+
+
+@dataclass(frozen=True)
+class Shape:
+    """How peaks are picked and grouped into quads. References are sparse and queries dense: a query's peaks
+    and boxes are a superset of what the same audio would give as a reference, widened for the speed range, so
+    that the few quads kept per reference track are still found in a sped-up, EQ'd and blended excerpt."""
+
+    peaks_per_sec: int  # at most this many peaks (the loudest, which survive stretching and mixing) per second
+    box_min_sec: float  # A to B at least this long: a phase vocoder moves corners by up to 35 ms, a small share
+    box_max_sec: float  # and at most this long, so that many quads fit in a short excerpt
+    box_min_hz: float  # A to B at least this far apart in frequency, for the same reason
+    boxes_per_root: int  # a root A spans boxes to at most this many following peaks B (the nearest in time)
+    inside_per_box: int  # of the peaks inside a box, this many (the earliest) make the pairs C, D
+
+
+# One box per root and the pairs of its first three inside peaks: about 24 quads/s of music, a tenth of the
+# query's, which the bench measured to still identify 30 s excerpts (bench/identification.py).
+REFERENCE = Shape(
+    peaks_per_sec=12, box_min_sec=0.6, box_max_sec=2.4, box_min_hz=150.0, boxes_per_root=1, inside_per_box=3
+)
+QUERY = Shape(
+    peaks_per_sec=12,
+    box_min_sec=REFERENCE.box_min_sec / MAX_SPEED,
+    box_max_sec=REFERENCE.box_max_sec / MIN_SPEED,
+    box_min_hz=REFERENCE.box_min_hz * MIN_SPEED,
+    boxes_per_root=5,
+    inside_per_box=4,
+)
 HASH_BINS = 14  # hash coordinates (shares of the box, 0..1) are quantized into this many bins each
 HASH_TOLERANCE = 0.035  # a query quad matches a reference quad whose coordinates differ by at most this
+HASH_LEVELS = 255  # a reference hash coordinate is stored as a byte, 0..1 in this many steps
 MAX_RATIO = 1.25  # tempo and pitch ratios beyond 1/MAX_RATIO..MAX_RATIO are not a DJ's and are not voted for
 RATIO_BIN = 0.03  # width of a vote's tempo and pitch ratio bins, in natural log (3 %)
 OFFSET_BIN_SEC = 0.5  # width of a vote's start-time bin
-CANDIDATES = 8  # this many of the fullest vote bins are fitted (see `identify`)
-FIT_TIME_SEC = 0.07  # a match fits the cluster's line when its reference time is within this of it
+VOTE_WINDOW_SEC = 10.0  # votes are binned per window of the query this long (see `identify`)
+CANDIDATES = 16  # this many of the fullest vote bins are fitted (see `identify`)
+FIT_GROW_SEC = (0.5, 0.2)  # a line fitted to one bin's matches takes in the track's matches this close, then refits
+FIT_TIME_SEC = 0.07  # a match fits the track's line when its reference time is within this of it
 FIT_FREQ_SHARE = 0.02  # and its reference frequency is within this share of the fitted one
 CONFIDENCE_PRIOR = 10.0  # votes every track is assumed to get by chance (keeps a 3-vote win unconfident)
 
@@ -56,20 +83,22 @@ CONFIDENCE_PRIOR = 10.0  # votes every track is assumed to get by chance (keeps 
 class Quads:
     """The quads of one recording; row i is one quad."""
 
-    hashes: np.ndarray  # (n, 4) float32: C's and D's time and frequency as shares of the A-B box
-    root_sec: np.ndarray  # (n,) time of A, in seconds from the recording's start
-    root_hz: np.ndarray  # (n,) frequency of A
-    width_sec: np.ndarray  # (n,) B's time minus A's
-    height_hz: np.ndarray  # (n,) B's frequency minus A's (signed: B may lie above or below A)
+    hashes: np.ndarray  # (n, 4) float32 (uint8 in an Index: 0..HASH_LEVELS): C's and D's time and frequency
+    #                     as shares of the A-B box
+    root_sec: np.ndarray  # (n,) float32: time of A, in seconds from the recording's start
+    root_hz: np.ndarray  # (n,) float32 (float16 in an Index): frequency of A
+    width_sec: np.ndarray  # (n,) float32 (float16 in an Index): B's time minus A's
+    height_hz: np.ndarray  # (n,) float32 (float16 in an Index): B's frequency minus A's (signed: B may lie
+    #                        above or below A)
 
 
 @dataclass(frozen=True)
 class Index:
     """Reference quads of many tracks, sorted by key, for lookups by binary search."""
 
-    keys: np.ndarray  # (n,) int64 quantized hash (see `keys`)
-    track: np.ndarray  # (n,) track id
-    quads: Quads  # the reference quads, in key order
+    keys: np.ndarray  # (n,) int32 quantized hash (see `keys`)
+    track: np.ndarray  # (n,) int32 track id (int64 when an id does not fit)
+    quads: Quads  # the reference quads, in key order, in compact dtypes
 
 
 @dataclass(frozen=True)
@@ -95,9 +124,9 @@ def spectrogram(audio: np.ndarray, sr: int) -> np.ndarray:
     return np.log(np.abs(z) + 1e-7).astype(np.float32)
 
 
-def peaks(log_mag: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def peaks(log_mag: np.ndarray, per_sec: int = QUERY.peaks_per_sec) -> tuple[np.ndarray, np.ndarray]:
     """Spectrogram peaks as (seconds, Hz), sorted by time: local maxima of `log_mag` above its median by
-    PEAK_FLOOR_DB, at most PEAKS_PER_SEC per second, placed between bins and frames by parabolic interpolation."""
+    PEAK_FLOOR_DB, at most `per_sec` per second, placed between bins and frames by parabolic interpolation."""
     lo, hi = int(MIN_HZ * N_FFT / SAMPLE_RATE), int(MAX_HZ * N_FFT / SAMPLE_RATE)
     s = log_mag[lo:hi]
     if s.shape[1] < 3:
@@ -112,7 +141,7 @@ def peaks(log_mag: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     second = (t * HOP / SAMPLE_RATE).astype(int)
     order = np.lexsort((-level, second))  # loudest first within each second
     rank = np.arange(len(order)) - np.searchsorted(second[order], second[order])
-    keep = order[rank < PEAKS_PER_SEC]
+    keep = order[rank < per_sec]
     f, t = f[keep], t[keep]
     df = _vertex(s[f - 1, t], s[f, t], s[f + 1, t])
     dt = _vertex(s[f, t - 1], s[f, t], s[f, t + 1])
@@ -130,17 +159,22 @@ def _vertex(left: np.ndarray, mid: np.ndarray, right: np.ndarray) -> np.ndarray:
     return np.clip(d, -0.5, 0.5)
 
 
-def quads(sec: np.ndarray, hz: np.ndarray) -> Quads:
-    """The quads of peaks sorted by time: each root A spans boxes to the BOXES_PER_ROOT nearest later peaks B
-    that are BOX_MIN_SEC..BOX_MAX_SEC after it and BOX_MIN_HZ above or below it; pairs C, D of the peaks
-    strictly inside a box (C no later than D) make its quads."""
+def _empty() -> Quads:
+    return Quads(np.zeros((0, 4), np.float32), *(np.zeros(0, np.float32) for _ in range(4)))
+
+
+def quads(sec: np.ndarray, hz: np.ndarray, shape: Shape = QUERY) -> Quads:
+    """The quads of peaks sorted by time: each root A spans boxes to the `shape.boxes_per_root` nearest later
+    peaks B that are `shape.box_min_sec..box_max_sec` after it and `shape.box_min_hz` above or below it; pairs
+    C, D of the first `shape.inside_per_box` peaks strictly inside a box (C no later than D) make its quads."""
     rows: list[tuple[np.ndarray, ...]] = []
     for a in range(len(sec)):
-        end = np.searchsorted(sec, sec[a] + BOX_MAX_SEC, side="right")
+        end = np.searchsorted(sec, sec[a] + shape.box_max_sec, side="right")
         later_t, later_f = sec[a + 1 : end] - sec[a], hz[a + 1 : end] - hz[a]
-        for b in np.flatnonzero((later_t >= BOX_MIN_SEC) & (np.abs(later_f) >= BOX_MIN_HZ))[:BOXES_PER_ROOT]:
+        boxes = np.flatnonzero((later_t >= shape.box_min_sec) & (np.abs(later_f) >= shape.box_min_hz))
+        for b in boxes[: shape.boxes_per_root]:
             x, y = later_t[:b] / later_t[b], later_f[:b] / later_f[b]
-            inside = np.flatnonzero((x > 0) & (y > 0) & (y < 1))[:INSIDE_PER_BOX]
+            inside = np.flatnonzero((x > 0) & (y > 0) & (y < 1))[: shape.inside_per_box]
             if len(inside) < 2:
                 continue
             c, d = np.triu_indices(len(inside), 1)
@@ -149,20 +183,25 @@ def quads(sec: np.ndarray, hz: np.ndarray) -> Quads:
             n = len(c)
             rows.append((hashes, np.full(n, sec[a]), np.full(n, hz[a]), np.full(n, later_t[b]), np.full(n, later_f[b])))
     if not rows:
-        return Quads(np.zeros((0, 4), np.float32), *(np.zeros(0) for _ in range(4)))
-    cols = [np.concatenate(col) for col in zip(*rows, strict=True)]
-    return Quads(cols[0].astype(np.float32), *cols[1:])
+        return _empty()
+    cols = [np.concatenate(col).astype(np.float32) for col in zip(*rows, strict=True)]
+    return Quads(*cols)
 
 
 def fingerprint(audio: np.ndarray, sr: int) -> Quads:
-    """The quads of mono `audio` at sample rate `sr`."""
-    return quads(*peaks(spectrogram(audio, sr)))
+    """The query quads of mono `audio` at sample rate `sr` (dense: see `Shape`)."""
+    return quads(*peaks(spectrogram(audio, sr), QUERY.peaks_per_sec), QUERY)
 
 
-def keys(hashes: np.ndarray, above: np.ndarray) -> np.ndarray:
-    """Integer keys of quantized hashes (`hashes` as integer bins, HASH_BINS per coordinate) and of whether B
-    lies above A."""
-    bins = np.clip(np.asarray(hashes, dtype=np.int64), 0, HASH_BINS - 1)
+def reference_fingerprint(audio: np.ndarray, sr: int) -> Quads:
+    """The reference quads of mono `audio` at sample rate `sr`, for `build_index` (sparse: see `Shape`)."""
+    return quads(*peaks(spectrogram(audio, sr), REFERENCE.peaks_per_sec), REFERENCE)
+
+
+def keys(bins: np.ndarray, above: np.ndarray) -> np.ndarray:
+    """Integer keys of quantized hashes (`bins`: (n, 4) integer bins, HASH_BINS per coordinate) and of whether
+    B lies above A."""
+    bins = np.clip(np.asarray(bins, dtype=np.int64), 0, HASH_BINS - 1)
     key = above.astype(np.int64)
     for i in range(4):
         key = key * HASH_BINS + bins[:, i]
@@ -170,14 +209,32 @@ def keys(hashes: np.ndarray, above: np.ndarray) -> np.ndarray:
 
 
 def build_index(tracks: dict[int, Quads]) -> Index:
-    """An index of the reference quads of `tracks` (track id -> its quads)."""
-    parts = list(tracks.items())
-    track = np.concatenate([np.full(len(q.root_sec), tid, np.int64) for tid, q in parts] or [np.zeros(0, np.int64)])
-    fields = [np.concatenate([getattr(q, name) for _, q in parts]) for name in Quads.__dataclass_fields__]
-    merged = Quads(*fields) if parts else Quads(np.zeros((0, 4), np.float32), *(np.zeros(0) for _ in range(4)))
+    """An index of the reference quads of `tracks` (track id -> its quads, from `reference_fingerprint`),
+    sorted by key and stored compactly (see `Index`)."""
+    parts = [(tid, q) for tid, q in tracks.items() if len(q.root_sec)]
+    if not parts:
+        return Index(np.zeros(0, np.int32), np.zeros(0, np.int32), _compact(_empty()))
+    track = np.concatenate([np.full(len(q.root_sec), tid, np.int64) for tid, q in parts])
+    merged = Quads(*(np.concatenate([getattr(q, name) for _, q in parts]) for name in Quads.__dataclass_fields__))
     k = keys(np.floor(merged.hashes * HASH_BINS), merged.height_hz > 0)
     order = np.argsort(k, kind="stable")
-    return Index(k[order], track[order], Quads(*(getattr(merged, name)[order] for name in Quads.__dataclass_fields__)))
+    fits32 = track.size == 0 or (track.min() >= -(2**31) and track.max() < 2**31)
+    return Index(
+        k[order].astype(np.int32),
+        track[order].astype(np.int32 if fits32 else np.int64),
+        _compact(Quads(*(getattr(merged, name)[order] for name in Quads.__dataclass_fields__))),
+    )
+
+
+def _compact(q: Quads) -> Quads:
+    """Reference quads in the index's dtypes: hash coordinates as bytes, root time float32, the rest float16."""
+    return Quads(
+        np.round(np.clip(q.hashes, 0, 1) * HASH_LEVELS).astype(np.uint8),
+        np.asarray(q.root_sec, np.float32),
+        np.asarray(q.root_hz, np.float16),
+        np.asarray(q.width_sec, np.float16),
+        np.asarray(q.height_hz, np.float16),
+    )
 
 
 def lookup(index: Index, query: Quads) -> tuple[np.ndarray, np.ndarray]:
@@ -200,49 +257,55 @@ def lookup(index: Index, query: Quads) -> tuple[np.ndarray, np.ndarray]:
         q_rows.append(np.repeat(rows, counts))
         i_rows.append(np.repeat(lo - np.cumsum(counts) + counts, counts) + np.arange(counts.sum()))
     q, i = np.concatenate(q_rows), np.concatenate(i_rows)
-    close = np.all(np.abs(query.hashes[q] - index.quads.hashes[i]) <= HASH_TOLERANCE, axis=1)
+    ref = index.quads.hashes[i].astype(np.float32) * np.float32(1 / HASH_LEVELS)
+    close = np.all(np.abs(query.hashes[q] - ref) <= HASH_TOLERANCE, axis=1)
     return q[close], i[close]
 
 
 def identify(index: Index, query: Quads) -> Identification | None:
-    """The track `query` (an excerpt's quads) comes from, or None when no quad matches.
+    """The track `query` (an excerpt's quads, from `fingerprint`) comes from, or None when no quad matches.
 
-    Each match votes for (track, tempo ratio, pitch ratio, start in the reference) as its boxes measure them.
-    The CANDIDATES fullest bins are each fitted: among the track's matches near the bin, reference root time
-    against query root time (a line whose slope is the tempo ratio and whose intercept is the start) and
-    reference root frequency against query root frequency (a line through 0 Hz whose slope is the pitch
-    ratio), keeping the matches within FIT_TIME_SEC and FIT_FREQ_SHARE of both. A track's votes are the query
-    quads that fit its best line."""
+    Each match votes for (track, tempo ratio, pitch ratio, window of the query, reference time of the window's
+    start) as its boxes measure them. The CANDIDATES fullest bins are each fitted: starting from the matches
+    near the bin, reference root time against query root time (a line whose slope is the tempo ratio and whose
+    intercept is the start) and reference root frequency against query root frequency (a line through 0 Hz
+    whose slope is the pitch ratio), refitted on all the track's matches near the line, narrowing down to
+    FIT_TIME_SEC and FIT_FREQ_SHARE. A track's votes are the query quads that fit its best line."""
     q, i = lookup(index, query)
     ref = index.quads
-    tempo = ref.width_sec[i] / query.width_sec[q]
-    pitch = query.height_hz[q] / ref.height_hz[i]
-    plausible = (np.abs(np.log(tempo)) < np.log(MAX_RATIO)) & (np.abs(np.log(pitch)) < np.log(MAX_RATIO))
-    q, i, tempo, pitch = q[plausible], i[plausible], tempo[plausible], pitch[plausible]
+    log_tempo = np.log(ref.width_sec[i].astype(np.float64) / query.width_sec[q])
+    log_pitch = np.log(query.height_hz[q] / ref.height_hz[i].astype(np.float64))
+    plausible = (np.abs(log_tempo) < np.log(MAX_RATIO)) & (np.abs(log_pitch) < np.log(MAX_RATIO))
+    q, i, log_tempo, log_pitch = q[plausible], i[plausible], log_tempo[plausible], log_pitch[plausible]
     if len(q) == 0:
         return None
-    track = index.track[i]
-    offset = ref.root_sec[i] - tempo * query.root_sec[q]
-    cells = np.stack(
-        [
-            track,
-            np.round(np.log(tempo) / RATIO_BIN),
-            np.round(np.log(pitch) / RATIO_BIN),
-            np.round(offset / OFFSET_BIN_SEC),
-        ],
-        axis=1,
-    ).astype(np.int64)
-    uniq, counts = np.unique(cells, axis=0, return_counts=True)
+    track = index.track[i].astype(np.int64)
+    q_sec = query.root_sec[q].astype(np.float64)
+    r_sec = ref.root_sec[i].astype(np.float64)
+    window = np.floor(q_sec / VOTE_WINDOW_SEC)
+    # the reference time of the window's start: a box's tempo is a few % off under a phase vocoder, which
+    # moves this by a few % of at most VOTE_WINDOW_SEC, not of the whole query
+    offset = r_sec - np.exp(log_tempo) * (q_sec - window * VOTE_WINDOW_SEC)
+    t_bin = np.round(log_tempo / RATIO_BIN).astype(np.int64)
+    p_bin = np.round(log_pitch / RATIO_BIN).astype(np.int64)
+    o_bin = np.round(offset / OFFSET_BIN_SEC).astype(np.int64)
+    span = 2 * int(np.ceil(np.log(MAX_RATIO) / RATIO_BIN)) + 1
+    cell = ((track * span + t_bin + span // 2) * span + p_bin + span // 2) * (1 << 20) + (o_bin + (1 << 19))
+    cell = cell * 4096 + window.astype(np.int64)
+    _, first, counts = np.unique(cell, return_index=True, return_counts=True)
+    top = first[np.argsort(-counts, kind="stable")[:CANDIDATES]]
+    q_hz, r_hz = query.root_hz[q].astype(np.float64), ref.root_hz[i].astype(np.float64)
     best: dict[int, tuple[int, float, float, float]] = {}
-    for cell in uniq[np.argsort(-counts, kind="stable")[:CANDIDATES]]:
-        tid = int(cell[0])
-        near = (
-            (track == tid)
-            & (np.abs(np.log(tempo) / RATIO_BIN - cell[1]) <= 1.5)
-            & (np.abs(np.log(pitch) / RATIO_BIN - cell[2]) <= 1.5)
-            & (np.abs(offset / OFFSET_BIN_SEC - cell[3]) <= 1.5)
+    for j in top:
+        tid = int(track[j])
+        mine = np.flatnonzero(track == tid)
+        seed = (
+            (np.abs(t_bin[mine] - t_bin[j]) <= 1)
+            & (np.abs(p_bin[mine] - p_bin[j]) <= 1)
+            & (np.abs(o_bin[mine] - o_bin[j]) <= 1)
+            & (window[mine] == window[j])
         )
-        fit = _fit(query.root_sec[q], ref.root_sec[i], query.root_hz[q], ref.root_hz[i], near)
+        fit = _fit(q_sec[mine], r_sec[mine], q_hz[mine], r_hz[mine], seed)
         if fit is not None and fit[0] > best.get(tid, (0,))[0]:
             best[tid] = fit
     if not best:
@@ -255,20 +318,18 @@ def identify(index: Index, query: Quads) -> Identification | None:
 
 
 def _fit(
-    q_sec: np.ndarray, r_sec: np.ndarray, q_hz: np.ndarray, r_hz: np.ndarray, near: np.ndarray
+    q_sec: np.ndarray, r_sec: np.ndarray, q_hz: np.ndarray, r_hz: np.ndarray, seed: np.ndarray
 ) -> tuple[int, float, float, float] | None:
-    """(distinct query roots that fit, tempo ratio, pitch ratio, start) of the matches in `near`, refitted
-    three times on the matches that fit (see `identify`); None when fewer than two fit."""
-    keep = near
-    for _ in range(3):
+    """(distinct query roots that fit, tempo ratio, pitch ratio, start) of one track's matches: a line fitted
+    to the `seed` matches, then refitted to all the matches within FIT_GROW_SEC of it, then within FIT_TIME_SEC
+    (see `identify`); None when fewer than two fit or when the fitted ratios are beyond MAX_RATIO."""
+    keep = seed
+    for tol in (*FIT_GROW_SEC, FIT_TIME_SEC, FIT_TIME_SEC):
         if keep.sum() < 2 or np.ptp(q_sec[keep]) == 0:
             return None
         slope, start = np.polyfit(q_sec[keep], r_sec[keep], 1)
         pitch = float(np.sum(q_hz[keep] * r_hz[keep]) / np.sum(r_hz[keep] ** 2))
-        fits = (np.abs(r_sec - (slope * q_sec + start)) <= FIT_TIME_SEC) & (
-            np.abs(q_hz - pitch * r_hz) <= FIT_FREQ_SHARE * q_hz
-        )
-        keep = near & fits
-    if keep.sum() < 2:
-        return None
+        keep = (np.abs(r_sec - (slope * q_sec + start)) <= tol) & (np.abs(q_hz - pitch * r_hz) <= FIT_FREQ_SHARE * q_hz)
+    if keep.sum() < 2 or max(abs(np.log(max(slope, 1e-9))), abs(np.log(max(pitch, 1e-9)))) > np.log(MAX_RATIO):
+        return None  # a line through chance matches, at a speed no DJ plays
     return len(np.unique(q_sec[keep])), float(slope), pitch, float(start)

@@ -1,0 +1,454 @@
+"""Track identification (`offbeat.dsp.fingerprint`) through DJ mixes: tempo changes with and without key lock,
+crossfades with EQ, and tracks that are not in the library.
+
+The library is every real track (the game soundtrack pieces and the recorded songs) and 200 synthetic ones
+(`bench.corpus.library`), less the held-out tracks: about one synthetic track in five and one game piece in
+eight, which are played in the mixes but never indexed. Mixes are built per split: each track of the split is
+played (once per round; a held-out one twice per round) as a 30-90 s excerpt at a ratio from RATIOS, by
+varispeed (resampled: the pitch follows) or with key lock (librosa's phase-vocoder time stretch with its default
+93 ms window, n_fft 1024 at 11.025 kHz), in sequences of
+4-8 tracks crossfaded over 8-32 s with a bass swap (the incoming track's lows cut, then handed over). Every play
+is then identified from the query quads of its span of the mix, as the engine does per detected track: the
+"solo" span (between its blends, as the truth times give them) and the "cut" span (from the middle of the
+incoming blend to the middle of the outgoing one, half of each neighbour included).
+
+A play of a library track is right when the track (or another version of the same work) is named with
+confidence at least the threshold and the tempo ratio within 0.5 %; wrong when another track is named with
+that confidence; none otherwise. A held-out track named with that confidence is a false identification. The
+threshold is chosen on the tune split (the lowest that keeps its false rate of held-out plays at most 1 %
+over both spans) and applied to the test split.
+
+    .venv/bin/python -m bench.identification [--quick] [--json out.json] [--set HASH_TOLERANCE=0.03]
+        [--ref peaks_per_sec=8] [--query boxes_per_root=6]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import multiprocessing
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import scipy.signal
+
+from bench.corpus.library import SR, STORE, Track, real_tracks, synthetic_tracks
+from offbeat.dsp import fingerprint as fp
+
+RATIOS = (0.90, 0.93, 0.95, 0.97, 1.00, 1.03, 1.05, 1.07, 1.10)
+MODES = ("varispeed", "keylock")
+SPANS = ("solo", "cut")
+SYNTH_TRACKS = 200
+TEMPO_TOLERANCE = 0.005
+THRESHOLDS = tuple(np.round(np.arange(0.0, 0.801, 0.02), 2))
+MAX_TUNE_FALSE = 0.01
+
+
+def held_out(t: Track, index_in_kind: int) -> bool:
+    """Tracks played but never indexed: one synthetic track in five, one game piece in eight."""
+    if t.kind == "synth":
+        return index_in_kind % 5 == 2
+    if t.kind == "game":
+        return index_in_kind % 8 == 3
+    return False
+
+
+def corpus(log=print) -> tuple[list[Track], set[str]]:
+    tracks = real_tracks(log) + synthetic_tracks(SYNTH_TRACKS, log)
+    out: set[str] = set()
+    for kind in ("game", "recorded", "synth"):
+        for n, t in enumerate(x for x in tracks if x.kind == kind):
+            if held_out(t, n):
+                out.add(t.key)
+    return tracks, out
+
+
+# ---------------------------------------------------------------- reference fingerprints, cached per shape
+
+
+def _ref_tag() -> str:
+    names = ("SAMPLE_RATE", "N_FFT", "HOP", "MIN_HZ", "MAX_HZ", "PEAK_FREQ_BINS", "PEAK_FRAMES", "PEAK_FLOOR_DB")
+    text = repr((fp.VERSION, fp.REFERENCE, [getattr(fp, n) for n in names]))
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def _ref_job(t: Track) -> tuple[str, fp.Quads, float]:
+    path = STORE / "refs" / _ref_tag() / (t.path.stem + ".npz")
+    if path.exists():
+        with np.load(path) as z:
+            return t.key, fp.Quads(*(z[n] for n in fp.Quads.__dataclass_fields__)), 0.0
+    t0 = time.process_time()
+    q = fp.reference_fingerprint(np.asarray(t.audio()), SR)
+    cpu = time.process_time() - t0
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, **{n: getattr(q, n) for n in fp.Quads.__dataclass_fields__})
+    tmp.replace(path)
+    return t.key, q, cpu
+
+
+def references(tracks: list[Track], workers: int) -> tuple[dict[str, fp.Quads], float]:
+    """Reference quads of `tracks` (from the cache when there) and the CPU seconds spent making new ones."""
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        done = pool.map(_ref_job, tracks, chunksize=2)
+    return {k: q for k, q, _ in done}, sum(c for _, _, c in done)
+
+
+# ---------------------------------------------------------------- mixes
+
+
+@dataclass(frozen=True)
+class Play:
+    key: str
+    in_library: bool
+    ratio: float
+    mode: str
+    source_start: float  # seconds into the track where the excerpt starts
+    mix_start: float  # seconds into the mix where it is first heard
+    mix_end: float
+    blend_in: float  # seconds of the incoming blend (0 for a mix's first track)
+    blend_out: float
+
+
+def plan_mixes(tracks: list[Track], out: set[str], split: str, rounds: int, seed: int, share: float = 1.0):
+    """Mixes (lists of plays) of the split's tracks; each library track once per round, held-out ones twice."""
+    rng = np.random.default_rng(seed)
+    pool = [t for t in tracks if t.split == split]
+    if share < 1.0:
+        pool = [pool[i] for i in np.sort(rng.choice(len(pool), max(8, int(len(pool) * share)), replace=False))]
+    order: list[Track] = []
+    for _ in range(rounds):
+        for t in pool:
+            order += [t] * (2 if t.key in out else 1)
+    order = [order[i] for i in rng.permutation(len(order))]
+    combos = [(r, m) for r in RATIOS for m in MODES]
+    settings: list[tuple[float, str]] = []
+    while len(settings) < len(order):
+        settings += [combos[i] for i in rng.permutation(len(combos))]
+    mixes: list[list[Play]] = []
+    chunk: list[Track] = []
+    size = int(rng.integers(4, 9))
+    i = 0
+    while order:
+        t = order.pop(0)
+        if any(t.key == c.key for c in chunk):  # a track twice in one mix would blend into itself
+            order.append(t)
+            if all(o.key == t.key or any(o.key == c.key for c in chunk) for o in order):
+                size = len(chunk)
+            else:
+                continue
+        else:
+            chunk.append(t)
+        if len(chunk) == size or not order:
+            mixes.append(_mix(chunk, settings[i : i + len(chunk)], out, rng))
+            i += len(chunk)
+            chunk, size = [], int(rng.integers(4, 9))
+    return mixes
+
+
+def _mix(chunk: list[Track], settings: list[tuple[float, str]], out: set[str], rng: np.random.Generator) -> list[Play]:
+    plays: list[Play] = []
+    t = 0.0
+    prev_blend = 0.0
+    for j, (tr, (ratio, mode)) in enumerate(zip(chunk, settings, strict=False)):
+        length = min(float(rng.uniform(30, 90)), (tr.seconds - 1.0) / ratio)  # played seconds
+        start = float(rng.uniform(0, max(0.0, tr.seconds - length * ratio - 0.5)))
+        last = j == len(chunk) - 1
+        blend_out = 0.0 if last else float(min(rng.uniform(8, 32), 0.3 * length))
+        blend_out = min(blend_out, length - prev_blend - 10.0) if not last else 0.0
+        blend_out = max(blend_out, 0.0) if last else max(blend_out, 4.0)
+        plays.append(Play(tr.key, tr.key not in out, ratio, mode, start, t, t + length, prev_blend, blend_out))
+        t += length - blend_out
+        prev_blend = blend_out
+    return plays
+
+
+def _low(x: np.ndarray, hz: float = 200.0) -> np.ndarray:
+    sos = scipy.signal.butter(2, hz, "lowpass", fs=SR, output="sos")
+    return scipy.signal.sosfilt(sos, x).astype(np.float32)
+
+
+def render(plays: list[Play], audio: dict[str, Track], rng: np.random.Generator) -> np.ndarray:
+    """The mix: each excerpt played at its ratio, faded in and out over its blends with equal-power curves, its
+    lows cut (a low shelf of about -15 dB) for the first half of the incoming blend and faded back in over the
+    second half, the outgoing track's lows cut over the second half of its blend (a bass swap)."""
+    import librosa
+    import soxr
+
+    total = int(np.ceil(plays[-1].mix_end * SR)) + SR
+    mix = np.zeros(total, np.float32)
+    for p in plays:
+        src = np.asarray(audio[p.key].audio())
+        n_src = int((p.mix_end - p.mix_start) * p.ratio * SR) + SR // 4
+        x = src[int(p.source_start * SR) : int(p.source_start * SR) + n_src].astype(np.float32)
+        if p.mode == "varispeed":
+            y = soxr.resample(x, SR * p.ratio, SR).astype(np.float32)
+        else:
+            y = librosa.effects.time_stretch(x, rate=p.ratio, n_fft=1024, hop_length=256).astype(np.float32)
+        n = min(len(y), int((p.mix_end - p.mix_start) * SR))
+        y = y[:n] / (np.sqrt(np.mean(y[:n] ** 2)) + 1e-9) * 0.1 * 10 ** (rng.uniform(-3, 3) / 20)
+        g = np.ones(n, np.float32)
+        lows = _low(y)
+        bass = np.ones(n, np.float32)  # gain of the lows: 0.18 (-15 dB) when cut
+        if p.blend_in > 0:
+            k = min(n, int(p.blend_in * SR))
+            g[:k] = np.sin(0.5 * np.pi * np.linspace(0, 1, k))
+            h = k // 2
+            bass[:h] = 0.18
+            bass[h:k] = np.linspace(0.18, 1, k - h)
+        if p.blend_out > 0:
+            k = min(n, int(p.blend_out * SR))
+            g[n - k :] *= np.cos(0.5 * np.pi * np.linspace(0, 1, k))
+            h = k // 2
+            bass[n - h :] = np.minimum(bass[n - h :], 0.18)
+        y = (y + (bass - 1) * lows) * g
+        s = int(p.mix_start * SR)
+        mix[s : s + n] += y[: total - s]
+    return mix
+
+
+def spans(p: Play) -> dict[str, tuple[float, float]]:
+    return {
+        "solo": (p.mix_start + p.blend_in, p.mix_end - p.blend_out),
+        "cut": (p.mix_start + p.blend_in / 2, p.mix_end - p.blend_out / 2),
+    }
+
+
+# ---------------------------------------------------------------- identification, in workers
+
+_INDEX: fp.Index | None = None
+_KEYS: list[str] = []
+_TRACKS: dict[str, Track] = {}
+
+
+def _mix_job(job: tuple[int, list[Play]]) -> list[dict]:
+    seed, plays = job
+    assert _INDEX is not None
+    mix = render(plays, _TRACKS, np.random.default_rng(seed))
+    rows = []
+    for n, p in enumerate(plays):
+        heard = [plays[k].key for k in (n - 1, n + 1) if 0 <= k < len(plays)]
+        for span, (a, b) in spans(p).items():
+            t0 = time.process_time()
+            q = fp.fingerprint(mix[int(a * SR) : int(b * SR)], SR)
+            t1 = time.process_time()
+            found = fp.identify(_INDEX, q)
+            t2 = time.process_time()
+            rows.append(
+                {
+                    **dataclasses.asdict(p),
+                    "span": span,
+                    "neighbours": heard if span == "cut" else [],
+                    "seconds": b - a,
+                    "query_quads": len(q.root_sec),
+                    "extract_cpu": t1 - t0,
+                    "identify_cpu": t2 - t1,
+                    "found": None if found is None else _KEYS[found.track],
+                    "confidence": 0.0 if found is None else found.confidence,
+                    "votes": 0 if found is None else found.votes,
+                    "runner_up_votes": 0 if found is None else found.runner_up_votes,
+                    "tempo_ratio": None if found is None else found.tempo_ratio,
+                    "pitch_ratio": None if found is None else found.pitch_ratio,
+                    "offset_sec": None if found is None else found.offset_sec,
+                }
+            )
+    return rows
+
+
+def run_mixes(
+    mixes: list[list[Play]], index: fp.Index, keys: list[str], tracks: list[Track], workers: int
+) -> list[dict]:
+    global _INDEX, _KEYS, _TRACKS
+    _INDEX, _KEYS, _TRACKS = index, keys, {t.key: t for t in tracks}
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        parts = pool.map(_mix_job, list(enumerate(mixes)), chunksize=1)
+    return [r for part in parts for r in part]
+
+
+# ---------------------------------------------------------------- scoring
+
+
+def outcome(row: dict, threshold: float, work: dict[str, str]) -> str:
+    """right, tempo (the track but the tempo ratio off), neighbour (a track that plays in the span's blends),
+    wrong, false (a held-out track named) or none."""
+    if row["found"] is None or row["confidence"] < threshold:
+        return "none"
+    if row["found"] in row.get("neighbours", ()) and work[row["found"]] != work[row["key"]]:
+        return "neighbour"
+    if not row["in_library"]:
+        return "false"
+    if work[row["found"]] != work[row["key"]]:
+        return "wrong"
+    return "right" if abs(row["tempo_ratio"] / row["ratio"] - 1) <= TEMPO_TOLERANCE else "tempo"
+
+
+def choose_threshold(rows: list[dict], work: dict[str, str]) -> float:
+    out = [r for r in rows if not r["in_library"]]
+    for th in THRESHOLDS:
+        if sum(outcome(r, th, work) == "false" for r in out) <= MAX_TUNE_FALSE * max(1, len(out)):
+            return float(th)
+    return float(THRESHOLDS[-1])
+
+
+def table(rows: list[dict], threshold: float, work: dict[str, str]) -> tuple[str, dict]:
+    lines, summary = [], {}
+    for span in SPANS:
+        rs = [r for r in rows if r["span"] == span]
+        lib = [r for r in rs if r["in_library"]]
+        out = [r for r in rs if not r["in_library"]]
+        lines.append(
+            f"span {span}: {len(lib)} plays of library tracks, {len(out)} of held-out ones, threshold {threshold}"
+        )
+        lines.append("  ratio   varispeed right/wrong/neighbour/none  keylock right/wrong/neighbour/none   both right")
+        per = {}
+        for ratio in RATIOS:
+            cells = []
+            for mode in MODES:
+                c = [outcome(r, threshold, work) for r in lib if r["ratio"] == ratio and r["mode"] == mode]
+                cells.append(c)
+            both = cells[0] + cells[1]
+            per[str(ratio)] = {
+                m: {o: c.count(o) for o in ("right", "wrong", "tempo", "neighbour", "none")}
+                for m, c in zip(MODES, cells, strict=True)
+            }
+            lines.append(
+                f"  {ratio:4.2f}   "
+                + "   ".join(
+                    f"{c.count('right'):3d}/{c.count('wrong') + c.count('tempo'):2d}/{c.count('neighbour'):2d}/"
+                    f"{c.count('none'):2d} of {len(c):3d}          "
+                    for c in cells
+                )
+                + f"{_pct(both.count('right'), len(both))}"
+            )
+        bands = {}
+        for name, lim in (("within 5 %", 0.051), ("within 10 %", 0.101)):
+            sel = [outcome(r, threshold, work) for r in lib if abs(r["ratio"] - 1) < lim]
+            bands[name] = {o: sel.count(o) for o in ("right", "wrong", "tempo", "neighbour", "none")} | {
+                "plays": len(sel)
+            }
+            lines.append(
+                f"  {name}: right {_pct(sel.count('right'), len(sel))}, wrong {_pct(sel.count('wrong'), len(sel))}, "
+                f"tempo off {_pct(sel.count('tempo'), len(sel))}, neighbour {_pct(sel.count('neighbour'), len(sel))}, "
+                f"none {_pct(sel.count('none'), len(sel))}"
+            )
+        false = sum(outcome(r, threshold, work) == "false" for r in out)
+        lines.append(f"  held-out tracks named: {_pct(false, len(out))} ({false} of {len(out)})")
+        errs = [
+            abs(r["tempo_ratio"] / r["ratio"] - 1)
+            for r in lib
+            if r["found"] is not None and work[r["found"]] == work[r["key"]] and r["confidence"] >= threshold
+        ]
+        if errs:
+            lines.append(
+                f"  tempo error of the right tracks: median {np.median(errs) * 100:.3f} %, 99th pct "
+                f"{np.percentile(errs, 99) * 100:.3f} %, max {max(errs) * 100:.3f} %"
+            )
+        by_kind = {}
+        for kind in ("game", "recorded", "synth"):
+            sel = [outcome(r, threshold, work) for r in lib if r["key"].startswith(kind)]
+            by_kind[kind] = {"right": sel.count("right"), "plays": len(sel)}
+        lines.append("  right by kind: " + ", ".join(f"{k} {v['right']}/{v['plays']}" for k, v in by_kind.items()))
+        secs = sum(r["seconds"] for r in rs)
+        lines.append(
+            f"  CPU per minute of query audio: extract {60 * sum(r['extract_cpu'] for r in rs) / secs:.2f} s, "
+            f"identify {60 * sum(r['identify_cpu'] for r in rs) / secs:.2f} s; query quads/s "
+            f"{sum(r['query_quads'] for r in rs) / secs:.0f}"
+        )
+        summary[span] = {
+            "per_ratio": per,
+            "bands": bands,
+            "held_out_false": false,
+            "held_out_plays": len(out),
+            "by_kind": by_kind,
+            "tempo_error_max": max(errs) if errs else None,
+        }
+    return "\n".join(lines), summary
+
+
+def _pct(a: int, b: int) -> str:
+    return f"{100 * a / b:5.1f} %" if b else "  -  "
+
+
+def _apply(settings: Sequence[str], ref: Sequence[str], query: Sequence[str]) -> None:
+    for s in settings:
+        name, value = s.split("=", 1)
+        setattr(fp, name, type(getattr(fp, name))(value))
+    for attr, changes in (("REFERENCE", ref), ("QUERY", query)):
+        shape = getattr(fp, attr)
+        for s in changes:
+            name, value = s.split("=", 1)
+            shape = dataclasses.replace(shape, **{name: type(getattr(shape, name))(value)})
+        setattr(fp, attr, shape)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="a third of each split's tracks, one round")
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--splits", default="tune,test")
+    ap.add_argument("--threshold", type=float, help="instead of choosing one on tune")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--json", type=Path)
+    ap.add_argument("--set", action="append", default=[], help="NAME=VALUE of a fingerprint constant")
+    ap.add_argument("--ref", action="append", default=[], help="FIELD=VALUE of the reference Shape")
+    ap.add_argument("--query", action="append", default=[], help="FIELD=VALUE of the query Shape")
+    args = ap.parse_args(argv)
+    _apply(args.set, args.ref, args.query)
+    t0 = time.time()
+    tracks, out = corpus(lambda s: print(s, file=sys.stderr))
+    library = [t for t in tracks if t.key not in out]
+    refs, cpu = references(library, args.workers)
+    keys = [t.key for t in library]
+    index = fp.build_index({n: refs[k] for n, k in enumerate(keys)})
+    n_quads = len(index.keys)
+    nbytes = (
+        index.keys.nbytes
+        + index.track.nbytes
+        + sum(getattr(index.quads, f).nbytes for f in fp.Quads.__dataclass_fields__)
+    )
+    ref_sec = sum(t.seconds for t in library)
+    head = (
+        f"library {len(library)} tracks ({sum(t.kind == 'game' for t in library)} game, "
+        f"{sum(t.kind == 'recorded' for t in library)} recorded, {sum(t.kind == 'synth' for t in library)} synthetic; "
+        f"{ref_sec / 3600:.1f} h), held out {len(out)}; reference quads {n_quads} ({n_quads / ref_sec:.1f}/s), "
+        f"index {nbytes / 1e6:.1f} MB ({nbytes / len(library) / 1e3:.1f} kB per track, "
+        f"{nbytes / ref_sec * 180 / 1e3:.1f} kB per 3 min)"
+        + (f"; new references made in {cpu:.0f} CPU s" if cpu else "")
+    )
+    print(head)
+    print("reference", fp.REFERENCE, "\nquery", fp.QUERY, f"\ntolerance {fp.HASH_TOLERANCE}, bins {fp.HASH_BINS}")
+    work = {t.key: t.work for t in tracks}
+    result: dict = {"library": head, "reference": repr(fp.REFERENCE), "query": repr(fp.QUERY), "splits": {}}
+    rows_by_split = {}
+    for split in args.splits.split(","):
+        mixes = plan_mixes(
+            tracks,
+            out,
+            split,
+            1 if args.quick else args.rounds,
+            seed=11 if split == "tune" else 12,
+            share=0.35 if args.quick else 1.0,
+        )
+        t1 = time.time()
+        rows_by_split[split] = run_mixes(mixes, index, keys, tracks, args.workers)
+        print(f"{split}: {len(mixes)} mixes, {len(rows_by_split[split]) // 2} plays in {time.time() - t1:.0f} s")
+    threshold = args.threshold
+    if threshold is None:
+        threshold = choose_threshold(rows_by_split.get("tune", []), work) if "tune" in rows_by_split else 0.3
+    for split, rows in rows_by_split.items():
+        text, summary = table(rows, threshold, work)
+        print(f"== {split} ==\n{text}")
+        result["splits"][split] = {"threshold": threshold, "summary": summary, "rows": rows}
+    print(f"total {time.time() - t0:.0f} s")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
