@@ -277,8 +277,8 @@ def window_quads(audio: np.ndarray, sr: int, spans: list[tuple[float, float]]) -
             continue
         quads = fp.fingerprint(audio[a:b], sr)
         parts.append(replace(quads, root_sec=quads.root_sec + a / sr))
-    if not parts:
-        return fp.fingerprint(np.zeros(0, np.float32), sr)
+    if not parts:  # no span of a second: the quads of two seconds of silence are none, in the module's dtypes
+        return fp.fingerprint(np.zeros(2 * sr, np.float32), sr)
     return fp.Quads(*(np.concatenate([getattr(q, f.name) for q in parts]) for f in fields(fp.Quads)))
 
 

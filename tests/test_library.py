@@ -245,3 +245,11 @@ def test_members_fingerprinted_by_older_code_are_fingerprinted_again(settings: S
     searched = library.search_index()
     assert searched is not None and [t.title for t in searched[1]] == ["Kept"]
     assert [t.fingerprint == "0" * 32 for t in sorted(library.tracks(), key=lambda t: t.title)] == [True, False]
+
+
+def test_a_steady_part_shorter_than_a_second_gives_no_quads() -> None:
+    from offbeat.library import window_quads
+
+    audio = track(261, 10.0)
+    assert len(window_quads(audio, SR, [(2.0, 2.5)]).root_sec) == 0
+    assert len(window_quads(audio, SR, [(2.0, 2.5), (3.0, 9.0)]).root_sec) > 0
