@@ -136,8 +136,8 @@ def test_keys_follow_params_constants_versions_and_inputs(monkeypatch: pytest.Mo
 
 
 def test_memory_settings_stay_out_of_keys_and_tunables_are_in_them() -> None:
-    """Constants a module lists as NOT_TUNING (block sizes) are in no key; the tunables, tables of weights
-    included, are in the key of every stage whose signal code uses them."""
+    """Constants a module lists as NOT_TUNING (block sizes) are in no key; the tunables, tables of weights and
+    records of constants included, are in the key of every stage whose signal code uses them."""
     from offbeat.dsp import beat_activation, stft, track_boundaries
 
     keyed = {name: dsp_constants(stage.compute.__module__) for name, stage in registry.STAGES.items()}
@@ -150,6 +150,10 @@ def test_memory_settings_stay_out_of_keys_and_tunables_are_in_them() -> None:
     assert boundaries["WEIGHTS"] == track_boundaries.WEIGHTS
     assert boundaries["MIXED_SHARE"] == track_boundaries.MIXED_SHARE
     assert keyed["track_features"]["features"]["STEADY_PART_MIN_SEC"] > 0
+    # A frozen record of constants (the fingerprint's query shape) is keyed field by field.
+    from offbeat.dsp import fingerprint
+
+    assert keyed["identify"]["fingerprint"]["QUERY"]["boxes_per_root"] == fingerprint.QUERY.boxes_per_root
 
 
 def test_decode_and_separate_keys_are_those_of_stores_written_before() -> None:

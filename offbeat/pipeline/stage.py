@@ -11,6 +11,7 @@ public constants of the `offbeat.dsp` modules a stage uses are added to the key 
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import inspect
 import re
@@ -142,6 +143,8 @@ def _plain(value: Any) -> Any:
     if isinstance(value, tuple | list):
         items = [_plain(v) for v in value]
         return None if any(i is None for i in items) else items
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):  # a frozen record of constants
+        return _plain(dataclasses.asdict(value))
     if isinstance(value, dict) and all(isinstance(k, str) for k in value):
         entries = {k: _plain(v) for k, v in value.items()}
         return None if any(v is None for v in entries.values()) else entries
