@@ -72,7 +72,7 @@ MAX_RATIO = 1.25  # tempo and pitch ratios beyond 1/MAX_RATIO..MAX_RATIO are not
 RATIO_BIN = 0.03  # width of a vote's tempo and pitch ratio bins, in natural log (3 %)
 OFFSET_BIN_SEC = 0.5  # width of a vote's start-time bin
 VOTE_WINDOW_SEC = 10.0  # votes are binned per window of the query this long (see `identify`)
-CANDIDATES = 16  # this many of the fullest vote bins are fitted (see `identify`)
+CANDIDATES = 64  # this many of the fullest vote bins are fitted (see `identify`)
 FIT_GROW_SEC = (0.5, 0.2)  # a line fitted to one bin's matches takes in the track's matches this close, then refits
 FIT_TIME_SEC = 0.07  # a match fits the track's line when its reference time is within this of it
 FIT_FREQ_SHARE = 0.02  # and its reference frequency is within this share of the fitted one
@@ -296,9 +296,11 @@ def identify(index: Index, query: Quads) -> Identification | None:
     top = first[np.argsort(-counts, kind="stable")[:CANDIDATES]]
     q_hz, r_hz = query.root_hz[q].astype(np.float64), ref.root_hz[i].astype(np.float64)
     best: dict[int, tuple[int, float, float, float]] = {}
+    by_track = np.argsort(track, kind="stable")
+    sorted_track = track[by_track]
     for j in top:
         tid = int(track[j])
-        mine = np.flatnonzero(track == tid)
+        mine = by_track[np.searchsorted(sorted_track, tid, "left") : np.searchsorted(sorted_track, tid, "right")]
         seed = (
             (np.abs(t_bin[mine] - t_bin[j]) <= 1)
             & (np.abs(p_bin[mine] - p_bin[j]) <= 1)
