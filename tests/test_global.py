@@ -125,5 +125,6 @@ def test_a_stage_version_bump_recomputes_it_and_its_dependents_only(
 def test_refresh_of_separation_recomputes_its_dependents(first_run: tuple[Path, dict[str, Any]]) -> None:
     path, _ = first_run
     redone = analyze(source=str(path), refresh=["separate"])
-    # Segmentation reads no stems; exports are rewritten with the new stems.
-    assert set(redone["engine"]["cached_stages"]) == {"decode", "trim", "activations", "envelopes", "beats", "segment"}
+    # Segmentation and identification read no stems; exports are rewritten with the new stems.
+    expected = {"decode", "trim", "activations", "envelopes", "beats", "segment", "identify"}
+    assert set(redone["engine"]["cached_stages"]) == expected

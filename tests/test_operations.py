@@ -120,6 +120,7 @@ def test_deploy_run_and_read_it_back_through_the_api(
         "drum_beats",
         "envelopes",
         "export_stems",
+        "identify",
         "segment",
         "separate",
         "trim",
@@ -170,6 +171,7 @@ def test_rerun_of_one_stage_recomputes_it_alone(settings: Settings, prefect_api:
         "drum_beats",
         "export_stems",
         "segment",
+        "identify",
     }
     assert after["results"] == before["results"]  # recomputed, and nothing else changed
     assert after["engine"]["analysis_id"] == before["engine"]["analysis_id"]

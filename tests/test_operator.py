@@ -80,8 +80,17 @@ def test_progress_bars_on_a_terminal_and_nothing_otherwise(tmp_path: Path) -> No
         board = ProgressBoard(terminal)
         for fraction in (0.0, 0.5, 1.0):
             board.update("separate", fraction)
-    drawn = os.read(leader, 4096).decode()
+    raw = b""
+    while True:  # everything written, however the kernel hands it over (one read may return only the first draw)
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # EIO: the terminal's other end is closed and drained
+            break
+        if not chunk:
+            break
+        raw += chunk
     os.close(leader)
+    drawn = raw.decode()
     assert "separate [##########..........]  50%" in drawn and "100%" in drawn
     with (tmp_path / "log.txt").open("w") as plain:
         ProgressBoard(plain).update("separate", 0.5)
