@@ -20,13 +20,14 @@ query frequency), which pins the ratios far more tightly than any one box does.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.signal
 from scipy.ndimage import maximum_filter
 
-VERSION = 2  # of the quads and the index layout: a change gives stored fingerprints new keys
+VERSION = 3  # of the quads and the index layout: a change gives stored fingerprints new keys
 SAMPLE_RATE = 8000  # Hz the audio is resampled to: peaks up to 4 kHz carry the melody and most of the identity
 N_FFT = 1024  # samples per STFT frame (128 ms, 7.8 Hz bins: notes resolved in frequency)
 HOP = 128  # samples between frames (16 ms, refined between frames by interpolation)
@@ -65,10 +66,15 @@ QUERY = Shape(
     boxes_per_root=5,
     inside_per_box=4,
 )
-HASH_BINS = 14  # hash coordinates (shares of the box, 0..1) are quantized into this many bins each
 HASH_TOLERANCE = 0.035  # a query quad matches a reference quad whose coordinates differ by at most this
+HASH_BINS = 25  # bins per hash coordinate (a share of the box, 0..1) in the key: a lookup reaches 2 or 3 of them
 HASH_LEVELS = 255  # a reference hash coordinate is stored as a byte, 0..1 in this many steps
 MAX_RATIO = 1.25  # tempo and pitch ratios beyond 1/MAX_RATIO..MAX_RATIO are not a DJ's and are not voted for
+# The box's size is in the key too, as log-width and log-height bins at least 2 log(MAX_RATIO) wide: a query box
+# can only match reference boxes within MAX_RATIO of its size, which lie in its bin or the nearer neighbour.
+GEOMETRY_BIN = 0.45  # natural log
+GEOMETRY_ORIGIN = (-1.4, 3.7)  # log seconds (0.25 s) and log Hz (40 Hz) where the first width and height bins start
+GEOMETRY_BINS = (7, 11)  # width and height bins (the last of each takes everything beyond)
 RATIO_BIN = 0.03  # width of a vote's tempo and pitch ratio bins, in natural log (3 %)
 OFFSET_BIN_SEC = 0.5  # width of a vote's start-time bin
 VOTE_WINDOW_SEC = 10.0  # votes are binned per window of the query this long (see `identify`)
@@ -199,13 +205,24 @@ def reference_fingerprint(audio: np.ndarray, sr: int) -> Quads:
 
 
 def keys(bins: np.ndarray, above: np.ndarray) -> np.ndarray:
-    """Integer keys of quantized hashes (`bins`: (n, 4) integer bins, HASH_BINS per coordinate) and of whether
-    B lies above A."""
-    bins = np.clip(np.asarray(bins, dtype=np.int64), 0, HASH_BINS - 1)
-    key = above.astype(np.int64)
-    for i in range(4):
-        key = key * HASH_BINS + bins[:, i]
+    """Integer keys (< 2**31) of quantized quads: `bins` (n, 6) integers, four hash bins (HASH_BINS each) then
+    the box's width and height bins (`geometry`), and whether B lies above A."""
+    sizes = (HASH_BINS,) * 4 + GEOMETRY_BINS
+    key = np.asarray(above, dtype=np.int64)
+    for i, size in enumerate(sizes):
+        key = key * size + np.clip(np.asarray(bins[:, i], dtype=np.int64), 0, size - 1)
     return key
+
+
+def _geometry(width_sec: np.ndarray, height_hz: np.ndarray) -> np.ndarray:
+    """(n, 2) log width and log |height| of boxes, in GEOMETRY_BIN units from GEOMETRY_ORIGIN (not yet floored)."""
+    logs = np.stack([np.log(np.asarray(width_sec, np.float64)), np.log(np.abs(np.asarray(height_hz, np.float64)))], 1)
+    return (logs - np.asarray(GEOMETRY_ORIGIN)) / GEOMETRY_BIN
+
+
+def _bins(q: Quads) -> np.ndarray:
+    """(n, 6) key bins of reference quads (float hashes, as `reference_fingerprint` makes them)."""
+    return np.floor(np.concatenate([q.hashes.astype(np.float64) * HASH_BINS, _geometry(q.width_sec, q.height_hz)], 1))
 
 
 def build_index(tracks: dict[int, Quads]) -> Index:
@@ -216,7 +233,7 @@ def build_index(tracks: dict[int, Quads]) -> Index:
         return Index(np.zeros(0, np.int32), np.zeros(0, np.int32), _compact(_empty()))
     track = np.concatenate([np.full(len(q.root_sec), tid, np.int64) for tid, q in parts])
     merged = Quads(*(np.concatenate([getattr(q, name) for _, q in parts]) for name in Quads.__dataclass_fields__))
-    k = keys(np.floor(merged.hashes * HASH_BINS), merged.height_hz > 0)
+    k = keys(_bins(merged), merged.height_hz > 0)
     order = np.argsort(k, kind="stable")
     fits32 = track.size == 0 or (track.min() >= -(2**31) and track.max() < 2**31)
     return Index(
@@ -238,24 +255,40 @@ def _compact(q: Quads) -> Quads:
 
 
 def lookup(index: Index, query: Quads) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs (query row, index row) whose hashes agree within HASH_TOLERANCE in every coordinate and whose B lies
-    on the same side of A. A coordinate near a bin edge is also looked up in the neighbouring bin."""
-    scaled = query.hashes.astype(np.float64) * HASH_BINS
-    base = np.floor(scaled)
-    frac = scaled - base
-    reach = HASH_TOLERANCE * HASH_BINS
-    step = np.where(frac < reach, -1, np.where(frac > 1 - reach, 1, 0))
+    """Pairs (query row, index row) whose hashes agree within HASH_TOLERANCE in every coordinate, whose B lies on
+    the same side of A and whose boxes are within MAX_RATIO of each other's width and height (which `identify`
+    checks exactly). Every key bin such a reference quad can lie in is looked up: per hash coordinate the bins
+    HASH_TOLERANCE either side reaches (two or three), per size the bin log(MAX_RATIO) either side reaches (one or
+    two); a small margin covers the index's rounding (bytes, float16)."""
+    hash_reach = HASH_TOLERANCE + 1.0 / HASH_LEVELS
+    size_reach = (np.log(MAX_RATIO) + 1e-3) / GEOMETRY_BIN
+    h = query.hashes.astype(np.float64) * HASH_BINS
+    g = _geometry(query.width_sec, query.height_hz)
+    lo = np.concatenate([np.floor(h - hash_reach * HASH_BINS), np.floor(g - size_reach)], 1)
+    hi = np.concatenate([np.floor(h + hash_reach * HASH_BINS), np.floor(g + size_reach)], 1)
+    sizes = np.array((HASH_BINS,) * 4 + GEOMETRY_BINS)
+    lo, hi = np.clip(lo, 0, sizes - 1), np.clip(hi, 0, sizes - 1)
+    extra = (hi - lo).astype(np.int64)  # further bins per dimension: 0, 1 or 2
     above = query.height_hz > 0
     q_rows, i_rows = [], []
-    for combo in range(16):
-        use = np.array([(combo >> i) & 1 for i in range(4)], dtype=bool)
-        valid = np.all(~use | (step != 0), axis=1)
-        rows = np.flatnonzero(valid)
-        k = keys(base[rows] + step[rows] * use, above[rows])
-        lo, hi = np.searchsorted(index.keys, k, "left"), np.searchsorted(index.keys, k, "right")
-        counts = hi - lo
+    # The height bin is the key's last digit: the one or two a row reaches are one range of keys, searched once.
+    for offsets in itertools.product(*(range(int(m) + 1) for m in extra[:, :-1].max(axis=0, initial=0))):
+        rows = np.flatnonzero(np.all(extra[:, :-1] >= np.asarray(offsets), axis=1))
+        if len(rows) == 0:
+            continue
+        base = lo[rows, :-1] + np.asarray(offsets)
+        low = keys(np.column_stack([base, lo[rows, -1]]), above[rows]).astype(index.keys.dtype)  # no index copy
+        high = low + extra[rows, -1].astype(index.keys.dtype)
+        order = np.argsort(low, kind="stable")  # sorted needles: numpy's binary search narrows from the last
+        first = np.empty_like(order)
+        last = np.empty_like(order)
+        first[order] = np.searchsorted(index.keys, low[order], "left")
+        last[order] = np.searchsorted(index.keys, high[order], "right")
+        counts = last - first
         q_rows.append(np.repeat(rows, counts))
-        i_rows.append(np.repeat(lo - np.cumsum(counts) + counts, counts) + np.arange(counts.sum()))
+        i_rows.append(np.repeat(first - np.cumsum(counts) + counts, counts) + np.arange(counts.sum()))
+    if not q_rows:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
     q, i = np.concatenate(q_rows), np.concatenate(i_rows)
     ref = index.quads.hashes[i].astype(np.float32) * np.float32(1 / HASH_LEVELS)
     close = np.all(np.abs(query.hashes[q] - ref) <= HASH_TOLERANCE, axis=1)
