@@ -269,17 +269,16 @@ def library_revision(settings: Settings) -> str:
 
 
 def window_quads(audio: np.ndarray, sr: int, spans: list[tuple[float, float]]) -> fp.Quads:
-    """The query quads of the spans (seconds of `audio`) of one track, with times on `audio`'s clock."""
+    """The query quads of the spans (seconds of `audio`) of one track, with times on `audio`'s clock; spans
+    shorter than a second give none."""
     parts = []
     for start, end in spans:
         a, b = int(start * sr), int(end * sr)
         if b - a < sr:
             continue
         quads = fp.fingerprint(audio[a:b], sr)
-        parts.append(replace(quads, root_sec=quads.root_sec + a / sr))
-    if not parts:  # no span of a second: the quads of two seconds of silence are none, in the module's dtypes
-        return fp.fingerprint(np.zeros(2 * sr, np.float32), sr)
-    return fp.Quads(*(np.concatenate([getattr(q, f.name) for q in parts]) for f in fields(fp.Quads)))
+        parts.append(replace(quads, root_sec=quads.root_sec + np.float32(a / sr)))
+    return fp.concat(parts)
 
 
 def iter_paths(paths: list[Path], suffixes: tuple[str, ...]) -> Iterator[Path]:

@@ -105,3 +105,21 @@ def test_hashes_do_not_change_when_time_and_frequency_scale() -> None:
         np.testing.assert_allclose(scaled.hashes, plain.hashes, atol=1e-6)
         np.testing.assert_allclose(scaled.width_sec, plain.width_sec * time_scale)
         np.testing.assert_allclose(scaled.height_hz, plain.height_hz * freq_scale)
+
+
+def test_windows_are_searched_until_the_match_is_sure(library) -> None:
+    """One window is enough when it is sure; otherwise every window votes, as one identify of them all would."""
+    tracks, index = library
+    audio = faster(excerpt(tracks[2], 3.0, 30.0 * 1.04), 1.04)
+    windows = [fp.fingerprint(audio[int(a * SR) : int((a + 9) * SR)], SR) for a in (0.0, 10.0, 20.0)]
+    for w, a in zip(windows, (0.0, 10.0, 20.0), strict=True):
+        w.root_sec[:] += a  # one clock for the three
+    first, used = fp.identify_until_sure(index, iter(windows), sure=0.0)
+    assert used == 1 and first is not None and first.track == 2
+    whole, used = fp.identify_until_sure(index, iter(windows), sure=1.01)
+    once = fp.identify(index, fp.concat(windows))
+    assert used == 3 and whole is not None and once is not None
+    assert (whole.track, whole.votes, whole.runner_up_votes) == (once.track, once.votes, once.runner_up_votes)
+    assert abs(whole.offset_sec - once.offset_sec) < 1e-6 and abs(whole.tempo_ratio - once.tempo_ratio) < 1e-9
+    assert whole.track == 2 and whole.votes > first.votes
+    assert abs(whole.tempo_ratio / 1.04 - 1) < 0.005 and abs(whole.offset_sec - 3.0) < 0.1

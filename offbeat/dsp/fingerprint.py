@@ -21,6 +21,7 @@ query frequency), which pins the ratios far more tightly than any one box does.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -295,8 +296,42 @@ def lookup(index: Index, query: Quads) -> tuple[np.ndarray, np.ndarray]:
     return q[close], i[close]
 
 
+def concat(parts: list[Quads]) -> Quads:
+    """The quads of several excerpts in one (their times on one clock)."""
+    if not parts:
+        return _empty()
+    return Quads(*(np.concatenate([getattr(q, name) for q in parts]) for name in Quads.__dataclass_fields__))
+
+
+def identify_until_sure(index: Index, windows: Iterable[Quads], sure: float) -> tuple[Identification | None, int]:
+    """The track a run of windows of one excerpt (their quads on one clock, made as they are asked for) comes from,
+    voting over the windows so far and stopping at the first after which the confidence reaches `sure`: (the
+    match, windows used). Each window is looked up once, so the whole costs what one `identify` of the windows
+    used would; a track identified from its first window costs that window alone."""
+    parts: list[Quads] = []
+    q_all: list[np.ndarray] = []
+    i_all: list[np.ndarray] = []
+    rows, match = 0, None
+    for parts_used, window in enumerate(windows, start=1):
+        q, i = lookup(index, window)
+        parts.append(window)
+        q_all.append(q + rows)
+        i_all.append(i)
+        rows += len(window.root_sec)
+        match = vote(index, concat(parts), np.concatenate(q_all), np.concatenate(i_all))
+        if match is not None and match.confidence >= sure:
+            return match, parts_used
+    return match, len(parts)
+
+
 def identify(index: Index, query: Quads) -> Identification | None:
-    """The track `query` (an excerpt's quads, from `fingerprint`) comes from, or None when no quad matches.
+    """The track `query` (an excerpt's quads, from `fingerprint`) comes from, or None when no quad matches
+    (`lookup`, then `vote`)."""
+    return vote(index, query, *lookup(index, query))
+
+
+def vote(index: Index, query: Quads, q: np.ndarray, i: np.ndarray) -> Identification | None:
+    """The track the matches (query row `q`, index row `i`: `lookup`'s pairs) of `query` point at, or None.
 
     Each match votes for (track, tempo ratio, pitch ratio, window of the query, reference time of the window's
     start) as its boxes measure them. The CANDIDATES fullest bins are each fitted: starting from the matches
@@ -304,7 +339,6 @@ def identify(index: Index, query: Quads) -> Identification | None:
     intercept is the start) and reference root frequency against query root frequency (a line through 0 Hz
     whose slope is the pitch ratio), refitted on all the track's matches near the line, narrowing down to
     FIT_TIME_SEC and FIT_FREQ_SHARE. A track's votes are the query quads that fit its best line."""
-    q, i = lookup(index, query)
     ref = index.quads
     log_tempo = np.log(ref.width_sec[i].astype(np.float64) / query.width_sec[q])
     log_pitch = np.log(query.height_hz[q] / ref.height_hz[i].astype(np.float64))

@@ -1,6 +1,7 @@
 """identify: which library track each detected track is (`offbeat.library`, `offbeat.dsp.fingerprint`), and at
 what tempo ratio and pitch it plays, from query quads of a few windows of the track's steady part (the blends
-carry the neighbour too). Keyed by the library's name and revision: adding or removing a track identifies again.
+carry the neighbour too), searched one after the other until the match is sure: most tracks of a library cost
+one window. Keyed by the library's name and revision: adding or removing a track identifies again.
 A track matched below the confidence floor, or any track while the library is empty, is not identified. Two
 neighbours identified as one reference on one timeline are a track the segmenter split: said in a warning."""
 
@@ -21,6 +22,7 @@ from offbeat.storage import Entry, EntryWriter
 
 WINDOWS = 3  # query windows per track, spread over its steady part
 WINDOW_SEC = 20.0  # length of each
+SURE_CONFIDENCE = 0.8  # windows are searched one after the other until a match is this sure (or none are left)
 SAME_TIMELINE_SEC = 2.0  # two tracks on one reference's timeline within this are one track split in two
 EDGE_SEC = 8.0  # windows keep this far inside the steady part (at most a tenth of it): a blend's tail may reach in
 
@@ -33,6 +35,7 @@ def params(s: Settings) -> dict[str, Any]:
         "windows": WINDOWS,
         "window_sec": WINDOW_SEC,
         "edge_sec": EDGE_SEC,
+        "sure_confidence": SURE_CONFIDENCE,
     }
 
 
@@ -77,8 +80,8 @@ def compute(out: EntryWriter, params: dict[str, Any], library: SearchIndex, deco
             spans = query_spans(lo, hi, params["windows"], params["window_sec"])
             a, b = int(spans[0][0] * sr), int(spans[-1][1] * sr)
             audio = np.asarray(mono[a:b], dtype=np.float32)
-            quads = window_quads(audio, sr, [(s - a / sr, e - a / sr) for s, e in spans])
-            match = fp.identify(index, quads) if len(quads.root_sec) else None
+            windows = (window_quads(audio, sr, [(s - a / sr, e - a / sr)]) for s, e in spans)
+            match, _ = fp.identify_until_sure(index, windows, params["sure_confidence"])
             if match is not None and match.confidence >= params["min_confidence"]:
                 # the quads' clock starts at a / sr: the reference offset is moved onto the file's clock
                 shifted = replace(match, offset_sec=match.offset_sec - match.tempo_ratio * a / sr)
