@@ -41,6 +41,7 @@ import numpy as np
 from bench.corpus.library import SR, STORE, Track, real_tracks, synthetic_tracks
 from bench.identification_mixes import MODES, RATIOS, Play, plan_mixes, render, spans
 from offbeat.dsp import fingerprint as fp
+from offbeat.dsp import matching
 from offbeat.library import window_quads
 from offbeat.pipeline.stages.identify import SURE_CONFIDENCE
 
@@ -132,7 +133,7 @@ def _mix_job(job: tuple[int, list[Play]]) -> list[dict]:
             if span == "engine":  # as the identify stage searches: window by window until the match is sure
                 made: list[fp.Quads] = []
                 t0 = time.process_time()
-                found, used = fp.identify_until_sure(_INDEX, _windows(mix, windows, made), SURE_CONFIDENCE)
+                found, used = matching.identify_until_sure(_INDEX, _windows(mix, windows, made), SURE_CONFIDENCE)
                 t2 = time.process_time()
                 windows, q = windows[:used], fp.concat(made)
                 t1 = t0 + sum(_EXTRACT_CPU.pop(id(m)) for m in made)  # extraction, then identification
@@ -140,7 +141,7 @@ def _mix_job(job: tuple[int, list[Play]]) -> list[dict]:
                 t0 = time.process_time()
                 q = window_quads(mix, SR, windows)
                 t1 = time.process_time()
-                found = fp.identify(_INDEX, q)
+                found = matching.identify(_INDEX, q)
                 t2 = time.process_time()
             rows.append(
                 {
@@ -278,9 +279,13 @@ def _pct(a: int, b: int) -> str:
 
 
 def _apply(settings: Sequence[str], ref: Sequence[str], query: Sequence[str]) -> None:
-    for s in settings:
+    for s in settings:  # a constant of the fingerprint or the matching, set wherever it is named
         name, value = s.split("=", 1)
-        setattr(fp, name, type(getattr(fp, name))(value))
+        owners = [m for m in (fp, matching) if hasattr(m, name)]
+        if not owners:
+            raise SystemExit(f"no constant {name} in offbeat.dsp.fingerprint or offbeat.dsp.matching")
+        for module in owners:
+            setattr(module, name, type(getattr(module, name))(value))
     for attr, changes in (("REFERENCE", ref), ("QUERY", query)):
         shape = getattr(fp, attr)
         for s in changes:
@@ -297,7 +302,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--threshold", type=float, help="instead of choosing one on tune")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--json", type=Path)
-    ap.add_argument("--set", action="append", default=[], help="NAME=VALUE of a fingerprint constant")
+    ap.add_argument("--set", action="append", default=[], help="NAME=VALUE of a fingerprint or matching constant")
     ap.add_argument("--ref", action="append", default=[], help="FIELD=VALUE of the reference Shape")
     ap.add_argument("--query", action="append", default=[], help="FIELD=VALUE of the query Shape")
     args = ap.parse_args(argv)

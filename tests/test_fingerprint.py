@@ -9,6 +9,7 @@ import pytest
 import soxr
 
 from offbeat.dsp import fingerprint as fp
+from offbeat.dsp import matching
 
 SR = 22050
 TRACKS = 5
@@ -49,8 +50,10 @@ def library() -> tuple[dict[int, np.ndarray], fp.Index]:
     return tracks, fp.build_index({k: fp.reference_fingerprint(y, SR) for k, y in tracks.items()})
 
 
-def check(index: fp.Index, audio: np.ndarray, want: int, tempo: float, pitch: float, start: float) -> fp.Identification:
-    found = fp.identify(index, fp.fingerprint(audio, SR))
+def check(
+    index: fp.Index, audio: np.ndarray, want: int, tempo: float, pitch: float, start: float
+) -> matching.Identification:
+    found = matching.identify(index, fp.fingerprint(audio, SR))
     assert found is not None
     assert found.track == want, found
     assert abs(found.tempo_ratio / tempo - 1) < 0.005, found
@@ -92,7 +95,7 @@ def test_noise_and_another_track_mixed_in(library) -> None:
 def test_a_track_outside_the_library_is_not_claimed(library) -> None:
     _, index = library
     for seed in (998, 999):
-        found = fp.identify(index, fp.fingerprint(excerpt(track(seed), 5.0, 13.0), SR))
+        found = matching.identify(index, fp.fingerprint(excerpt(track(seed), 5.0, 13.0), SR))
         assert found is None or found.confidence < CONFIDENT, found
 
 
@@ -114,10 +117,10 @@ def test_windows_are_searched_until_the_match_is_sure(library) -> None:
     windows = [fp.fingerprint(audio[int(a * SR) : int((a + 9) * SR)], SR) for a in (0.0, 10.0, 20.0)]
     for w, a in zip(windows, (0.0, 10.0, 20.0), strict=True):
         w.root_sec[:] += a  # one clock for the three
-    first, used = fp.identify_until_sure(index, iter(windows), sure=0.0)
+    first, used = matching.identify_until_sure(index, iter(windows), sure=0.0)
     assert used == 1 and first is not None and first.track == 2
-    whole, used = fp.identify_until_sure(index, iter(windows), sure=1.01)
-    once = fp.identify(index, fp.concat(windows))
+    whole, used = matching.identify_until_sure(index, iter(windows), sure=1.01)
+    once = matching.identify(index, fp.concat(windows))
     assert used == 3 and whole is not None and once is not None
     assert (whole.track, whole.votes, whole.runner_up_votes) == (once.track, once.votes, once.runner_up_votes)
     assert abs(whole.offset_sec - once.offset_sec) < 1e-6 and abs(whole.tempo_ratio - once.tempo_ratio) < 1e-9

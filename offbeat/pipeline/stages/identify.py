@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from offbeat.dsp import fingerprint as fp
+from offbeat.dsp import matching
 from offbeat.library import SearchIndex, library_revision, window_quads
 from offbeat.pipeline.stage import Stage
 from offbeat.pipeline.views import Tracks
@@ -48,7 +48,7 @@ def query_spans(lo: float, hi: float, windows: int, window_sec: float) -> list[t
     return [(first + i * step, first + i * step + window_sec) for i in range(windows)]
 
 
-def described(found: fp.Identification | None, members: list[Any], start_sec: float, library: str) -> dict | None:
+def described(found: matching.Identification | None, members: list[Any], start_sec: float, library: str) -> dict | None:
     """What the result says of an identification (see `offbeat.contract.Identified`)."""
     if found is None:
         return None
@@ -81,7 +81,7 @@ def compute(out: EntryWriter, params: dict[str, Any], library: SearchIndex, deco
             a, b = int(spans[0][0] * sr), int(spans[-1][1] * sr)
             audio = np.asarray(mono[a:b], dtype=np.float32)
             windows = (window_quads(audio, sr, [(s - a / sr, e - a / sr)]) for s, e in spans)
-            match, _ = fp.identify_until_sure(index, windows, params["sure_confidence"])
+            match, _ = matching.identify_until_sure(index, windows, params["sure_confidence"])
             if match is not None and match.confidence >= params["min_confidence"]:
                 # the quads' clock starts at a / sr: the reference offset is moved onto the file's clock
                 shifted = replace(match, offset_sec=match.offset_sec - match.tempo_ratio * a / sr)
