@@ -344,7 +344,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
         t1 = time.time()
         rows_by_split[split] = run_mixes(mixes, index, keys, tracks, args.workers)
-        print(f"{split}: {len(mixes)} mixes, {len(rows_by_split[split]) // 2} plays in {time.time() - t1:.0f} s")
+        print(
+            f"{split}: {len(mixes)} mixes, {len(rows_by_split[split]) // len(SPANS)} plays in {time.time() - t1:.0f} s"
+        )
     threshold = args.threshold
     if threshold is None:
         threshold = choose_threshold(rows_by_split.get("tune", []), work) if "tune" in rows_by_split else 0.3
