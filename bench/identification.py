@@ -109,16 +109,14 @@ _KEYS: list[str] = []
 _TRACKS: dict[str, Track] = {}
 
 
-_EXTRACT_CPU: dict[int, float] = {}
-
-
-def _windows(mix: np.ndarray, windows: list[tuple[float, float]], made: list[fp.Quads]) -> Iterator[fp.Quads]:
-    """The query quads of each window as they are asked for, kept in `made`, their CPU in `_EXTRACT_CPU`."""
+def _windows(
+    mix: np.ndarray, windows: list[tuple[float, float]], made: list[tuple[fp.Quads, float]]
+) -> Iterator[fp.Quads]:
+    """The query quads of each window as they are asked for, kept in `made` with the CPU seconds they took."""
     for w in windows:
         t0 = time.process_time()
         part = window_quads(mix, SR, [w])
-        _EXTRACT_CPU[id(part)] = time.process_time() - t0
-        made.append(part)
+        made.append((part, time.process_time() - t0))
         yield part
 
 
@@ -131,12 +129,12 @@ def _mix_job(job: tuple[int, list[Play]]) -> list[dict]:
         heard = [plays[k].key for k in (n - 1, n + 1) if 0 <= k < len(plays)]
         for span, windows in spans(p).items():
             if span == "engine":  # as the identify stage searches: window by window until the match is sure
-                made: list[fp.Quads] = []
+                made: list[tuple[fp.Quads, float]] = []
                 t0 = time.process_time()
                 found, used = matching.identify_until_sure(_INDEX, _windows(mix, windows, made), SURE_CONFIDENCE)
                 t2 = time.process_time()
-                windows, q = windows[:used], fp.concat(made)
-                t1 = t0 + sum(_EXTRACT_CPU.pop(id(m)) for m in made)  # extraction, then identification
+                windows, q = windows[:used], fp.concat([part for part, _ in made])
+                t1 = t0 + sum(cpu for _, cpu in made)  # extraction, then identification
             else:
                 t0 = time.process_time()
                 q = window_quads(mix, SR, windows)

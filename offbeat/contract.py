@@ -22,6 +22,7 @@ from pydantic import (
 
 from offbeat import cue_sheet
 from offbeat.errors import AnalysisError, ErrorCode, bounded
+from offbeat.settings import LIBRARY_NAME
 from offbeat.track_result import (  # noqa: F401  (re-exported: the contract is read from this module)
     Identified,
     KeyInfo,
@@ -105,7 +106,7 @@ class Job(BaseModel):
         None,
         description="the track library to identify tracks against (default OFFBEAT_LIBRARY): letters, digits, '_', "
         "'.' and '-', at most 64",
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+        pattern=LIBRARY_NAME,
     )
 
     @model_validator(mode="after")

@@ -31,10 +31,10 @@ from offbeat.dsp import fingerprint as fp
 from offbeat.errors import AnalysisError, ErrorCode
 from offbeat.media.decode import SourceInfo, decode_blocks, probe, read_tags
 from offbeat.pipeline.stage import path_constants
-from offbeat.settings import Settings
+from offbeat.settings import LIBRARY_NAME, Settings
 from offbeat.storage import ArtifactStore, Entry, EntryWriter, entry_key, open_existing_store
 
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+NAME = re.compile(LIBRARY_NAME)
 log = logging.getLogger("offbeat.library")
 KEPT_STAGES = ("fingerprint",)  # never collected by `offbeat cache gc`: the file may be gone (see `Library.remove`)
 DECODE_BLOCK_SEC = 30.0  # decoding a reference track streams blocks of this length

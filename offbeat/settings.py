@@ -30,6 +30,10 @@ def default_home() -> Path:
     return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "offbeat"
 
 
+# A track library's name: part of index record names and cache keys (the setting, a job's field, the commands).
+LIBRARY_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="OFFBEAT_",
@@ -161,7 +165,7 @@ class Settings(BaseSettings):
     # Track identification
     library: str = Field(
         "default",
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+        pattern=LIBRARY_NAME,
         description="the track library (`offbeat library add`) a mix's tracks are identified against; a job's "
         "`library` field names another",
     )

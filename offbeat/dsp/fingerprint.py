@@ -207,7 +207,7 @@ def build_index(tracks: dict[int, Quads]) -> Index:
     if not parts:
         return Index(np.zeros(0, np.int32), np.zeros(0, np.int32), _compact(_empty()))
     track = np.concatenate([np.full(len(q.root_sec), tid, np.int64) for tid, q in parts])
-    merged = Quads(*(np.concatenate([getattr(q, name) for _, q in parts]) for name in Quads.__dataclass_fields__))
+    merged = concat([q for _, q in parts])
     k = keys(_bins(merged), merged.height_hz > 0)
     order = np.argsort(k, kind="stable")
     fits32 = track.size == 0 or (track.min() >= -(2**31) and track.max() < 2**31)

@@ -8,10 +8,7 @@ neighbours identified as one reference on one timeline are a track the segmenter
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 from typing import Any
-
-import numpy as np
 
 from offbeat.dsp import matching
 from offbeat.library import SearchIndex, library_revision, window_quads
@@ -77,15 +74,12 @@ def compute(out: EntryWriter, params: dict[str, Any], library: SearchIndex, deco
             lo, hi = tracks.steady_part(i)
             edge = min(params["edge_sec"], (hi - lo) / 10)
             lo, hi = lo + edge, hi - edge
+            # each window is read from the store only when the search asks for it, on the file's clock
             spans = query_spans(lo, hi, params["windows"], params["window_sec"])
-            a, b = int(spans[0][0] * sr), int(spans[-1][1] * sr)
-            audio = np.asarray(mono[a:b], dtype=np.float32)
-            windows = (window_quads(audio, sr, [(s - a / sr, e - a / sr)]) for s, e in spans)
+            windows = (window_quads(mono, sr, [span]) for span in spans)
             match, _ = matching.identify_until_sure(index, windows, params["sure_confidence"])
             if match is not None and match.confidence >= params["min_confidence"]:
-                # the quads' clock starts at a / sr: the reference offset is moved onto the file's clock
-                shifted = replace(match, offset_sec=match.offset_sec - match.tempo_ratio * a / sr)
-                found[i] = described(shifted, members, tracks.starts[i], params["library"])
+                found[i] = described(match, members, tracks.starts[i], params["library"])
     warnings = split_tracks(found, tracks.starts)
     if searched is None and params["library"] != Settings.model_fields["library"].default:
         warnings.append(f"library {params['library']} holds no tracks: no track was identified")
