@@ -50,7 +50,7 @@ def main() -> None:
         OFFBEAT_MIN_TRACK_SEC="30",
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
     )
-    from offbeat.flows.analyze import analyze_mix
+    from flows.analyze import analyze_mix
 
     rng = np.random.default_rng(args.seed)
     hits = found_n = true_n = 0

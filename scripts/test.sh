@@ -3,5 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-.venv/bin/ruff check offbeat tests bench
+.venv/bin/ruff check offbeat flows tests bench
 exec .venv/bin/python -m pytest "$@"

@@ -17,7 +17,7 @@ ALL_STAGES = set(stages.STAGES) | {"export_stems"}
 
 
 def run(**params):
-    from offbeat.flows.analyze import analyze_mix
+    from flows.analyze import analyze_mix
 
     state = analyze_mix(return_state=True, **params)
     return state, state.result(raise_on_failure=False)

@@ -40,7 +40,7 @@ def mount(tmp_path_factory: pytest.TempPathFactory, prefect_api: str) -> Iterato
 
 
 def analyze(**params: Any) -> dict[str, Any]:
-    from offbeat.flows.analyze import analyze_mix
+    from flows.analyze import analyze_mix
 
     doc = analyze_mix(return_state=True, **params).result(raise_on_failure=False)
     assert doc["status"] == "completed", doc

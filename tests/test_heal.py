@@ -70,7 +70,7 @@ def test_an_unreadable_index_record_is_dropped_not_fatal(tmp_path: Path) -> None
 
 
 def test_a_store_folder_deleted_under_a_long_lived_process_works_again(settings: Settings, tmp_path: Path) -> None:
-    from offbeat.flows.tasks import store
+    from flows.tasks import store
 
     path = synth.write_mix(MIX, tmp_path / "mix.wav")
     handle = store()

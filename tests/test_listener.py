@@ -299,7 +299,7 @@ def test_a_redis_restart_during_a_job_is_survived(fleet: Fleet, tmp_path: Path) 
 def test_a_completed_job_id_is_answered_from_the_ledger_and_a_worker_fault_is_answered_too(fleet: Fleet) -> None:
     """In process (the Worker class the listener flow runs). The fault is injected into the analysis callable:
     a crash inside the worker's own code cannot be caused from outside."""
-    from offbeat.flows.listen import analyze_job
+    from flows.listen import analyze_job
     from offbeat.service.worker import Worker
 
     write_wav(fleet.mount / "a.wav", seconds=2.0)
@@ -397,7 +397,7 @@ def test_a_run_taken_by_a_worker_that_died_before_starting_it_is_run_again(
     from prefect import flow, get_client
     from prefect.states import Pending
 
-    from offbeat.flows.listen import _await_run
+    from flows.listen import _await_run
 
     @flow(name="taken-and-never-started")
     def taken() -> None:

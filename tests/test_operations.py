@@ -192,7 +192,7 @@ def test_rerun_of_one_stage_recomputes_it_alone(settings: Settings, prefect_api:
 
 
 def test_cache_commands(settings: Settings, prefect_api: str, tmp_path: Path) -> None:
-    from offbeat.flows.analyze import analyze_mix
+    from flows.analyze import analyze_mix
 
     mix = two_track_mix(tmp_path / "cached.wav")
     assert analyze_mix(source=str(mix))["status"] == "completed"

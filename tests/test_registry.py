@@ -26,7 +26,7 @@ def _names_read(function: typing.Callable[..., object]) -> set[str]:
 
 
 def test_prefect_tasks_are_the_registry() -> None:
-    from offbeat.flows.tasks import TASKS
+    from flows.tasks import TASKS
 
     assert list(TASKS) == [step.name for step in registry.GRAPH]
     assert [task.name for task in TASKS.values()] == [step.name for step in registry.GRAPH]

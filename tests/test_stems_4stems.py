@@ -166,7 +166,7 @@ def test_the_whole_flow_with_4stems(
 ) -> None:
     """model=4stems end to end: stems of the mix's length joined over several chunks, FLAC exports that sum
     back to the mix, the drum grid from the drums stem and bass loudness from the bass stem."""
-    from offbeat.flows.analyze import analyze_mix
+    from flows.analyze import analyze_mix
     from offbeat.pipeline.runner import current_keys
     from offbeat.settings import get_settings
     from offbeat.storage import open_store

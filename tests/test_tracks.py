@@ -59,7 +59,7 @@ def analyzed(tmp_path_factory: pytest.TempPathFactory, prefect_api: str) -> Iter
         mp.setenv("OFFBEAT_MODEL_DIR", str(REPO / "models"))
         mp.setenv("OFFBEAT_MIN_TRACK_SEC", "30")
         get_settings.cache_clear()
-        from offbeat.flows.analyze import analyze_mix
+        from flows.analyze import analyze_mix
 
         docs = {}
         for job_id, (name, spec) in enumerate(MIXES.items()):

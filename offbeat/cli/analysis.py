@@ -121,7 +121,7 @@ def _run_flow(
     _prefect_defaults()
     from prefect import tags
 
-    from offbeat.flows.analyze import analyze_mix
+    from flows.analyze import analyze_mix
 
     # Whatever prints during the run is a log line, never part of the document on stdout.
     with contextlib.redirect_stdout(sys.stderr), tags("offbeat", "cli"):

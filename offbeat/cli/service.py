@@ -24,7 +24,7 @@ def listen(
 ) -> None:
     """Serve the Redis job queue: one analysis flow run per job, one result per job, until SIGINT/SIGTERM."""
     _prefect_defaults()
-    from offbeat.flows.listen import redis_listener
+    from flows.listen import redis_listener
 
     with contextlib.redirect_stdout(sys.stderr):
         state = redis_listener(concurrency=concurrency, return_state=True)
@@ -53,8 +53,8 @@ def serve(
     from prefect import serve as serve_deployments
     from prefect.deployments import run_deployment
 
-    from offbeat.flows.analyze import analyze_mix
-    from offbeat.flows.listen import redis_listener
+    from flows.analyze import analyze_mix
+    from flows.listen import redis_listener
 
     deployments = [
         analyze_mix.to_deployment(name="analysis-served", tags=["offbeat", "analysis"]),

@@ -1,6 +1,6 @@
 """The stage graph, declared once: every step in the order a single thread would run them.
 
-Everything else is derived from this list: the Prefect tasks and their wiring (`offbeat.flows.tasks`), cache
+Everything else is derived from this list: the Prefect tasks and their wiring (`flows.tasks`), cache
 keys (each stage's inputs are its compute function's parameters named after earlier stages), what `refresh`
 recomputes (`dependents`), `offbeat cache show` and `rerun` (`runner.current_keys`), the benchmark's
 stage-by-stage run (`runner.run_all`) and the `StageName` choices of the flow parameter.

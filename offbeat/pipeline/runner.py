@@ -1,6 +1,6 @@
 """Running stages through the store, without Prefect: look an entry up by its key, compute it when missing.
 
-The Prefect flow (`offbeat.flows.analyze`) calls `Run.stage` from its tasks; the benchmark and the fast tests
+The Prefect flow (`flows.analyze`) calls `Run.stage` from its tasks; the benchmark and the fast tests
 call `run_all`, the same stages in order in one thread. Stage tasks hand each other `StageRef`s, references to
 stored entries, never arrays.
 """

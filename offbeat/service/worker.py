@@ -1,6 +1,6 @@
 """The Redis worker: takes jobs reliably, has each analyzed, publishes exactly one result per job.
 
-It knows nothing of Prefect: the listener flow (`offbeat/flows/listen.py`) hands it the callable that runs one
+It knows nothing of Prefect: the listener flow (`flows/listen.py`) hands it the callable that runs one
 analysis flow per job, with the job parsed once here. Redis itself is reached only through
 `offbeat.service.transport.WorkerQueue`; completed answers are kept in the job ledger (`offbeat.storage.ledger`).
 

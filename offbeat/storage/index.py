@@ -101,7 +101,7 @@ class DiskIndex(Index):
     def alive(self) -> bool:
         """Whether the database this handle has open is still the one on disk. A store folder deleted (or
         replaced) under a long-lived process leaves its handle on an unlinked database, where it would keep
-        finding entries whose data is gone; such a handle must be replaced (`offbeat.flows.tasks.store`)."""
+        finding entries whose data is gone; such a handle must be replaced (`flows.tasks.store`)."""
         return self._id is not None and self._file_id() == self._id
 
     def get(self, name: str) -> Any:

@@ -38,7 +38,7 @@ from offbeat.storage.location import DataLocation, is_local
 
 log = logging.getLogger("offbeat.store")
 # What a store handle is made from: root, index folder, index URL, host name, lease seconds, storage options
-# (JSON). Hashable, so a process can keep one handle per configuration (`offbeat.flows.tasks`).
+# (JSON). Hashable, so a process can keep one handle per configuration (`flows.tasks`).
 StoreConfig = tuple[str, str, str, str, float, str]
 
 

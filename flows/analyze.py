@@ -1,4 +1,4 @@
-"""The `analyze-mix` flow: intake (one parse of the job), the stage graph as Prefect tasks (`offbeat.flows.tasks`,
+"""The `analyze-mix` flow: intake (one parse of the job), the stage graph as Prefect tasks (`flows.tasks`,
 generated from the registry), and the `assemble` task that builds the result document and the UI's views.
 """
 
@@ -16,12 +16,12 @@ from prefect.runtime import flow_run
 from prefect.states import Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows import report
+from flows.tasks import TASK_OPTIONS, run_graph, store
 from offbeat import cue_sheet as sheets
 from offbeat.contract import NO_JOB_ID, CueTrack, FailedResult, Job, dump_result, validate_job
 from offbeat.dsp import levels, segmentation
 from offbeat.errors import MESSAGE_CHARS, AnalysisError, ErrorCode, bounded, bounded_traceback, loggable
-from offbeat.flows import report
-from offbeat.flows.tasks import TASK_OPTIONS, run_graph, store
 from offbeat.library import check_name
 from offbeat.media import decode
 from offbeat.paths import Source, open_job_source, open_local_source

@@ -21,10 +21,10 @@ from uuid import UUID
 
 from prefect import flow, get_run_logger, tags
 
+from flows.analyze import analyze_mix
+from flows.tasks import store
 from offbeat.contract import FailedResult, Job, dump_result
 from offbeat.errors import AnalysisError, ErrorCode
-from offbeat.flows.analyze import analyze_mix
-from offbeat.flows.tasks import store
 from offbeat.pipeline.preflight import preflight
 from offbeat.service.worker import Worker
 from offbeat.settings import get_settings
