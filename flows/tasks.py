@@ -9,6 +9,7 @@ AnalysisError as data; `run_graph` re-raises the first one.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -16,15 +17,16 @@ from typing import Any
 from prefect import Task, get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.futures import PrefectFuture, as_completed
+from prefect.futures import as_completed
 from prefect.states import Completed, Failed, State
 
 from offbeat.console import BOARD
 from offbeat.contract import as_analysis_error
 from offbeat.errors import MESSAGE_CHARS, AnalysisError, bounded_traceback, loggable
 from offbeat.pipeline import registry
-from offbeat.pipeline.runner import Cues, Run, StageRef, combined
+from offbeat.pipeline.runner import Cues, Run, StageRef
 from offbeat.pipeline.stage import Sink, Step
+from offbeat.pipeline.walk import Stuck, walk
 from offbeat.settings import get_settings
 from offbeat.storage import ArtifactStore, open_store, store_config
 from offbeat.storage.store import StoreConfig
@@ -127,45 +129,36 @@ def _task(step: Step) -> Task:
 TASKS: dict[str, Task] = {step.name: _task(step) for step in registry.GRAPH}
 
 
+@dataclass
+class PrefectExecutor:
+    """Runs each step as a Prefect task on the flow's task runner, so `separate` and the trim -> beats -> segment
+    chain run side by side on its threads."""
+
+    path: Path
+    cues: Cues | None
+    redo: set[str]
+
+    def start(self, step: Step, tracks: list[int | None], upstream: dict[str, StageRef]) -> list[Any]:
+        refresh = step.name in self.redo and not isinstance(step, Sink)
+        args = (str(self.path), self.cues, refresh, upstream)
+        if step.per_track:
+            return [TASKS[step.name].submit(index, *args) for index in tracks]
+        return [TASKS[step.name].submit(*args)]
+
+    def next_done(self, handles: list[Any]) -> tuple[Any, StageRef]:
+        future = next(as_completed(handles))
+        return future, future.result()  # raises the step's AnalysisError
+
+
 def run_graph(path: Path, cues: Cues | None, redo: set[str]) -> tuple[dict[str, StageRef], dict[str, list[StageRef]]]:
-    """Submit every step as soon as its inputs are done (so `separate` and the trim -> beats -> segment chain run
-    side by side on the flow's task threads). Returns the references by step name, in registry order (a
-    per-track stage's as one combined reference), and each per-track stage's references by track. The first
-    failed step's AnalysisError is raised."""
-    refs: dict[str, StageRef] = {}
-    tracks: dict[str, list[StageRef | None]] = {}
-    running: dict[PrefectFuture[Any], tuple[str, int | None]] = {}
-    pending = registry.steps()
-    while pending or running:
-        ready = [s for s in pending if all(name in refs for name in (*s.inputs, *s.after))]
-        for step in ready:
-            pending.remove(step)
-            upstream = {name: refs[name] for name in step.inputs}
-            refresh = step.name in redo and not isinstance(step, Sink)
-            args = (str(path), cues, refresh, upstream)
-            if step.per_track:
-                count = Run(store(), get_settings(), path).items(step, refs)
-                tracks[step.name] = [None] * count
-                for index in range(count):
-                    running[TASKS[step.name].submit(index, *args)] = (step.name, index)
-                if count == 0:
-                    refs[step.name] = combined(step.name, [])
-            else:
-                running[TASKS[step.name].submit(*args)] = (step.name, None)
-        if not running:
-            if ready:  # steps that finished without a task (no tracks): look for what they unblocked
-                continue
-            break
-        future = next(as_completed(list(running)))
-        name, index = running.pop(future)
-        ref = future.result()  # raises the step's AnalysisError
-        if index is None:
-            refs[name] = ref
-            continue
-        tracks[name][index] = ref
-        if all(r is not None for r in tracks[name]):
-            refs[name] = combined(name, [r for r in tracks[name] if r is not None])
-    if pending:
-        raise as_analysis_error(RuntimeError(f"steps never became ready: {[s.name for s in pending]}"), "flow")
-    by_track = {name: [r for r in found if r is not None] for name, found in tracks.items()}
-    return {step.name: refs[step.name] for step in registry.GRAPH}, by_track
+    """Submit every step as soon as its inputs are done (`offbeat.pipeline.walk`). Returns the references by step
+    name, in registry order (a per-track stage's as one combined reference), and each per-track stage's references
+    by track. The first failed step's AnalysisError is raised."""
+
+    def items(step: Step, refs: dict[str, StageRef]) -> int:  # the store is opened only once a stage needs it
+        return Run(store(), get_settings(), path).items(step, refs)
+
+    try:
+        return walk(items, PrefectExecutor(path, cues, redo))
+    except Stuck as exc:
+        raise as_analysis_error(exc, "flow") from exc

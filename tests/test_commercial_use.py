@@ -65,10 +65,10 @@ def test_blocked_activations_equal_a_whole_pass_away_from_the_edges() -> None:
 def test_the_setting_keys_the_stages_it_changes_and_leaves_the_default_keys() -> None:
     default = Settings()
     activations, features = registry.STAGES["activations"], registry.STAGES["track_features"]
-    # The default path's key is that of stores written before the setting existed: no onset module in it.
+    # The default path's key holds no onset module: changing it recomputes only the other path.
     assert activations.params(default) == {"networks": default.beat_networks}
     assert "onset_activation" not in json.dumps(activations.key_params(default))
-    assert "onset_activation" in activations.key_params(FREE)["onset"]
+    assert "dsp.onset_activation" in activations.key_params(FREE)["onset"]["constants"]
     assert stage_key(activations, "src", FREE, {"decode": "d" * 32}) != stage_key(
         activations, "src", default, {"decode": "d" * 32}
     )

@@ -64,12 +64,22 @@ def test_parameter_change_recomputes(settings: Settings, tmp_path: Path, monkeyp
     from offbeat.settings import get_settings
 
     path = write_wav(tmp_path / "mix.wav", seconds=4.0)
-    run(source=str(path))
+    _, before = run(source=str(path))
     monkeypatch.setenv("OFFBEAT_SILENCE_THRESHOLD_DB", "-50")
     get_settings.cache_clear()
     _, doc = run(source=str(path))
-    # The threshold shapes trim and the beat stages; decode, activations, separation and envelopes are read back.
-    assert set(doc["engine"]["cached_stages"]) == {"decode", "activations", "separate", "envelopes", "export_stems"}
+    # The threshold shapes trim and the beat stages; decode, activations, separation and envelopes are read back,
+    # and so is `identify`, which reads only the track list, where no track moved.
+    spans = [[(t["start_time_sec"], t["end_time_sec"]) for t in d["results"]["tracks"]] for d in (before, doc)]
+    assert spans[0] == spans[1]
+    assert set(doc["engine"]["cached_stages"]) == {
+        "decode",
+        "activations",
+        "separate",
+        "envelopes",
+        "export_stems",
+        "identify",
+    }
 
 
 def _silence(p: Path) -> Path:

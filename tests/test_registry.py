@@ -7,14 +7,14 @@ import inspect
 import textwrap
 import typing
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
-from offbeat.pipeline import registry
+from offbeat.pipeline import code, context, registry
 from offbeat.pipeline.runner import current_keys, stage_key
-from offbeat.pipeline.stage import CONTEXT, Stage, dsp_constants
+from offbeat.pipeline.stage import Stage
 from offbeat.settings import Settings
-from offbeat.storage import entry_key
 
 
 def _names_read(function: typing.Callable[..., object]) -> set[str]:
@@ -43,7 +43,7 @@ def test_declared_inputs_are_exactly_what_compute_reads(name: str) -> None:
     # Every argument is used: no input is declared (and keyed) without being read ...
     assert arguments <= read, f"{name} declares but never reads {arguments - read}"
     # ... and the inputs are the arguments named after stages, nothing else reaches the store or the settings.
-    assert set(stage.inputs) == arguments - set(CONTEXT)
+    assert set(stage.inputs) == arguments - set(context.names())
     assert set(stage.inputs) <= set(registry.STAGES)
     module = inspect.getmodule(stage.compute)
     assert module is not None
@@ -51,30 +51,39 @@ def test_declared_inputs_are_exactly_what_compute_reads(name: str) -> None:
     assert not side_doors & set(vars(module)), f"{name}'s module can reach entries or settings around its inputs"
 
 
-def test_graph_edges() -> None:
-    inputs = {name: set(stage.inputs) for name, stage in registry.STAGES.items()}
-    assert inputs == {
-        "decode": set(),
-        "trim": {"decode"},
-        "activations": {"decode"},
-        "separate": {"decode"},
-        "envelopes": {"decode"},
-        "beats": {"decode", "trim", "activations", "envelopes"},
-        "drum_beats": {"separate", "beats", "decode", "trim"},
-        "segment": {"envelopes", "beats", "decode", "trim"},
-        "track_features": {"segment", "envelopes", "beats", "separate", "decode"},
-        "identify": {"decode", "segment"},
-    }
-    assert set(registry.SINKS["export_stems"].inputs) == {"separate"}
-    assert [name for name, stage in registry.STAGES.items() if stage.per_track] == ["track_features"]
-    assert registry.STAGES["track_features"].mapped_over == "segment"
+def test_graph_edges_are_what_each_stage_reads() -> None:
+    """Each stage's edges are the stage names its compute function reads (derived, not listed here), every edge
+    points backwards, and the README's stage table lists each stage and what it reads."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    order = [step.name for step in registry.GRAPH]
+    for name, stage in registry.STAGES.items():
+        assert set(stage.inputs) == (_names_read(stage.compute) & set(registry.STAGES)) - {name}, name
+        assert all(order.index(i) < order.index(name) for i in (*stage.inputs, *stage.after)), name
+        assert f"| `{name}` |" in readme, f"README's stage table lacks {name}"
+    for sink in registry.SINKS.values():
+        assert set(sink.inputs) <= set(registry.STAGES)
+        assert f"| `{sink.name}` |" in readme
+    for stage in registry.STAGES.values():
+        if stage.per_track:
+            assert stage.mapped_over in stage.inputs
+            assert registry.STAGES[stage.mapped_over or ""].items is not None
 
 
 def test_refresh_reaches_every_dependent() -> None:
-    assert registry.dependents({"trim"}) == {"trim", "beats", "drum_beats", "segment", "track_features", "identify"}
-    assert registry.dependents({"separate"}) == {"separate", "drum_beats", "track_features"}
+    """`dependents` is the transitive closure of the edges, computed here from the reads alone."""
+
+    def closure(names: set[str]) -> set[str]:
+        found = set(names)
+        while True:
+            more = {n for n, stage in registry.STAGES.items() if found & set(stage.inputs)} - found
+            if not more:
+                return found
+            found |= more
+
+    for name in registry.STAGES:
+        assert registry.dependents({name}) == closure({name}), name
     # The tracker's output is not what the envelopes are made of: a change to it leaves the whole-mix STFT alone.
-    assert registry.dependents({"beats"}) == {"beats", "drum_beats", "segment", "track_features", "identify"}
+    assert "envelopes" not in registry.dependents({"beats"})
     assert registry.dependents({"decode"}) == set(registry.STAGES)
     assert registry.dependents(set()) == set()
 
@@ -125,11 +134,7 @@ def test_keys_follow_params_constants_versions_and_inputs(monkeypatch: pytest.Mo
     from offbeat.dsp import rhythm
 
     monkeypatch.setattr(rhythm, "DB_FLOOR", rhythm.DB_FLOOR * 2)
-    dsp_constants.cache_clear()
-    try:
-        assert stage_key(beats, "src", settings, upstream) != key
-    finally:
-        dsp_constants.cache_clear()
+    assert stage_key(beats, "src", settings, upstream) != key
     segment = registry.STAGES["segment"]
     keys = {"beats": "b" * 32, **upstream}
     assert stage_key(segment, "src", settings, keys, cues=[("A", 0.0)]) != stage_key(segment, "src", settings, keys)
@@ -140,38 +145,51 @@ def test_memory_settings_stay_out_of_keys_and_tunables_are_in_them() -> None:
     records of constants included, are in the key of every stage whose signal code uses them."""
     from offbeat.dsp import beat_activation, stft, track_boundaries
 
-    keyed = {name: dsp_constants(stage.compute.__module__) for name, stage in registry.STAGES.items()}
+    keyed = {name: code.constants(stage.compute.__module__) for name, stage in registry.STAGES.items()}
     for constants in keyed.values():
-        assert "BLOCK_FRAMES" not in constants.get("stft", {})
-        assert not set(beat_activation.NOT_TUNING) & set(constants.get("beat_activation", {}))
+        assert "BLOCK_FRAMES" not in constants.get("dsp.stft", {})
+        assert not set(beat_activation.NOT_TUNING) & set(constants.get("dsp.beat_activation", {}))
         assert not any("NOT_TUNING" in values for values in constants.values())
     assert stft.NOT_TUNING == ("BLOCK_FRAMES",)
-    boundaries = keyed["segment"]["track_boundaries"]
+    boundaries = keyed["segment"]["dsp.track_boundaries"]
     assert boundaries["WEIGHTS"] == track_boundaries.WEIGHTS
     assert boundaries["MIXED_SHARE"] == track_boundaries.MIXED_SHARE
-    assert keyed["track_features"]["features"]["STEADY_PART_MIN_SEC"] > 0
+    assert keyed["track_features"]["dsp.features"]["STEADY_PART_MIN_SEC"] > 0
+    # Constants outside the signal code shape outputs too: a stage module's own, and those of the views.
+    assert keyed["identify"]["pipeline.stages.identify"]["SAME_TIMELINE_SEC"] > 0
+    assert "dsp.features" in keyed["identify"]  # STEADY_PART_MIN_SEC, read through pipeline/views.py
     # A frozen record of constants (the fingerprint's query shape) is keyed field by field.
     from offbeat.dsp import fingerprint
 
-    assert keyed["identify"]["fingerprint"]["QUERY"]["boxes_per_root"] == fingerprint.QUERY.boxes_per_root
+    assert keyed["identify"]["dsp.fingerprint"]["QUERY"]["boxes_per_root"] == fingerprint.QUERY.boxes_per_root
 
 
-def test_decode_and_separate_keys_are_those_of_stores_written_before() -> None:
-    """The two costly stages keep their keys, so existing stores keep their decoded audio and stems (separate: as
-    of version 3, full-band stems, issue 15)."""
+def test_code_identity_ignores_docstrings_comments_and_memory_settings() -> None:
+    """The normalized source leaves out what does not run (docstrings, comments, layout) and the NOT_TUNING
+    constants, and keeps everything else; plumbing (store, settings) is in no stage's code."""
+    from offbeat.dsp import stft
+
+    text = code.normalized("offbeat.dsp.stft")
+    assert "BLOCK_FRAMES =" not in text and "NOT_TUNING" not in text  # its value; its uses stay
+    assert '"""' not in text and "#" not in text.replace("'#'", "")
+    assert "def " in text
+    for stage in registry.STAGES.values():
+        modules = code.reached(stage.compute.__module__)
+        assert stage.compute.__module__ in modules
+        assert not any(m.startswith(("offbeat.storage", "offbeat.settings")) for m in modules)
+    assert stft.NOT_TUNING == ("BLOCK_FRAMES",)
+
+
+def test_decode_and_separate_keys_follow_their_own_code_only() -> None:
+    """The two costly stages are keyed on their own code and settings: tuning the boundary finder, the beat
+    tracker or the key network leaves decoded audio and stems where they are."""
     s = Settings()
-    decode = entry_key("src", "decode", 2, {"sample_rate": 44100, "analysis_sample_rate": 22050, "block_sec": 10.0}, {})
-    assert stage_key(registry.STAGES["decode"], "src", s, {}) == decode
-    separate = registry.STAGES["separate"]
-    params = {
-        "model": s.spleeter_model,
-        "band": "full",
-        "chunk_segments": separate.params(s)["chunk_segments"],
-        "crossfade": separate.params(s)["crossfade"],
-    }
-    assert stage_key(separate, "src", s, {"decode": decode}) == entry_key(
-        "src", "separate", 3, params, {"decode": decode}
-    )
+    decode, separate = registry.STAGES["decode"], registry.STAGES["separate"]
+    modules = set(code.reached(decode.compute.__module__)) | set(code.reached(separate.compute.__module__))
+    for module in ("track_boundaries", "beat_grid", "key_network", "transitions", "fingerprint"):
+        assert f"offbeat.dsp.{module}" not in modules
+    key = stage_key(separate, "src", s, {"decode": "d" * 32})
+    assert stage_key(separate, "src", s.model_copy(update={"min_track_sec": 20.0}), {"decode": "d" * 32}) == key
 
 
 def test_current_keys_list_every_stage(tmp_path: typing.Any) -> None:
@@ -179,4 +197,8 @@ def test_current_keys_list_every_stage(tmp_path: typing.Any) -> None:
 
     store = ArtifactStore(tmp_path / "a", tmp_path / "index")
     keys = current_keys(store, "src", Settings())
-    assert list(keys) == [name for name, stage in registry.STAGES.items() if not stage.per_track]
+    # Readers of a stage keyed on its entry's summary are listed once that entry exists.
+    summarized = {name for name, stage in registry.STAGES.items() if stage.summary is not None}
+    readers = {name for name, stage in registry.STAGES.items() if summarized & set(stage.inputs)}
+    assert summarized
+    assert list(keys) == [name for name, stage in registry.STAGES.items() if name not in readers]

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from offbeat.pipeline.stage import CONTEXT, Sink, Stage, Step
+from offbeat.pipeline import context
+from offbeat.pipeline.stage import Sink, Stage, Step
 from offbeat.pipeline.stages import (
     activations,
     beats,
@@ -73,7 +74,7 @@ def check_graph(graph: tuple[Step, ...] = GRAPH) -> None:
             if not isinstance(seen.get(name), Stage):
                 raise ValueError(
                     f"{step.name} reads {name!r}, which is no stage declared before it "
-                    f"(compute parameters are earlier stages or one of {', '.join(CONTEXT)})"
+                    f"(compute parameters are earlier stages or one of {', '.join(context.names())})"
                 )
         if step.mapped_over is not None:
             over = seen.get(step.mapped_over)

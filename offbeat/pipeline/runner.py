@@ -1,12 +1,13 @@
 """Running stages through the store, without Prefect: look an entry up by its key, compute it when missing.
 
-The Prefect flow (`flows.analyze`) calls `Run.stage` from its tasks; the benchmark and the fast tests
-call `run_all`, the same stages in order in one thread. Stage tasks hand each other `StageRef`s, references to
-stored entries, never arrays.
+Both ways of running the graph walk it with `offbeat.pipeline.walk`: the Prefect flow (`flows.tasks`) with
+tasks that call `Run.stage`, the benchmark and the fast tests with `run_all`, in this thread. Stage tasks hand
+each other `StageRef`s, references to stored entries, never arrays.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -15,12 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from offbeat.errors import AnalysisError, ErrorCode, bounded
-from offbeat.library import Library
 from offbeat.media.decode import check_file
-from offbeat.pipeline import registry
-from offbeat.pipeline.stage import Progress, Sink, SinkContext, SinkInput, Stage, job_inputs
+from offbeat.pipeline import context, registry
+from offbeat.pipeline.stage import Progress, SinkContext, SinkInput, Stage, job_inputs
+from offbeat.pipeline.walk import Sequential, walk
 from offbeat.settings import Settings
 from offbeat.storage import ArtifactStore, Entry, EntryWriter, entry_key
+from offbeat.storage.keys import canonical
 
 Cues = list[tuple[str, float]]
 
@@ -35,6 +37,32 @@ class StageRef:
     cached: bool
     seconds: float
     outputs: dict[str, str] = field(default_factory=dict)  # files a sink wrote outside the store
+    summary: str | None = None  # digest of what readers depend on, where the stage declares it (`Stage.summary`)
+
+    @property
+    def identity(self) -> str:
+        """What the stages reading this entry are keyed on: its summary's digest, else its key."""
+        return self.summary or self.key
+
+
+def digest(value: Any) -> str:
+    """Digest of plain data (a stage's summary, a track's item), as a reader's key holds it."""
+    return hashlib.blake2b(canonical(value).encode(), digest_size=16).hexdigest()
+
+
+def summarized(stage: Stage, entry: Entry) -> str | None:
+    """The digest of what `stage`'s readers depend on in its entry, when the stage declares it."""
+    return None if stage.summary is None else digest(stage.summary(entry))
+
+
+def reader_identities(stage: Stage, upstream: Mapping[str, StageRef], store: ArtifactStore, track: int | None):
+    """What `stage`'s key holds of each input: the input's identity, or for the stage a mapped stage runs over,
+    the digest of its own item (a track's span), so a track that did not move keeps its key."""
+    found = {name: upstream[name].identity for name in stage.inputs}
+    over = registry.STAGES.get(stage.mapped_over or "")
+    if over is not None and over.item is not None and track is not None:
+        found[over.name] = digest(over.item(read(store, upstream[over.name]), track))
+    return found
 
 
 def stage_key(
@@ -45,7 +73,7 @@ def stage_key(
     cues: Cues | None = None,
     track: int | None = None,
 ) -> str:
-    """The entry key of `stage` for a source, given its inputs' keys (by stage name) and the job inputs."""
+    """The entry key of `stage` for a source, given its inputs' identities (by stage name) and the job inputs."""
     params = {**stage.key_params(settings), **job_inputs(stage, cues, track)}
     return entry_key(source, stage.name, stage.version, params, {name: upstream[name] for name in stage.inputs})
 
@@ -121,27 +149,16 @@ class Run:
         inputs = {n: upstream[n] for n in stage.inputs}
         entries = {n: read(self.store, ref) for n, ref in inputs.items()}
         source = upstream[stage.inputs[0]].source if stage.inputs else self.source()
-        keys = {n: upstream[n].key for n in stage.inputs}
-        key = stage_key(stage, source, self.settings, keys, self.cues, track)
+        with healing(self.store, inputs, name):
+            identities = reader_identities(stage, upstream, self.store, track)
+        key = stage_key(stage, source, self.settings, identities, self.cues, track)
         options = stage.options(self.settings)
         if name in self.refresh:
             self.store.invalidate(key)
 
         def compute(out: EntryWriter) -> None:
-            context: dict[str, Any] = {
-                "params": stage.params(self.settings),
-                "options": options,
-                "source_path": self.source_path,
-                "cues": self.cues,
-                "track": track,
-                "progress": self.progress(name),
-                "log": self.log,
-                "library": lambda name: Library(
-                    self.store, name, sample_rate=self.settings.analysis_sample_rate, ffmpeg=self.settings.ffmpeg_path
-                ).search_index(),
-                **entries,
-            }
-            stage.compute(out, **{arg: context[arg] for arg in stage.arguments})
+            given = {**context.values(self, stage, track, stage.arguments), **entries}
+            stage.compute(out, **{arg: given[arg] for arg in stage.arguments})
 
         try:  # computed here, or read back: found, or computed meanwhile by another process holding its lease
             with healing(self.store, inputs, name):
@@ -149,9 +166,11 @@ class Run:
         except AnalysisError as exc:
             exc.stage = exc.stage or name
             raise
+        entry = read(self.store, StageRef(name, key, source, False, 0.0))
         if stage.check is not None:
-            stage.check(read(self.store, StageRef(name, key, source, False, 0.0)), options)
-        return StageRef(name, key, source, not computed, time.perf_counter() - started)
+            stage.check(entry, options)
+        summary = summarized(stage, entry)
+        return StageRef(name, key, source, not computed, time.perf_counter() - started, summary=summary)
 
     def sink(self, name: str, upstream: Mapping[str, StageRef]) -> StageRef:
         """Run a sink; its reference carries the files it wrote, and `cached` when all were up to date."""
@@ -173,33 +192,38 @@ class Run:
 
 
 def run_all(run: Run, measure: Callable[[str, Callable[[], Any]], Any] | None = None) -> dict[str, StageRef]:
-    """Every step of the graph in registry order in this thread (per-track stages track by track); returns the
-    references by step name, a per-track stage's as one combined reference. `measure(name, work)` may wrap each
-    step (the benchmark times it)."""
-    measure = measure or (lambda name, work: work())
-    refs: dict[str, StageRef] = {}
-    for step in registry.steps():
-        if isinstance(step, Sink):
-            refs[step.name] = measure(step.name, lambda s=step: run.sink(s.name, refs))
-        elif step.per_track:
-            count = run.items(step, refs)
-            per_track = measure(step.name, lambda s=step, n=count: [run.stage(s.name, refs, i) for i in range(n)])
-            refs[step.name] = combined(step.name, per_track)
-        else:
-            refs[step.name] = measure(step.name, lambda s=step: run.stage(s.name, refs))
+    """Every step of the graph in this thread, each as soon as its inputs are done (per-track stages track by
+    track); returns the references by step name, a per-track stage's as one combined reference.
+    `measure(name, work)` may wrap each step (the benchmark times it)."""
+    refs, _ = walk(run.items, Sequential(run, measure))
     return refs
 
 
 def current_keys(store: ArtifactStore, source: str, settings: Settings) -> dict[str, str]:
-    """The keys a run without cue hints would use now, stage by stage; per-track keys (`track_features:<i>`)
-    once the segment entry exists to tell how many tracks there are."""
+    """The keys a run without cue hints would use now, stage by stage, as far as the stored entries tell: a stage
+    whose readers are keyed on its entry's summary (or items) lists its readers once that entry exists;
+    per-track keys are listed as `track_features:<i>`."""
     keys: dict[str, str] = {}
+    refs: dict[str, StageRef] = {}
     for stage in registry.STAGES.values():
+        if not all(name in refs for name in stage.inputs):
+            continue
+        identities = {name: refs[name].identity for name in stage.inputs}
         if not stage.per_track:
-            keys[stage.name] = stage_key(stage, source, settings, keys)
+            keys[stage.name] = stage_key(stage, source, settings, identities)
+            entry = store.get(keys[stage.name])
+            if stage.summary is None or entry is not None:
+                summary = summarized(stage, entry) if entry is not None else None
+                refs[stage.name] = StageRef(stage.name, keys[stage.name], source, True, 0.0, summary=summary)
             continue
         over = registry.STAGES[stage.mapped_over or ""]
         entry = store.get(keys[over.name])
-        for index in range(over.items(entry) if entry is not None and over.items is not None else 0):
-            keys[f"{stage.name}:{index}"] = stage_key(stage, source, settings, keys, track=index)
+        if entry is None or over.items is None:
+            continue
+        per_track = []
+        for index in range(over.items(entry)):
+            mine = {**identities, **({over.name: digest(over.item(entry, index))} if over.item else {})}
+            keys[f"{stage.name}:{index}"] = stage_key(stage, source, settings, mine, track=index)
+            per_track.append(StageRef(stage.name, keys[f"{stage.name}:{index}"], source, True, 0.0))
+        refs[stage.name] = combined(stage.name, per_track)
     return keys

@@ -3,38 +3,27 @@ its cache key and its place in the graph all follow.
 
 Inputs are not listed: they are the compute function's parameters named after other stages (the way Dagster
 infers asset dependencies), so the key cannot leave out an entry the code reads. The other parameters a compute
-function may take are the run's context (`CONTEXT`). Settings reach a compute function only through `params`,
-the dict that is also hashed into the key, so a setting cannot shape the output without reaching the key; the
-public constants of the `offbeat.dsp` modules a stage uses are added to the key automatically
-(`dsp_constants`), so a tuned constant recomputes what it shapes without anyone listing it.
+function may take are the run's context (`offbeat.pipeline.context`: registered providers). Settings reach a
+compute function only through `params`, the dict that is also hashed into the key, so a setting cannot shape the
+output without reaching the key; the stage's code (the normalized source and constants of its module and of every
+project module it reaches, `offbeat.pipeline.code`) is added to the key automatically, so a code change or a tuned
+constant recomputes what it shapes without anyone bumping a version.
+
+Readers are keyed on what they read of an entry where its stage says what that is (`summary`, and `item` for the
+stages mapped over it): a change that leaves the track list as it was recomputes nothing below it.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import importlib
 import inspect
-import re
-import sys
-import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from offbeat.pipeline import code, context
 from offbeat.settings import Settings
 from offbeat.storage import ArtifactStore, Entry
-
-# Parameters of a compute function that are not stage inputs. `params`: the stage's key parameters (from
-# settings); `options`: settings that do not shape the output (tool paths, thread counts, refusal limits);
-# `source_path`: the file (first stage only); `cues`, `track`: job inputs, part of the key; `progress`, `log`:
-# side channels to the caller (the Prefect UI); `library`: the search index of a track library by name, from the
-# run's store (`offbeat.library.Library.search_index`), for a stage whose `params` hold that library's revision.
-CONTEXT = ("params", "options", "source_path", "cues", "track", "progress", "log", "library")
-JOB_INPUTS = ("cues", "track")
 
 Params = Callable[[Settings], dict[str, Any]]
 Progress = Callable[[float], None] | None  # fraction done, for long stages
@@ -49,7 +38,8 @@ def no_params(settings: Settings) -> dict[str, Any]:
 class Stage:
     """A cached stage: `compute(out, **inputs_and_context)` writes one store entry through `out`.
 
-    `version`: bump it when the code changes the output (constants and settings are in the key already).
+    `version`: a manual override, bumped only when something outside the code and settings changes the output (a
+    model file replaced in place); code, constants and settings are in the key already.
     `check`: runs on every run, cached or not, with the entry and the options (a refusal that depends on a
     setting outside the key, like the minimum duration).
     `after`: earlier stages that must have succeeded before this one starts, without being read (so not in its
@@ -57,6 +47,10 @@ class Stage:
     `items`: how many items (tracks) this stage's entry lists, for the stages mapped over it.
     `mapped_over`: the input stage this one is mapped over, one run per item of its entry; the compute function
     takes the item's index as `track`.
+    `summary`: what the stages reading this one depend on, as plain data read from its entry; readers are keyed
+    on it instead of on this entry's key, so a change that leaves it equal recomputes nothing below.
+    `item`: for the stages mapped over this one, what one item's run depends on (a track's span), plain data;
+    each run is keyed on its own item.
     """
 
     name: str
@@ -68,6 +62,8 @@ class Stage:
     after: tuple[str, ...] = ()
     items: Callable[[Any], int] | None = None
     mapped_over: str | None = None
+    summary: Callable[[Any], Any] | None = None
+    item: Callable[[Any, int], Any] | None = None
 
     @property
     def arguments(self) -> tuple[str, ...]:
@@ -77,7 +73,7 @@ class Stage:
     @property
     def inputs(self) -> tuple[str, ...]:
         """Upstream stages, by name: every argument that is not run context."""
-        return tuple(name for name in self.arguments if name not in CONTEXT)
+        return tuple(name for name in self.arguments if name not in context.names())
 
     @property
     def per_track(self) -> bool:
@@ -85,9 +81,8 @@ class Stage:
         return self.mapped_over is not None
 
     def key_params(self, settings: Settings) -> dict[str, Any]:
-        """Everything besides inputs and job inputs that goes into the key."""
-        constants = dsp_constants(self.compute.__module__)
-        return {**self.params(settings), **({"dsp": constants} if constants else {})}
+        """Everything besides inputs and job inputs that goes into the key: the params and the code."""
+        return {**self.params(settings), "code": code.identity(self.compute.__module__)}
 
 
 @dataclass(frozen=True)
@@ -129,76 +124,15 @@ class Sink:
 
 Step = Stage | Sink
 
-_CONSTANT = re.compile(r"^[A-Z][A-Z0-9_]*$")
 
-
-def _plain(value: Any) -> Any:
-    """A JSON-ready copy of a constant, or None when it is not plain data (then it is left out)."""
-    if isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, tuple | list):
-        items = [_plain(v) for v in value]
-        return None if any(i is None for i in items) else items
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):  # a frozen record of constants
-        return _plain(dataclasses.asdict(value))
-    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
-        entries = {k: _plain(v) for k, v in value.items()}
-        return None if any(v is None for v in entries.values()) else entries
-    return None
-
-
-def _dsp_modules(module: types.ModuleType) -> set[str]:
-    """`offbeat.dsp` modules `module` uses: imported as modules or through names imported from them."""
-    found = set()
-    for value in vars(module).values():
-        name = value.__name__ if isinstance(value, types.ModuleType) else getattr(value, "__module__", None)
-        if isinstance(name, str) and name.startswith("offbeat.dsp.") and name != module.__name__:
-            found.add(name)
-    return found
-
-
-@cache
-def dsp_constants(module_name: str) -> dict[str, dict[str, Any]]:
-    """Public constants (UPPER_CASE plain data) of every `offbeat.dsp` module the module uses, directly or
-    through other dsp modules, by module: the part of a stage's key that follows its signal code.
-
-    A module lists in `NOT_TUNING` the constants that leave every output as it is (block sizes and other memory
-    or speed settings): they stay out, so changing one recomputes nothing. Following imports may take in a
-    constant the stage never reaches; that costs a needless recompute, never a stale result."""
-    module = sys.modules.get(module_name) or importlib.import_module(module_name)
-    pending, seen = _dsp_modules(module), set()
-    while pending:
-        name = pending.pop()
-        seen.add(name)
-        pending |= _dsp_modules(importlib.import_module(name)) - seen
-    constants: dict[str, dict[str, Any]] = {}
-    for name in sorted(seen):
-        kept = _own_constants(name)
-        if kept:
-            constants[name.removeprefix("offbeat.dsp.")] = kept
-    return constants
-
-
-def _own_constants(name: str) -> dict[str, Any]:
-    """The public constants of one module, without its NOT_TUNING ones."""
-    namespace = vars(sys.modules.get(name) or importlib.import_module(name))
-    skipped = set(namespace.get("NOT_TUNING", ())) | {"NOT_TUNING"}
-    values = {k: _plain(v) for k, v in namespace.items() if _CONSTANT.match(k) and k not in skipped}
-    return {k: v for k, v in values.items() if v is not None}
-
-
-def path_constants(module_name: str) -> dict[str, dict[str, Any]]:
-    """The constants of an `offbeat.dsp` module and of those it uses, for a stage to put in its `params` where
-    only one of its paths (chosen by a setting) runs that module: imported there rather than at the stage's top,
-    the module then keys that path alone, and the other path's key stays what it was."""
-    return {module_name.removeprefix("offbeat.dsp."): _own_constants(module_name), **dsp_constants(module_name)}
+def path_constants(module_name: str) -> dict[str, Any]:
+    """The code identity of a module (its source and constants, and those of what it reaches), for a stage to put
+    in its `params` where only one of its paths (chosen by a setting) runs that module: imported there rather than
+    at the stage's top, the module then keys that path alone, and the other path's key stays what it was."""
+    return code.identity(module_name)
 
 
 def job_inputs(stage: Stage, cues: list[tuple[str, float]] | None, track: int | None) -> dict[str, Any]:
     """The job inputs a stage takes, as they enter its key (no cues: an empty list)."""
     given: Mapping[str, Any] = {"cues": [list(cue) for cue in cues or []], "track": track}
-    return {name: given[name] for name in JOB_INPUTS if name in stage.arguments}
+    return {name: given[name] for name in context.keyed() if name in stage.arguments}

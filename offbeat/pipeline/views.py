@@ -7,6 +7,7 @@ stage's module to reuse a helper. Each view names the stage whose entry it reads
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from offbeat.dsp import features
@@ -90,3 +91,15 @@ class Tracks:
 def track_count(segment: Entry) -> int:
     """How many tracks the stages mapped over `segment` run for."""
     return len(segment.attrs["starts"])
+
+
+def track_list(segment: Entry) -> dict[str, list]:
+    """What the stages reading `segment` depend on: the track list (not the transitions' descriptions or the
+    picture's curves), so a change that moves no track recomputes nothing below `segment`."""
+    return dataclasses.asdict(Tracks.of(segment))
+
+
+def track_span(segment: Entry, index: int) -> dict[str, object]:
+    """What one track's run of a stage mapped over `segment` depends on: its span and steady part."""
+    tracks = Tracks.of(segment)
+    return {"start": tracks.starts[index], "end": tracks.ends[index], "steady": list(tracks.steady_part(index))}

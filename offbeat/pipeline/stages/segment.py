@@ -12,7 +12,7 @@ import numpy as np
 from offbeat.dsp import cues as cue_hints
 from offbeat.dsp import levels, segmentation, track_boundaries, transitions
 from offbeat.pipeline.stage import Stage
-from offbeat.pipeline.views import FrameGrid, music_bounds, track_count
+from offbeat.pipeline.views import FrameGrid, music_bounds, track_count, track_list, track_span
 from offbeat.settings import Settings
 from offbeat.storage import Entry, EntryWriter
 
@@ -111,4 +111,4 @@ def compute(
     )
 
 
-STAGE = Stage("segment", 14, compute, params, items=track_count)
+STAGE = Stage("segment", 14, compute, params, items=track_count, summary=track_list, item=track_span)
