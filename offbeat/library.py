@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from offbeat.dsp import fingerprint as fp
-from offbeat.errors import AnalysisError, ErrorCode
+from offbeat.errors import AnalysisError, ErrorCode, loggable
 from offbeat.media.decode import SourceInfo, decode_blocks, probe, read_tags
 from offbeat.pipeline.stage import path_constants
 from offbeat.settings import LIBRARY_NAME, Settings
@@ -148,10 +148,10 @@ class Library:
         info = probe(path, ffmpeg)  # refuses what the engine refuses, before any reading
         digest = self.store.source_digest(path)
         existing = self.store.record(self._record(digest))
-        if existing is not None and not (title or artist or again):
+        key = fingerprint_key(digest, sample_rate)
+        if existing is not None and not (title or artist or again) and self._searchable(LibraryTrack(**existing)):
             return LibraryTrack(**existing), False
         tags = read_tags(path, info, ffmpeg)
-        key = fingerprint_key(digest, sample_rate)
 
         def compute(out: EntryWriter) -> None:
             audio = mono(path, info, sample_rate, ffmpeg)
@@ -167,8 +167,8 @@ class Library:
             raise RuntimeError(f"the fingerprint of {path.name} was not stored")
         track = LibraryTrack(
             digest=digest,
-            title=title or tags.get("title") or (existing or {}).get("title") or path.stem,
-            artist=artist or tags.get("artist") or (existing or {}).get("artist") or "",
+            title=title or (existing or {}).get("title") or tags.get("title") or path.stem,
+            artist=artist or (existing or {}).get("artist") or tags.get("artist") or "",
             path=str(path),
             duration_sec=round(float(entry.attrs["duration_sec"]), 3),
             fingerprint=key,
@@ -192,25 +192,54 @@ class Library:
 
     # -- searching -----------------------------------------------------------------------------------
 
+    def _searchable(self, track: LibraryTrack) -> bool:
+        """Whether the member's fingerprint is made by this code at this rate and is in the store."""
+        return track.fingerprint == fingerprint_key(track.digest, self.sample_rate) and (
+            self.store.get(track.fingerprint) is not None
+        )
+
+    def _again(self, track: LibraryTrack, why: str) -> LibraryTrack | None:
+        """The member fingerprinted again from its file, or None (with a warning in the log) when the file is gone
+        or changed, or now refused: then it is not searched until it is added again."""
+        path = Path(track.path)
+        try:
+            if not path.is_file() or self.store.source_digest(path) != track.digest:
+                raise FileNotFoundError(track.path)
+            track, _ = self.add(path, title=track.title, artist=track.artist, again=True)
+        except (AnalysisError, OSError):
+            log.warning(
+                "library %s: '%s' %s and its file is gone or changed: not searched until it is added again",
+                self.name,
+                loggable(track.title),
+                why,
+            )
+            return None
+        return track
+
     def refreshed(self, members: list[LibraryTrack]) -> list[LibraryTrack]:
         """`members`, those fingerprinted by other code (or at another rate) fingerprinted again from their files;
         a member whose file is gone or changed is left out of the search, with a warning in the log."""
         current = []
         for track in members:
             if track.fingerprint != fingerprint_key(track.digest, self.sample_rate):
-                path = Path(track.path)
-                try:
-                    if not path.is_file() or self.store.source_digest(path) != track.digest:
-                        raise FileNotFoundError(track.path)
-                    track, _ = self.add(path, title=track.title, artist=track.artist, again=True)
-                except (AnalysisError, OSError):
-                    log.warning(
-                        "library %s: %r was fingerprinted by older code and its file is gone or changed: "
-                        "not searched until it is added again",
-                        self.name,
-                        track.title,
-                    )
+                again = self._again(track, "was fingerprinted by older code (or at another rate)")
+                if again is None:
                     continue
+                track = again
+            current.append(track)
+        return current
+
+    def searchable(self, members: list[LibraryTrack]) -> list[LibraryTrack]:
+        """`members` whose fingerprints are in the store (what building the search index reads): one whose entry
+        is gone (deleted by hand, or forgotten as damaged) is fingerprinted again from its file, or left out of
+        the search with a warning in the log when the file is gone or changed."""
+        current = []
+        for track in members:
+            if self.store.get(track.fingerprint) is None:
+                again = self._again(track, "has no fingerprint in the store")
+                if again is None:
+                    continue
+                track = again
             current.append(track)
         return current
 
@@ -220,20 +249,26 @@ class Library:
         members = self.refreshed(self.tracks())
         if not members:
             return None
-        key = entry_key("library", "search_index", fp.VERSION, {}, {t.digest: t.fingerprint for t in members})
+        key = index_key(members)
         cached = _LOADED.get(key)
         if cached is not None:
             return cached, members
+        if self.store.get(key) is None:  # to be built, from the fingerprints: those gone are made again or left out
+            members = self.searchable(members)
+            if not members:
+                return None
+            key = index_key(members)
 
         def compute(out: EntryWriter) -> None:
             quads = {}
             for tid, track in enumerate(members):
                 entry = self.store.get(track.fingerprint)
-                if entry is None:  # deleted by hand from the store: the member must be added again
+                if entry is None:  # gone since `searchable` looked (another process removed the member)
                     raise AnalysisError(
                         ErrorCode.INTERNAL,
-                        f"library {self.name}: the fingerprint of {track.title!r} is gone from the store "
-                        "(add the file again)",
+                        f"library {self.name}: the fingerprint of {track.title!r} went from the store while the "
+                        "search index was built",
+                        retryable=True,
                     )
                 quads[tid] = read_quads(entry)
             index = fp.build_index(quads)
@@ -250,6 +285,11 @@ class Library:
         _LOADED.clear()  # one index in memory per process: a large library is large
         _LOADED[key] = index
         return index, members
+
+
+def index_key(members: list[LibraryTrack]) -> str:
+    """The store key of the search index over `members` (made from their fingerprints' keys)."""
+    return entry_key("library", "search_index", fp.VERSION, {}, {t.digest: t.fingerprint for t in members})
 
 
 _LOADED: dict[str, fp.Index] = {}

@@ -253,3 +253,32 @@ def test_a_steady_part_shorter_than_a_second_gives_no_quads() -> None:
     audio = track(261, 10.0)
     assert len(window_quads(audio, SR, [(2.0, 2.5)]).root_sec) == 0
     assert len(window_quads(audio, SR, [(2.0, 2.5), (3.0, 9.0)]).root_sec) > 0
+
+
+def test_a_member_whose_fingerprint_is_gone_is_fingerprinted_again_or_left_out(
+    settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Fingerprint entries deleted from the store: the member whose file is there is fingerprinted again when the
+    search index is built, the other is left out with a warning (no failure of the analysis); adding its file again
+    makes it searchable (not "already in the library")."""
+    store = open_store(settings)
+    library = Library(store, "crate")
+    kept, gone = (
+        tagged(tmp_path / "kept.flac", track(271, 20.0), "Kept"),
+        tagged(tmp_path / "gone.flac", track(272, 20.0), "Gone"),
+    )
+    members = {path.stem: library.add(path)[0] for path in (kept, gone)}
+    for member in members.values():
+        store.invalidate(member.fingerprint)
+    moved = gone.rename(tmp_path / "elsewhere.flac")
+    with caplog.at_level("WARNING", logger="offbeat.library"):
+        searched = library.search_index()
+    assert searched is not None and [t.title for t in searched[1]] == ["Kept"]
+    assert store.get(members["kept"].fingerprint) is not None  # made again from its file
+    assert "'Gone' has no fingerprint in the store" in caplog.text
+    assert store.get(members["gone"].fingerprint) is None
+
+    again, new = library.add(moved)
+    assert not new and store.get(again.fingerprint) is not None and again.title == "Gone"
+    searched = library.search_index()
+    assert searched is not None and sorted(t.title for t in searched[1]) == ["Gone", "Kept"]
