@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from offbeat.dsp import fingerprint as fp
-from offbeat.errors import AnalysisError, ErrorCode, loggable
+from offbeat.errors import AnalysisError, ErrorCode, bounded, loggable
 from offbeat.media.decode import SourceInfo, decode_blocks, probe, read_tags
 from offbeat.pipeline.stage import path_constants
 from offbeat.settings import LIBRARY_NAME, Settings
@@ -245,7 +245,33 @@ class Library:
 
     def search_index(self) -> tuple[fp.Index, list[LibraryTrack]] | None:
         """The search index over every member, and the members in track-id order; None for an empty library.
-        Built from the members' fingerprints into the store on first use after a change; read back after."""
+        Built from the members' fingerprints into the store on first use after a change; read back after.
+
+        Stored entries found damaged while read (a chunk failing its checksum) heal here, as stage entries do in
+        a run: they are forgotten, made again (a fingerprint from its file, or its member left out; the index
+        from the fingerprints) and read again, each once; damage found again in a remade entry is a retryable
+        internal fault."""
+        healed: set[str] = set()
+        while True:
+            try:
+                return self._search_index()
+            except _Damaged as damage:
+                again = healed.intersection(damage.keys)
+                if again:
+                    raise AnalysisError(
+                        ErrorCode.INTERNAL,
+                        f"library {self.name}: the stored {damage.what} was damaged again after it was made again "
+                        f"({bounded(damage.__cause__)})",
+                        retryable=True,
+                    ) from damage
+                healed.update(damage.keys)
+                log.warning(
+                    "library %s: the stored %s was damaged and has been forgotten; making it again",
+                    self.name,
+                    loggable(damage.what),
+                )
+
+    def _search_index(self) -> tuple[fp.Index, list[LibraryTrack]] | None:
         members = self.refreshed(self.tracks())
         if not members:
             return None
@@ -260,7 +286,7 @@ class Library:
             key = index_key(members)
 
         def compute(out: EntryWriter) -> None:
-            quads = {}
+            quads, broken = {}, []
             for tid, track in enumerate(members):
                 entry = self.store.get(track.fingerprint)
                 if entry is None:  # gone since `searchable` looked (another process removed the member)
@@ -270,7 +296,15 @@ class Library:
                         "search index was built",
                         retryable=True,
                     )
-                quads[tid] = read_quads(entry)
+                try:
+                    quads[tid] = read_quads(entry)
+                except Exception as exc:
+                    if self.store.verify(track.fingerprint):  # not damage (the store forgets a damaged entry)
+                        raise
+                    broken.append((track, exc))
+            if broken:  # every damaged fingerprint at once, so that one more pass makes them all again
+                titles = ", ".join(repr(track.title) for track, _ in broken)
+                raise _Damaged([t.fingerprint for t, _ in broken], f"fingerprint of {titles}") from broken[0][1]
             index = fp.build_index(quads)
             out.put_array("keys", index.keys)
             out.put_array("track", index.track)
@@ -280,11 +314,27 @@ class Library:
         self.store.produce(key, "search_index", compute, source=f"library:{self.name}")
         entry = self.store.get(key)
         if entry is None:
-            raise RuntimeError(f"library {self.name}: the search index was not stored")
-        index = fp.Index(entry["keys"][...], entry["track"][...], read_quads(entry, "quads."))
+            raise AnalysisError(
+                ErrorCode.INTERNAL, f"library {self.name}: the search index went from the store", retryable=True
+            )
+        try:
+            index = fp.Index(entry["keys"][...], entry["track"][...], read_quads(entry, "quads."))
+        except Exception as exc:
+            if self.store.verify(key):
+                raise
+            raise _Damaged([key], "search index") from exc
         _LOADED.clear()  # one index in memory per process: a large library is large
         _LOADED[key] = index
         return index, members
+
+
+class _Damaged(Exception):
+    """Library entries (`keys`) found damaged, and forgotten by the store, while the search index was made or
+    read: `Library.search_index` makes them again."""
+
+    def __init__(self, keys: list[str], what: str) -> None:
+        super().__init__(what)
+        self.keys, self.what = keys, what
 
 
 def index_key(members: list[LibraryTrack]) -> str:

@@ -282,3 +282,53 @@ def test_a_member_whose_fingerprint_is_gone_is_fingerprinted_again_or_left_out(
     assert not new and store.get(again.fingerprint) is not None and again.title == "Gone"
     searched = library.search_index()
     assert searched is not None and sorted(t.title for t in searched[1]) == ["Gone", "Kept"]
+
+
+def damage(store: ArtifactStore, key: str) -> None:
+    """A byte flipped in the middle of every chunk of the entry `key` (each then fails its checksum)."""
+    record = store.index.get(f"entry:{key}")
+    chunks = [p for p in (Path(store.root) / record["data"]).rglob("*") if p.is_file() and "c" in p.parts]
+    assert chunks
+    for chunk in chunks:
+        raw = bytearray(chunk.read_bytes())
+        raw[len(raw) // 2] ^= 0xFF
+        chunk.write_bytes(bytes(raw))
+
+
+def test_damaged_library_entries_heal_within_one_search(
+    settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A damaged search index is forgotten and built again; damaged fingerprints under it are forgotten and made
+    again from their files (the member whose file is gone is left out): in one call, with the index the same."""
+    from offbeat import library as module
+
+    store = open_store(settings)
+    library = Library(store, "crate")
+    paths = [tagged(tmp_path / f"{n}.flac", track(280 + n, 20.0), f"T{n}") for n in range(3)]
+    members = [library.add(path)[0] for path in paths]
+    built = library.search_index()
+    assert built is not None
+    index_key = next(r["key"] for r in store.entries() if r["stage"] == "search_index")
+
+    damage(store, index_key)
+    module._LOADED.clear()  # as in another process: read from the store
+    with caplog.at_level("WARNING", logger="offbeat.library"):
+        healed = library.search_index()
+    assert healed is not None and np.array_equal(healed[0].keys, built[0].keys) and healed[1] == built[1]
+    assert "the stored search index was damaged" in caplog.text
+
+    damage(store, index_key)
+    for member in members:
+        damage(store, member.fingerprint)
+    paths[2].unlink()
+    module._LOADED.clear()
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="offbeat.library"):
+        healed = library.search_index()
+    assert healed is not None and [t.title for t in healed[1]] == ["T0", "T1"]
+    assert all(store.verify(m.fingerprint) for m in members[:2]) and store.get(members[2].fingerprint) is None
+    (said,) = [r.message for r in caplog.records if "fingerprint of" in r.message]  # all three in one pass
+    assert all(f"'T{n}'" in said for n in range(3)) and "'T2' has no fingerprint" in caplog.text
+    assert store.verify(index_key) is False  # a library of two now: another index
+    assert len([r for r in store.entries() if r["stage"] == "search_index"]) == 1
+
