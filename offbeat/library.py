@@ -29,9 +29,10 @@ import numpy as np
 
 from offbeat.dsp import fingerprint as fp
 from offbeat.errors import AnalysisError, ErrorCode, bounded, loggable
-from offbeat.media.decode import SourceInfo, decode_blocks, probe, read_tags
+from offbeat.media import intake
+from offbeat.media.decode import read_tags
 from offbeat.pipeline.stage import path_constants
-from offbeat.settings import LIBRARY_NAME, Settings
+from offbeat.settings import LIBRARY_NAME, Settings, get_settings
 from offbeat.storage import ArtifactStore, Entry, EntryWriter, entry_key, open_existing_store
 
 NAME = re.compile(LIBRARY_NAME)
@@ -90,23 +91,26 @@ def read_quads(entry: Entry, prefix: str = "") -> fp.Quads:
     return fp.Quads(*(entry[prefix + field.name][...] for field in fields(fp.Quads)))
 
 
-def mono(path: Path, info: SourceInfo, sample_rate: int, ffmpeg: str) -> np.ndarray:
-    """The whole file as mono float32 at `sample_rate` (the engine's decoder: its errors are `AnalysisError`s)."""
-    blocks = decode_blocks(
-        path, info, sample_rate=info.sample_rate, analysis_rate=sample_rate, block_sec=DECODE_BLOCK_SEC, ffmpeg=ffmpeg
-    )
-    parts = [m for _, m in blocks]
-    return np.concatenate(parts) if parts else np.zeros(0, np.float32)
-
-
 class Library:
     """A named library in `store` (`offbeat library add | ls | rm`, and what analyses read)."""
 
-    def __init__(self, store: ArtifactStore, name: str, *, sample_rate: int = 22050, ffmpeg: str = "ffmpeg") -> None:
+    def __init__(
+        self,
+        store: ArtifactStore,
+        name: str,
+        *,
+        sample_rate: int = 22050,
+        ffmpeg: str = "ffmpeg",
+        settings: Settings | None = None,
+    ) -> None:
         """`sample_rate`: the rate files are decoded at for fingerprinting (the engine's analysis rate, so that
-        references and mixes go through one resampling); `ffmpeg`: for containers libsndfile does not read."""
+        references and mixes go through one resampling); `ffmpeg`: for containers libsndfile does not read;
+        `settings` (default: the process's): the limits and silence threshold a file added is held to, those a
+        job's audio is held to."""
         self.store, self.name = store, check_name(name)
         self.sample_rate, self.ffmpeg = sample_rate, ffmpeg
+        settings = settings or get_settings()
+        self.limits, self.silence_threshold_db = intake.limits(settings), settings.silence_threshold_db
 
     def _record(self, digest: str) -> str:
         return f"library:{self.name}:track:{digest}"
@@ -145,18 +149,27 @@ class Library:
         and artist come from the arguments, else the file's tags, else the file name (title). A file already a
         member is kept as it is unless a title or artist is given, or `again` (fingerprint it with this code)."""
         path, sample_rate, ffmpeg = Path(path), self.sample_rate, self.ffmpeg
-        info = probe(path, ffmpeg)  # refuses what the engine refuses, before any reading
+        # the intake checks of a job's audio: the header's here, before any reading; the samples' while decoding
+        source = intake.Intake(
+            path,
+            self.limits,
+            sample_rate=None,
+            analysis_rate=sample_rate,
+            block_sec=DECODE_BLOCK_SEC,
+            ffmpeg=ffmpeg,
+            stage="library",
+        )
         digest = self.store.source_digest(path)
         existing = self.store.record(self._record(digest))
         key = fingerprint_key(digest, sample_rate)
         if existing is not None and not (title or artist or again) and self._searchable(LibraryTrack(**existing)):
             return LibraryTrack(**existing), False
-        tags = read_tags(path, info, ffmpeg)
+        tags = read_tags(path, source.info, ffmpeg)
 
         def compute(out: EntryWriter) -> None:
-            audio = mono(path, info, sample_rate, ffmpeg)
-            if len(audio) < sample_rate:
-                raise AnalysisError(ErrorCode.AUDIO_TOO_SHORT, f"{path.name} holds less than a second of audio")
+            parts = [mono for _, mono in source]
+            audio = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+            intake.audible([audio], sample_rate, self.silence_threshold_db, len(audio) / sample_rate, "library")
             quads = reference_quads(audio, sample_rate)
             write_quads(out, quads)
             out.attrs.update(duration_sec=len(audio) / sample_rate, quads=len(quads.root_sec))

@@ -332,3 +332,45 @@ def test_damaged_library_entries_heal_within_one_search(
     assert store.verify(index_key) is False  # a library of two now: another index
     assert len([r for r in store.entries() if r["stage"] == "search_index"]) == 1
 
+
+def test_add_refuses_what_the_engine_refuses(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """References pass the intake checks of a job's audio (`offbeat.media.intake`), with the same error codes: each
+    refused file is reported and skipped, the exit status is 1, and only the good file is a member."""
+    monkeypatch.setenv("OFFBEAT_MAX_AUDIO_SEC", "30")
+    good = track(291, 20.0)
+    nan = good.copy()
+    nan[5000:5010] = np.nan
+    files = {
+        "nan.wav": (nan, SR, "FLOAT"),
+        "silence.wav": (np.zeros(20 * SR, np.float32), SR, "FLOAT"),
+        "rate1000.wav": (good[: 20 * 1000], 1000, None),
+        "rate20.wav": (good[:1200], 20, None),  # 1200 frames at 20 Hz: "60 s"
+        "loud.wav": (good / np.abs(good).max() * 300, SR, "FLOAT"),
+        "long.wav": (np.tile(good, 2), SR, None),  # 40 s, over OFFBEAT_MAX_AUDIO_SEC
+    }
+    for name, (data, rate, subtype) in files.items():
+        sf.write(str(tmp_path / name), data, rate, subtype=subtype)
+    tagged(tmp_path / "good.flac", good, "Good")
+
+    added = offbeat("library", "add", str(tmp_path))
+    assert added.returncode == 1, added.stderr
+    said = {
+        line.split(": not added ")[0].rsplit("/", 1)[1]: line
+        for line in added.stderr.splitlines()
+        if "not added" in line
+    }
+    assert sorted(said) == sorted(files), added.stderr
+    expected = {
+        "nan.wav": "[corrupt_audio] the audio holds samples that are not numbers",
+        "silence.wav": "[silent_audio] the audio is silent",
+        "rate1000.wav": "[corrupt_audio] the file claims a sample rate of 1000 Hz",
+        "rate20.wav": "[corrupt_audio] the file claims a sample rate of 20 Hz",
+        "loud.wav": "[corrupt_audio] the audio's samples reach 300",
+        "long.wav": "[audio_too_long] audio is over 40 s long; at most 30 s is analyzed",
+    }
+    for name, start in expected.items():
+        assert f": not added {start}" in said[name], said[name]
+    tracks = json.loads(offbeat("library", "ls", "--json").stdout)
+    assert [(t["title"], t["quads"] > 100) for t in tracks] == [("Good", True)]
