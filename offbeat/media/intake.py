@@ -16,7 +16,7 @@ import numpy as np
 
 from offbeat.dsp import silence
 from offbeat.errors import AnalysisError, ErrorCode
-from offbeat.media.decode import decode_blocks, probe
+from offbeat.media.decode import decode_blocks, display_name, probe
 from offbeat.settings import Settings
 from offbeat.storage.entries import AUDIO_PEAK_LIMIT
 
@@ -79,7 +79,8 @@ def check_duration(duration_sec: float, limits: dict[str, Any], stage: str | Non
 class Intake:
     """One file decoded in (stereo at `sample_rate`, mono at `analysis_rate`) float32 blocks, checked on the way:
     the header's sample rate and length when it is opened, then each block's samples and the length decoded so
-    far (containers that do not say their length), then the whole length after the last block. Iterate it once.
+    far (containers that do not say their length), then the whole length after the last block, and that the file
+    did not change while it was read (`check_unchanged`). Iterate it once.
     `sample_rate` None keeps the source's rate for the stereo blocks.
     `peak` is the largest sample magnitude of the stereo blocks (the audio as stored, before any mono fold)."""
 
@@ -95,6 +96,7 @@ class Intake:
         stage: str | None = "decode",
     ) -> None:
         self.path, self.limits, self.stage, self.ffmpeg = path, limits, stage, ffmpeg
+        self.identity = identity(path)
         self.info = probe(path, ffmpeg)
         self.sample_rate = sample_rate or self.info.sample_rate
         self.analysis_rate, self.block_sec = analysis_rate, block_sec
@@ -123,6 +125,26 @@ class Intake:
                 check_duration(self.frames / sr, self.limits, stage)
             yield stereo, mono
         check_duration(self.frames / sr, self.limits, stage)
+        self.check_unchanged()
+
+    def check_unchanged(self) -> None:
+        """Refuse, as a retryable fault, what was decoded from a file that changed while it was read: the blocks
+        may mix its old content with its new one, and what is stored from them is keyed by the digest of the old
+        (every later job on that content would read the mixture back)."""
+        if identity(self.path) != self.identity:
+            raise AnalysisError(
+                ErrorCode.INTERNAL,
+                f"{display_name(self.path)} changed while it was read (is it still being written?); nothing was "
+                "stored from it: try again once the file is complete",
+                stage=self.stage,
+                retryable=True,
+            )
+
+
+def identity(path: Path) -> tuple[int, ...]:
+    """What changes when a file is written to or replaced: size, modification and change times, inode, device."""
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino, stat.st_dev
 
 
 def audible(
