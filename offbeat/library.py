@@ -59,7 +59,7 @@ class LibraryTrack:
     digest: str  # content digest of the file: the track's id
     title: str
     artist: str
-    path: str  # where it was read from when added (for people; the fingerprint does not need the file again)
+    path: str  # where it was read from when added, resolved (to fingerprint it again after a code change)
     duration_sec: float
     fingerprint: str  # key of its fingerprint entry in the store
     quads: int  # reference quads in it
@@ -132,11 +132,13 @@ class Library:
         return "" if record is None else str(record["revision"])
 
     def find(self, ref: str) -> list[LibraryTrack]:
-        """Members whose digest starts with `ref` (at least 6 characters), or whose title or path is `ref`."""
+        """Members whose digest starts with `ref` (at least 6 characters), or whose title, file name or path (as
+        given, or resolved from here) is `ref`."""
+        names = (ref, str(Path(ref).resolve())) if ref else (ref,)
         return [
             t
             for t in self.tracks()
-            if (len(ref) >= 6 and t.digest.startswith(ref)) or ref in (t.title, t.path, Path(t.path).name)
+            if (len(ref) >= 6 and t.digest.startswith(ref)) or ref in (t.title, Path(t.path).name) or t.path in names
         ]
 
     # -- changing ------------------------------------------------------------------------------------
@@ -148,7 +150,8 @@ class Library:
         """Fingerprint the file at `path` into the library: (its member record, whether it is new here). Title
         and artist come from the arguments, else the file's tags, else the file name (title). A file already a
         member is kept as it is unless a title or artist is given, or `again` (fingerprint it with this code)."""
-        path, sample_rate, ffmpeg = Path(path), self.sample_rate, self.ffmpeg
+        # kept resolved: re-fingerprinting (`refreshed`) may run in another working directory
+        path, sample_rate, ffmpeg = Path(path).resolve(), self.sample_rate, self.ffmpeg
         # the intake checks of a job's audio: the header's here, before any reading; the samples' while decoding
         source = intake.Intake(
             path,

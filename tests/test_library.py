@@ -374,3 +374,30 @@ def test_add_refuses_what_the_engine_refuses(
         assert f": not added {start}" in said[name], said[name]
     tracks = json.loads(offbeat("library", "ls", "--json").stdout)
     assert [(t["title"], t["quads"] > 100) for t in tracks] == [("Good", True)]
+
+
+def test_a_path_added_relative_is_kept_absolute(settings: Settings, tmp_path: Path) -> None:
+    """`library add refs/x.flac` run in one folder keeps where the file is, not what was typed: the member is
+    fingerprinted again (after a code change) from a process in another working directory, and removed by the
+    relative path from the folder it was added in."""
+    here = tmp_path / "here"
+    (here / "refs").mkdir(parents=True)
+    tagged(here / "refs" / "x.flac", track(301, 20.0), "X")
+    added = subprocess.run(
+        [OFFBEAT, "library", "add", "refs/x.flac"], capture_output=True, text=True, env=dict(os.environ), cwd=here
+    )
+    assert added.returncode == 0, added.stderr
+    store = open_store(settings)
+    library = Library(store, settings.library)
+    (member,) = library.tracks()
+    assert member.path == str(here / "refs" / "x.flac")
+    record = f"library:{settings.library}:track:{member.digest}"
+    store.index.set(record, {**store.index.get(record), "fingerprint": "0" * 32})  # as if made by older code
+    assert Path.cwd() != here
+    searched = library.search_index()
+    assert searched is not None and [t.title for t in searched[1]] == ["X"]  # fingerprinted again, not dropped
+    removed = subprocess.run(
+        [OFFBEAT, "library", "rm", "refs/x.flac"], capture_output=True, text=True, env=dict(os.environ), cwd=here
+    )
+    assert removed.returncode == 0, removed.stderr
+    assert library.tracks() == []
