@@ -82,12 +82,24 @@ def timestamp(seconds: float) -> str:
 
 
 def decode(data: bytes) -> str:
-    """A sheet file's text: UTF-8 (with or without a byte-order mark), else Latin-1, which old Windows rippers
-    wrote and which every byte string is (so reading never fails; the grammar then judges)."""
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return data.decode("latin-1")
+    """A sheet file's text: UTF-16 when it starts with its byte-order mark (Exact Audio Copy writes such sheets),
+    else UTF-8 (with or without a byte-order mark), else Windows-1252, which old Windows rippers wrote ("..." as
+    byte 0x85), else Latin-1 for the five bytes Windows-1252 leaves undefined, which every byte string is (so
+    reading never fails; the grammar then judges)."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            pass
+    for encoding in ("utf-8-sig", "cp1252"):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    return data.decode("latin-1")
+
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")  # the only line breaks of a sheet: `splitlines` also breaks on U+0085, ...
 
 
 # -- reading -----------------------------------------------------------------------------------------------------
@@ -216,7 +228,7 @@ def parse(text: str, max_tracks: int | None = None) -> CueSheet:
     and INDEX 02-99 must keep time order but start nothing. `max_tracks`: OFFBEAT_MAX_CUES, as for `cue_tracks`.
     """
     reader = _Reader(max_tracks)
-    for number, line in enumerate(text.removeprefix("\ufeff").splitlines(), start=1):
+    for number, line in enumerate(_LINE_BREAK.split(text.removeprefix("\ufeff")), start=1):
         command, rest = [*_WORD.split(line.strip(), maxsplit=1), ""][:2]
         command = command.upper()
         if command == "TRACK":
@@ -257,9 +269,10 @@ def sheet_for(tracks: Sequence[tuple[str | None, float]], file_name: str, hints:
 
 def _quoted(value: str) -> str:
     """A value as a quoted CUE argument: no reader knows an escaped quote or a line break inside one, so double
-    quotes become single ones and control characters spaces."""
-    clean = "".join(" " if not char.isprintable() else char for char in value).replace('"', "'")
-    return f'"{clean}"'
+    quotes become single ones and control characters spaces; readers that take a backslash as an escape (libcue)
+    would read a title ending in one as an unclosed quote, so backslashes become slashes."""
+    clean = "".join(" " if not char.isprintable() else char for char in value)
+    return '"' + clean.replace('"', "'").replace("\\", "/") + '"'
 
 
 def render(sheet: CueSheet) -> str:

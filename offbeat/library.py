@@ -28,10 +28,11 @@ from pathlib import Path
 import numpy as np
 
 from offbeat.dsp import fingerprint as fp
-from offbeat.errors import AnalysisError, ErrorCode
-from offbeat.media.decode import SourceInfo, decode_blocks, probe, read_tags
+from offbeat.errors import AnalysisError, ErrorCode, bounded, loggable
+from offbeat.media import intake
+from offbeat.media.decode import read_tags
 from offbeat.pipeline.stage import path_constants
-from offbeat.settings import LIBRARY_NAME, Settings
+from offbeat.settings import LIBRARY_NAME, Settings, get_settings
 from offbeat.storage import ArtifactStore, Entry, EntryWriter, entry_key, open_existing_store
 
 NAME = re.compile(LIBRARY_NAME)
@@ -58,7 +59,7 @@ class LibraryTrack:
     digest: str  # content digest of the file: the track's id
     title: str
     artist: str
-    path: str  # where it was read from when added (for people; the fingerprint does not need the file again)
+    path: str  # where it was read from when added, resolved (to fingerprint it again after a code change)
     duration_sec: float
     fingerprint: str  # key of its fingerprint entry in the store
     quads: int  # reference quads in it
@@ -90,23 +91,26 @@ def read_quads(entry: Entry, prefix: str = "") -> fp.Quads:
     return fp.Quads(*(entry[prefix + field.name][...] for field in fields(fp.Quads)))
 
 
-def mono(path: Path, info: SourceInfo, sample_rate: int, ffmpeg: str) -> np.ndarray:
-    """The whole file as mono float32 at `sample_rate` (the engine's decoder: its errors are `AnalysisError`s)."""
-    blocks = decode_blocks(
-        path, info, sample_rate=info.sample_rate, analysis_rate=sample_rate, block_sec=DECODE_BLOCK_SEC, ffmpeg=ffmpeg
-    )
-    parts = [m for _, m in blocks]
-    return np.concatenate(parts) if parts else np.zeros(0, np.float32)
-
-
 class Library:
     """A named library in `store` (`offbeat library add | ls | rm`, and what analyses read)."""
 
-    def __init__(self, store: ArtifactStore, name: str, *, sample_rate: int = 22050, ffmpeg: str = "ffmpeg") -> None:
+    def __init__(
+        self,
+        store: ArtifactStore,
+        name: str,
+        *,
+        sample_rate: int = 22050,
+        ffmpeg: str = "ffmpeg",
+        settings: Settings | None = None,
+    ) -> None:
         """`sample_rate`: the rate files are decoded at for fingerprinting (the engine's analysis rate, so that
-        references and mixes go through one resampling); `ffmpeg`: for containers libsndfile does not read."""
+        references and mixes go through one resampling); `ffmpeg`: for containers libsndfile does not read;
+        `settings` (default: the process's): the limits and silence threshold a file added is held to, those a
+        job's audio is held to."""
         self.store, self.name = store, check_name(name)
         self.sample_rate, self.ffmpeg = sample_rate, ffmpeg
+        settings = settings or get_settings()
+        self.limits, self.silence_threshold_db = intake.limits(settings), settings.silence_threshold_db
 
     def _record(self, digest: str) -> str:
         return f"library:{self.name}:track:{digest}"
@@ -128,11 +132,13 @@ class Library:
         return "" if record is None else str(record["revision"])
 
     def find(self, ref: str) -> list[LibraryTrack]:
-        """Members whose digest starts with `ref` (at least 6 characters), or whose title or path is `ref`."""
+        """Members whose digest starts with `ref` (at least 6 characters), or whose title, file name or path (as
+        given, or resolved from here) is `ref`."""
+        names = (ref, str(Path(ref).resolve())) if ref else (ref,)
         return [
             t
             for t in self.tracks()
-            if (len(ref) >= 6 and t.digest.startswith(ref)) or ref in (t.title, t.path, Path(t.path).name)
+            if (len(ref) >= 6 and t.digest.startswith(ref)) or ref in (t.title, Path(t.path).name) or t.path in names
         ]
 
     # -- changing ------------------------------------------------------------------------------------
@@ -144,19 +150,29 @@ class Library:
         """Fingerprint the file at `path` into the library: (its member record, whether it is new here). Title
         and artist come from the arguments, else the file's tags, else the file name (title). A file already a
         member is kept as it is unless a title or artist is given, or `again` (fingerprint it with this code)."""
-        path, sample_rate, ffmpeg = Path(path), self.sample_rate, self.ffmpeg
-        info = probe(path, ffmpeg)  # refuses what the engine refuses, before any reading
+        # kept resolved: re-fingerprinting (`refreshed`) may run in another working directory
+        path, sample_rate, ffmpeg = Path(path).resolve(), self.sample_rate, self.ffmpeg
+        # the intake checks of a job's audio: the header's here, before any reading; the samples' while decoding
+        source = intake.Intake(
+            path,
+            self.limits,
+            sample_rate=None,
+            analysis_rate=sample_rate,
+            block_sec=DECODE_BLOCK_SEC,
+            ffmpeg=ffmpeg,
+            stage="library",
+        )
         digest = self.store.source_digest(path)
         existing = self.store.record(self._record(digest))
-        if existing is not None and not (title or artist or again):
-            return LibraryTrack(**existing), False
-        tags = read_tags(path, info, ffmpeg)
         key = fingerprint_key(digest, sample_rate)
+        if existing is not None and not (title or artist or again) and self._searchable(LibraryTrack(**existing)):
+            return LibraryTrack(**existing), False
+        tags = read_tags(path, source.info, ffmpeg)
 
         def compute(out: EntryWriter) -> None:
-            audio = mono(path, info, sample_rate, ffmpeg)
-            if len(audio) < sample_rate:
-                raise AnalysisError(ErrorCode.AUDIO_TOO_SHORT, f"{path.name} holds less than a second of audio")
+            parts = [mono for _, mono in source]
+            audio = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+            intake.audible([audio], sample_rate, self.silence_threshold_db, len(audio) / sample_rate, "library")
             quads = reference_quads(audio, sample_rate)
             write_quads(out, quads)
             out.attrs.update(duration_sec=len(audio) / sample_rate, quads=len(quads.root_sec))
@@ -167,8 +183,8 @@ class Library:
             raise RuntimeError(f"the fingerprint of {path.name} was not stored")
         track = LibraryTrack(
             digest=digest,
-            title=title or tags.get("title") or (existing or {}).get("title") or path.stem,
-            artist=artist or tags.get("artist") or (existing or {}).get("artist") or "",
+            title=title or (existing or {}).get("title") or tags.get("title") or path.stem,
+            artist=artist or (existing or {}).get("artist") or tags.get("artist") or "",
             path=str(path),
             duration_sec=round(float(entry.attrs["duration_sec"]), 3),
             fingerprint=key,
@@ -192,50 +208,119 @@ class Library:
 
     # -- searching -----------------------------------------------------------------------------------
 
+    def _searchable(self, track: LibraryTrack) -> bool:
+        """Whether the member's fingerprint is made by this code at this rate and is in the store."""
+        return track.fingerprint == fingerprint_key(track.digest, self.sample_rate) and (
+            self.store.get(track.fingerprint) is not None
+        )
+
+    def _again(self, track: LibraryTrack, why: str) -> LibraryTrack | None:
+        """The member fingerprinted again from its file, or None (with a warning in the log) when the file is gone
+        or changed, or now refused: then it is not searched until it is added again."""
+        path = Path(track.path)
+        try:
+            if not path.is_file() or self.store.source_digest(path) != track.digest:
+                raise FileNotFoundError(track.path)
+            track, _ = self.add(path, title=track.title, artist=track.artist, again=True)
+        except (AnalysisError, OSError):
+            log.warning(
+                "library %s: '%s' %s and its file is gone or changed: not searched until it is added again",
+                self.name,
+                loggable(track.title),
+                why,
+            )
+            return None
+        return track
+
     def refreshed(self, members: list[LibraryTrack]) -> list[LibraryTrack]:
         """`members`, those fingerprinted by other code (or at another rate) fingerprinted again from their files;
         a member whose file is gone or changed is left out of the search, with a warning in the log."""
         current = []
         for track in members:
             if track.fingerprint != fingerprint_key(track.digest, self.sample_rate):
-                path = Path(track.path)
-                try:
-                    if not path.is_file() or self.store.source_digest(path) != track.digest:
-                        raise FileNotFoundError(track.path)
-                    track, _ = self.add(path, title=track.title, artist=track.artist, again=True)
-                except (AnalysisError, OSError):
-                    log.warning(
-                        "library %s: %r was fingerprinted by older code and its file is gone or changed: "
-                        "not searched until it is added again",
-                        self.name,
-                        track.title,
-                    )
+                again = self._again(track, "was fingerprinted by older code (or at another rate)")
+                if again is None:
                     continue
+                track = again
+            current.append(track)
+        return current
+
+    def searchable(self, members: list[LibraryTrack]) -> list[LibraryTrack]:
+        """`members` whose fingerprints are in the store (what building the search index reads): one whose entry
+        is gone (deleted by hand, or forgotten as damaged) is fingerprinted again from its file, or left out of
+        the search with a warning in the log when the file is gone or changed."""
+        current = []
+        for track in members:
+            if self.store.get(track.fingerprint) is None:
+                again = self._again(track, "has no fingerprint in the store")
+                if again is None:
+                    continue
+                track = again
             current.append(track)
         return current
 
     def search_index(self) -> tuple[fp.Index, list[LibraryTrack]] | None:
         """The search index over every member, and the members in track-id order; None for an empty library.
-        Built from the members' fingerprints into the store on first use after a change; read back after."""
+        Built from the members' fingerprints into the store on first use after a change; read back after.
+
+        Stored entries found damaged while read (a chunk failing its checksum) heal here, as stage entries do in
+        a run: they are forgotten, made again (a fingerprint from its file, or its member left out; the index
+        from the fingerprints) and read again, each once; damage found again in a remade entry is a retryable
+        internal fault."""
+        healed: set[str] = set()
+        while True:
+            try:
+                return self._search_index()
+            except _Damaged as damage:
+                again = healed.intersection(damage.keys)
+                if again:
+                    raise AnalysisError(
+                        ErrorCode.INTERNAL,
+                        f"library {self.name}: the stored {damage.what} was damaged again after it was made again "
+                        f"({bounded(damage.__cause__)})",
+                        retryable=True,
+                    ) from damage
+                healed.update(damage.keys)
+                log.warning(
+                    "library %s: the stored %s was damaged and has been forgotten; making it again",
+                    self.name,
+                    loggable(damage.what),
+                )
+
+    def _search_index(self) -> tuple[fp.Index, list[LibraryTrack]] | None:
         members = self.refreshed(self.tracks())
         if not members:
             return None
-        key = entry_key("library", "search_index", fp.VERSION, {}, {t.digest: t.fingerprint for t in members})
+        key = index_key(members)
         cached = _LOADED.get(key)
         if cached is not None:
             return cached, members
+        if self.store.get(key) is None:  # to be built, from the fingerprints: those gone are made again or left out
+            members = self.searchable(members)
+            if not members:
+                return None
+            key = index_key(members)
 
         def compute(out: EntryWriter) -> None:
-            quads = {}
+            quads, broken = {}, []
             for tid, track in enumerate(members):
                 entry = self.store.get(track.fingerprint)
-                if entry is None:  # deleted by hand from the store: the member must be added again
+                if entry is None:  # gone since `searchable` looked (another process removed the member)
                     raise AnalysisError(
                         ErrorCode.INTERNAL,
-                        f"library {self.name}: the fingerprint of {track.title!r} is gone from the store "
-                        "(add the file again)",
+                        f"library {self.name}: the fingerprint of {track.title!r} went from the store while the "
+                        "search index was built",
+                        retryable=True,
                     )
-                quads[tid] = read_quads(entry)
+                try:
+                    quads[tid] = read_quads(entry)
+                except Exception as exc:
+                    if self.store.verify(track.fingerprint):  # not damage (the store forgets a damaged entry)
+                        raise
+                    broken.append((track, exc))
+            if broken:  # every damaged fingerprint at once, so that one more pass makes them all again
+                titles = ", ".join(repr(track.title) for track, _ in broken)
+                raise _Damaged([t.fingerprint for t, _ in broken], f"fingerprint of {titles}") from broken[0][1]
             index = fp.build_index(quads)
             out.put_array("keys", index.keys)
             out.put_array("track", index.track)
@@ -245,11 +330,32 @@ class Library:
         self.store.produce(key, "search_index", compute, source=f"library:{self.name}")
         entry = self.store.get(key)
         if entry is None:
-            raise RuntimeError(f"library {self.name}: the search index was not stored")
-        index = fp.Index(entry["keys"][...], entry["track"][...], read_quads(entry, "quads."))
+            raise AnalysisError(
+                ErrorCode.INTERNAL, f"library {self.name}: the search index went from the store", retryable=True
+            )
+        try:
+            index = fp.Index(entry["keys"][...], entry["track"][...], read_quads(entry, "quads."))
+        except Exception as exc:
+            if self.store.verify(key):
+                raise
+            raise _Damaged([key], "search index") from exc
         _LOADED.clear()  # one index in memory per process: a large library is large
         _LOADED[key] = index
         return index, members
+
+
+class _Damaged(Exception):
+    """Library entries (`keys`) found damaged, and forgotten by the store, while the search index was made or
+    read: `Library.search_index` makes them again."""
+
+    def __init__(self, keys: list[str], what: str) -> None:
+        super().__init__(what)
+        self.keys, self.what = keys, what
+
+
+def index_key(members: list[LibraryTrack]) -> str:
+    """The store key of the search index over `members` (made from their fingerprints' keys)."""
+    return entry_key("library", "search_index", fp.VERSION, {}, {t.digest: t.fingerprint for t in members})
 
 
 _LOADED: dict[str, fp.Index] = {}

@@ -135,3 +135,34 @@ def test_a_written_sheet_names_the_file_and_carries_the_hints_performers() -> No
 def test_sheet_files_in_utf8_or_latin1_are_read() -> None:
     assert cue_sheet.decode('\ufeffTITLE "Café"'.encode()) == 'TITLE "Café"'
     assert cue_sheet.decode('TITLE "Café"'.encode("latin-1")) == 'TITLE "Café"'
+
+
+def test_sheets_in_the_encodings_people_have() -> None:
+    """A Windows-1252 sheet ("..." is byte 0x85, which Latin-1 makes U+0085, a line break to `splitlines`), a
+    UTF-16 one as Exact Audio Copy writes it (either byte order, with its mark), and titles holding characters
+    `splitlines` breaks on: lines end only at CR and LF."""
+    sheet = 'FILE "mix.wav" WAVE\r\n  TRACK 01 AUDIO\r\n    TITLE "Intro\u2026 Caf\u00e9"\r\n    INDEX 01 00:00:00\r\n'
+    for data in (sheet.encode("cp1252"), sheet.encode("utf-16"), b"\xfe\xff" + sheet.encode("utf-16-be")):
+        (track,) = cue_sheet.parse(cue_sheet.decode(data)).tracks
+        assert track.title == "Intro\u2026 Caf\u00e9"
+    assert cue_sheet.decode(b"TITLE \x81\x8d") == "TITLE \x81\x8d"  # bytes cp1252 leaves undefined: Latin-1
+    odd = "\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+    text = f'FILE "mix.wav" WAVE\n  TRACK 01 AUDIO\n    TITLE "a{odd}b"\r    INDEX 01 00:00:00\n  TRACK 02 AUDIO\n'
+    first, second = cue_sheet.parse(text + "    INDEX 01 01:00:00\n").tracks
+    assert first.title == f"a{odd}b" and second.start_sec == 60.0
+
+
+def test_a_title_ending_in_a_backslash_is_written_so_that_its_quote_closes() -> None:
+    """Readers that take a backslash as an escape (libcue) would read `"AC\\"` as an unclosed quote."""
+    written = cue_sheet.render(cue_sheet.sheet_for([("AC\\DC \\", 0.0)], "mix.wav"))
+    assert '    TITLE "AC/DC /"\n' in written and "\\" not in written
+    assert cue_sheet.parse(written).tracks[0].title == "AC/DC /"
+
+
+def test_a_last_track_a_few_milliseconds_long_is_warned_about() -> None:
+    from offbeat.dsp.cues import dropped_cues
+
+    cues = [("A", 0.0), ("B", 150.0), ("C", 299.995)]
+    (said,) = dropped_cues(cues, np.array([]), 0.0, 300.0, 2.0)
+    assert said.startswith("the last track ('C', cued at 299.995 s) is 5 ms long")
+    assert dropped_cues(cues[:2], np.array([]), 0.0, 300.0, 2.0) == []

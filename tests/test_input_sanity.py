@@ -190,3 +190,35 @@ def test_cues_outside_the_music_are_dropped_with_a_warning(tmp_path: Path) -> No
     assert early.startswith("1 cue ('early' at 0.5 s) starts before the music starts (1.0 s)")
     inside = entries(tmp_path, "mix.wav", names, [("A", 0.0), ("B", 5.0)])
     assert inside["segment"].attrs["warnings"] == [] and inside["segment"].attrs["titles"] == ["A", "B"]
+
+
+def test_a_file_rewritten_while_it_is_decoded_stores_nothing(tmp_path: Path) -> None:
+    """The file is rewritten (other audio, longer) after decode's first block, from decode's own progress callback:
+    the decode fails, retryable, with nothing stored under the digest of the first content; the first content,
+    back, and the second decode as they are."""
+    first, second = tone(6.0), -0.5 * tone(8.0)
+    path = write_samples(tmp_path / "mix.wav", first, SR)
+    original = path.read_bytes()
+    rewritten = write_samples(tmp_path / "other.wav", second, SR).read_bytes()
+    store = ArtifactStore(tmp_path / "artifacts", tmp_path / "index")
+    settings = Settings(decode_block_sec=1.0)
+    done: list[float] = []
+
+    def rewrite(fraction: float) -> None:
+        if not done:
+            path.write_bytes(rewritten)  # the same inode, written over while the decoder holds it open
+        done.append(fraction)
+
+    run = Run(store, settings, path, progress=lambda name: rewrite)
+    with pytest.raises(AnalysisError) as caught:
+        run.stage("decode", {})
+    assert done and done[0] < 0.5  # rewritten after the first block of six, not after the end
+    assert caught.value.code is ErrorCode.INTERNAL and caught.value.retryable
+    assert "mix.wav changed while it was read" in caught.value.message
+    assert [r for r in store.entries() if r["stage"] == "decode"] == []
+
+    for content, samples in ((original, first), (rewritten, second)):
+        path.write_bytes(content)
+        ref = Run(store, settings, path).stage("decode", {})
+        stereo = store.get(ref.key)["stereo"][...]  # type: ignore[index]
+        assert stereo.shape == samples.shape and np.allclose(stereo, samples, atol=1e-4)  # 16-bit

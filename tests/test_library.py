@@ -253,3 +253,151 @@ def test_a_steady_part_shorter_than_a_second_gives_no_quads() -> None:
     audio = track(261, 10.0)
     assert len(window_quads(audio, SR, [(2.0, 2.5)]).root_sec) == 0
     assert len(window_quads(audio, SR, [(2.0, 2.5), (3.0, 9.0)]).root_sec) > 0
+
+
+def test_a_member_whose_fingerprint_is_gone_is_fingerprinted_again_or_left_out(
+    settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Fingerprint entries deleted from the store: the member whose file is there is fingerprinted again when the
+    search index is built, the other is left out with a warning (no failure of the analysis); adding its file again
+    makes it searchable (not "already in the library")."""
+    store = open_store(settings)
+    library = Library(store, "crate")
+    kept, gone = (
+        tagged(tmp_path / "kept.flac", track(271, 20.0), "Kept"),
+        tagged(tmp_path / "gone.flac", track(272, 20.0), "Gone"),
+    )
+    members = {path.stem: library.add(path)[0] for path in (kept, gone)}
+    for member in members.values():
+        store.invalidate(member.fingerprint)
+    moved = gone.rename(tmp_path / "elsewhere.flac")
+    with caplog.at_level("WARNING", logger="offbeat.library"):
+        searched = library.search_index()
+    assert searched is not None and [t.title for t in searched[1]] == ["Kept"]
+    assert store.get(members["kept"].fingerprint) is not None  # made again from its file
+    assert "'Gone' has no fingerprint in the store" in caplog.text
+    assert store.get(members["gone"].fingerprint) is None
+
+    again, new = library.add(moved)
+    assert not new and store.get(again.fingerprint) is not None and again.title == "Gone"
+    searched = library.search_index()
+    assert searched is not None and sorted(t.title for t in searched[1]) == ["Gone", "Kept"]
+
+
+def damage(store: ArtifactStore, key: str) -> None:
+    """A byte flipped in the middle of every chunk of the entry `key` (each then fails its checksum)."""
+    record = store.index.get(f"entry:{key}")
+    chunks = [p for p in (Path(store.root) / record["data"]).rglob("*") if p.is_file() and "c" in p.parts]
+    assert chunks
+    for chunk in chunks:
+        raw = bytearray(chunk.read_bytes())
+        raw[len(raw) // 2] ^= 0xFF
+        chunk.write_bytes(bytes(raw))
+
+
+def test_damaged_library_entries_heal_within_one_search(
+    settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A damaged search index is forgotten and built again; damaged fingerprints under it are forgotten and made
+    again from their files (the member whose file is gone is left out): in one call, with the index the same."""
+    from offbeat import library as module
+
+    store = open_store(settings)
+    library = Library(store, "crate")
+    paths = [tagged(tmp_path / f"{n}.flac", track(280 + n, 20.0), f"T{n}") for n in range(3)]
+    members = [library.add(path)[0] for path in paths]
+    built = library.search_index()
+    assert built is not None
+    index_key = next(r["key"] for r in store.entries() if r["stage"] == "search_index")
+
+    damage(store, index_key)
+    module._LOADED.clear()  # as in another process: read from the store
+    with caplog.at_level("WARNING", logger="offbeat.library"):
+        healed = library.search_index()
+    assert healed is not None and np.array_equal(healed[0].keys, built[0].keys) and healed[1] == built[1]
+    assert "the stored search index was damaged" in caplog.text
+
+    damage(store, index_key)
+    for member in members:
+        damage(store, member.fingerprint)
+    paths[2].unlink()
+    module._LOADED.clear()
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="offbeat.library"):
+        healed = library.search_index()
+    assert healed is not None and [t.title for t in healed[1]] == ["T0", "T1"]
+    assert all(store.verify(m.fingerprint) for m in members[:2]) and store.get(members[2].fingerprint) is None
+    (said,) = [r.message for r in caplog.records if "fingerprint of" in r.message]  # all three in one pass
+    assert all(f"'T{n}'" in said for n in range(3)) and "'T2' has no fingerprint" in caplog.text
+    assert store.verify(index_key) is False  # a library of two now: another index
+    assert len([r for r in store.entries() if r["stage"] == "search_index"]) == 1
+
+
+def test_add_refuses_what_the_engine_refuses(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """References pass the intake checks of a job's audio (`offbeat.media.intake`), with the same error codes: each
+    refused file is reported and skipped, the exit status is 1, and only the good file is a member."""
+    monkeypatch.setenv("OFFBEAT_MAX_AUDIO_SEC", "30")
+    good = track(291, 20.0)
+    nan = good.copy()
+    nan[5000:5010] = np.nan
+    files = {
+        "nan.wav": (nan, SR, "FLOAT"),
+        "silence.wav": (np.zeros(20 * SR, np.float32), SR, "FLOAT"),
+        "rate1000.wav": (good[: 20 * 1000], 1000, None),
+        "rate20.wav": (good[:1200], 20, None),  # 1200 frames at 20 Hz: "60 s"
+        "loud.wav": (good / np.abs(good).max() * 300, SR, "FLOAT"),
+        "long.wav": (np.tile(good, 2), SR, None),  # 40 s, over OFFBEAT_MAX_AUDIO_SEC
+    }
+    for name, (data, rate, subtype) in files.items():
+        sf.write(str(tmp_path / name), data, rate, subtype=subtype)
+    tagged(tmp_path / "good.flac", good, "Good")
+
+    added = offbeat("library", "add", str(tmp_path))
+    assert added.returncode == 1, added.stderr
+    said = {
+        line.split(": not added ")[0].rsplit("/", 1)[1]: line
+        for line in added.stderr.splitlines()
+        if "not added" in line
+    }
+    assert sorted(said) == sorted(files), added.stderr
+    expected = {
+        "nan.wav": "[corrupt_audio] the audio holds samples that are not numbers",
+        "silence.wav": "[silent_audio] the audio is silent",
+        "rate1000.wav": "[corrupt_audio] the file claims a sample rate of 1000 Hz",
+        "rate20.wav": "[corrupt_audio] the file claims a sample rate of 20 Hz",
+        "loud.wav": "[corrupt_audio] the audio's samples reach 300",
+        "long.wav": "[audio_too_long] audio is over 40 s long; at most 30 s is analyzed",
+    }
+    for name, start in expected.items():
+        assert f": not added {start}" in said[name], said[name]
+    tracks = json.loads(offbeat("library", "ls", "--json").stdout)
+    assert [(t["title"], t["quads"] > 100) for t in tracks] == [("Good", True)]
+
+
+def test_a_path_added_relative_is_kept_absolute(settings: Settings, tmp_path: Path) -> None:
+    """`library add refs/x.flac` run in one folder keeps where the file is, not what was typed: the member is
+    fingerprinted again (after a code change) from a process in another working directory, and removed by the
+    relative path from the folder it was added in."""
+    here = tmp_path / "here"
+    (here / "refs").mkdir(parents=True)
+    tagged(here / "refs" / "x.flac", track(301, 20.0), "X")
+    added = subprocess.run(
+        [OFFBEAT, "library", "add", "refs/x.flac"], capture_output=True, text=True, env=dict(os.environ), cwd=here
+    )
+    assert added.returncode == 0, added.stderr
+    store = open_store(settings)
+    library = Library(store, settings.library)
+    (member,) = library.tracks()
+    assert member.path == str(here / "refs" / "x.flac")
+    record = f"library:{settings.library}:track:{member.digest}"
+    store.index.set(record, {**store.index.get(record), "fingerprint": "0" * 32})  # as if made by older code
+    assert Path.cwd() != here
+    searched = library.search_index()
+    assert searched is not None and [t.title for t in searched[1]] == ["X"]  # fingerprinted again, not dropped
+    removed = subprocess.run(
+        [OFFBEAT, "library", "rm", "refs/x.flac"], capture_output=True, text=True, env=dict(os.environ), cwd=here
+    )
+    assert removed.returncode == 0, removed.stderr
+    assert library.tracks() == []

@@ -33,7 +33,9 @@ def _library(name: str | None, *, create: bool):  # type: ignore[no-untyped-def]
     return (
         None
         if store is None
-        else Library(store, name, sample_rate=settings.analysis_sample_rate, ffmpeg=settings.ffmpeg_path)
+        else Library(
+            store, name, sample_rate=settings.analysis_sample_rate, ffmpeg=settings.ffmpeg_path, settings=settings
+        )
     )
 
 

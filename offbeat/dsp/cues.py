@@ -7,6 +7,7 @@ import numpy as np
 from offbeat.dsp import segmentation
 
 LISTED_CUES = 3  # dropped cues named in a warning; the rest are counted, so 3000 cues make no huge document
+SHORT_LAST_TRACK_SEC = 1.0  # a last track shorter than this is no track: said in a warning
 
 
 def _snapped(
@@ -43,7 +44,8 @@ def dropped_cues(
     cues: list[tuple[str, float]], found: np.ndarray, music_start: float, music_end: float, tolerance: float
 ) -> list[str]:
     """Warnings naming the cues that start no track because they lie past the end of the music (or before its
-    start, in the leading silence): they used to vanish from the result without a word."""
+    start, in the leading silence): they used to vanish from the result without a word; and a last track shorter
+    than SHORT_LAST_TRACK_SEC (a cue a few milliseconds before the end: of another edit of the mix?)."""
     ordered, bounds, inside = _snapped(cues, found, music_start, music_end, tolerance)
     out = [(cue, bound) for cue, bound, keep in zip(ordered[1:], bounds, inside, strict=True) if not keep]
     after = [cue for cue, bound in out if bound >= music_end]
@@ -53,6 +55,13 @@ def dropped_cues(
         warnings.append(f"{_listed(after)} past the end of the music ({music_end:.1f} s): dropped")
     if before:
         warnings.append(f"{_listed(before)} before the music starts ({music_start:.1f} s): dropped")
+    kept = [(cue, bound) for cue, bound, keep in zip(ordered[1:], bounds, inside, strict=True) if keep]
+    if kept and music_end - kept[-1][1] < SHORT_LAST_TRACK_SEC:
+        (title, start), bound = kept[-1]
+        warnings.append(
+            f"the last track ({title[:80]!r}, cued at {start:.3f} s) is {1000 * (music_end - bound):.0f} ms long: "
+            f"it starts just before the end of the music ({music_end:.3f} s); is the cue from another edit?"
+        )
     return warnings
 
 

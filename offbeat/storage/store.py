@@ -264,14 +264,21 @@ class ArtifactStore:
     # -- small records -------------------------------------------------------------------------------
 
     def source_digest(self, path: Path) -> str:
-        """Content digest of a source file, remembered per (path, size, mtime, inode) to skip re-reading."""
-        stat = path.stat()
-        memo = f"digest:{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ino}"
-        digest = self.record(memo)
-        if digest is None:
+        """Content digest of a source file, remembered per (path, size, mtime, inode) to skip re-reading. A file
+        that changes while it is hashed is hashed again (a few times), so a digest is remembered only for content
+        the file held as a whole."""
+        for _ in range(3):
+            stat = path.stat()
+            memo = f"digest:{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ino}"
+            digest = self.record(memo)
+            if digest is not None:
+                return str(digest)
             with path.open("rb") as fh:
                 digest = hashlib.file_digest(fh, lambda: hashlib.blake2b(digest_size=16)).hexdigest()
-            self.index.set(memo, digest)
+            after = path.stat()
+            if (after.st_size, after.st_mtime_ns, after.st_ino) == (stat.st_size, stat.st_mtime_ns, stat.st_ino):
+                self.index.set(memo, digest)
+                break
         return digest
 
     def entries(self) -> Iterator[dict[str, Any]]:

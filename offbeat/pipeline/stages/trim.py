@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from offbeat.dsp import silence
-from offbeat.errors import AnalysisError, ErrorCode
+from offbeat.media import intake
 from offbeat.pipeline.stage import Stage
 from offbeat.settings import Settings
 from offbeat.storage import Entry, EntryWriter
@@ -35,19 +35,8 @@ def compute(out: EntryWriter, params: dict[str, Any], decode: Entry) -> None:
             peak = max(peak, float(np.abs(block).max(initial=0.0)))
             yield block
 
-    levels = np.concatenate(
-        [silence.frame_levels_db(block, silence.TRIM_FRAME) for block in silence.highpassed(blocks(), rate)]
-        or [np.zeros(0, np.float32)]
-    )
     threshold = params["threshold_db"]
-    bounds = silence.silence_bounds(levels, threshold, silence.TRIM_FRAME / rate, decode.attrs["duration_sec"])
-    if bounds is None:
-        raise AnalysisError(
-            ErrorCode.SILENT_AUDIO,
-            f"the audio is silent: no sound rises above {threshold:g} dBFS for {silence.MIN_SOUND_SEC:g} s "
-            f"(a DC offset or sound below {silence.HIGHPASS_HZ:g} Hz does not count)",
-            stage="trim",
-        )
+    bounds = intake.audible(blocks(), rate, threshold, decode.attrs["duration_sec"])
     over = silence.over_scale_warning(peak)
     out.attrs.update(trimmed_start_sec=bounds[0], trimmed_end_sec=bounds[1], warnings=[over] if over else [])
 
