@@ -134,13 +134,6 @@ def test_no_tempo_no_verdict() -> None:
     assert found.tempo_ratio is None and found.beatmatched is None
 
 
-def test_steps_average_frames() -> None:
-    frames = np.arange(20, dtype=float)[:, None] * np.ones((1, 3))
-    out = transitions.steps(frames, frame_rate=8.0, step_sec=0.5)
-    assert out.shape == (5, 3)
-    np.testing.assert_allclose(out[:, 0], [1.5, 5.5, 9.5, 13.5, 17.5])
-
-
 @pytest.mark.parametrize(
     ("outgoing", "incoming", "relation"),
     [

@@ -57,16 +57,6 @@ class Transition:
     kind: str
 
 
-def steps(values: np.ndarray, frame_rate: float, step_sec: float = STEP_SEC) -> np.ndarray:
-    """Mean of frame-rate values (frames, ...) over each `step_sec`."""
-    count = int(np.ceil(len(values) / frame_rate / step_sec))
-    index = np.minimum((np.arange(len(values)) / frame_rate / step_sec).astype(int), max(count - 1, 0))
-    flat = values.reshape(len(values), -1).astype(np.float64)
-    sums = np.zeros((count, flat.shape[1]))
-    np.add.at(sums, index, flat)
-    return sums / np.maximum(np.bincount(index, minlength=count), 1)[:, None]
-
-
 def beat_length(beats: np.ndarray, beat_position: np.ndarray, start: float, end: float) -> tuple[float, float] | None:
     """(beats, bars) between `start` and `end` on the beat grid (fractional, the tempo taken as constant within a
     beat); bars are counted in the meter of the bars around; None where the grid does not cover the window."""

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from offbeat.dsp import cues as cue_hints
-from offbeat.dsp import levels, segmentation, track_boundaries, transitions
+from offbeat.dsp import levels, segmentation, series, track_boundaries, transitions
 from offbeat.pipeline.stage import Stage
 from offbeat.pipeline.views import FrameGrid, music_bounds, track_count
 from offbeat.settings import Settings
@@ -27,11 +27,11 @@ def described(envelopes: Entry, beats: Entry) -> tuple[np.ndarray, track_boundar
     grid = FrameGrid.of(envelopes)
     rate = grid.frame_rate
     seconds = beats["tempo"].shape[0]
-    chroma = segmentation.per_second(envelopes["chroma"][...], grid.chroma_rate, seconds)
+    chroma = series.means(envelopes["chroma"][...], grid.chroma_rate, count=seconds)
     centroid, rms, onset = (
-        segmentation.per_second(envelopes[n][...], rate, seconds)[:, 0] for n in ("centroid", "rms", "onset")
+        series.means(envelopes[n][...], rate, count=seconds)[:, 0] for n in ("centroid", "rms", "onset")
     )
-    bands = levels.db(np.sqrt(segmentation.per_second(envelopes["bands"][...], rate, seconds)), floor=1e-5)
+    bands = levels.db(np.sqrt(series.means(envelopes["bands"][...], rate, count=seconds)), floor=1e-5)
     novelty_input = segmentation.describe(chroma, centroid, rms, onset, beats["tempo"][...])
     return novelty_input, track_boundaries.Description(bands, chroma, beats["bpm_curve"][...])
 
@@ -40,7 +40,7 @@ def transition_signals(envelopes: Entry, beats: Entry) -> transitions.Signals:
     """The mix as `offbeat.dsp.transitions` reads its transitions (also what `bench/transitions.py` scores)."""
     grid = FrameGrid.of(envelopes)
     return transitions.Signals(
-        transitions.steps(envelopes["bands"][...], grid.frame_rate),
+        series.means(envelopes["bands"][...], grid.frame_rate, transitions.STEP_SEC),
         beats["beats"][...],
         beats["beat_position"][...],
         beats["bpm_curve"][...],
