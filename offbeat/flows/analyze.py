@@ -74,7 +74,7 @@ def assemble_task(job_id: int, refs: dict[str, StageRef], track_refs: list[Stage
             description=f"Tracks of {name} (analysis {result.engine.analysis_id})",
         )
         beats, segment, envelopes = entries["beats"], entries["segment"], entries["envelopes"]
-        seconds = beats["tempo"].shape[0]
+        seconds = beats["bpm_curve"].shape[0]
         rms = series.means(envelopes["rms"][...], FrameGrid.of(envelopes).frame_rate, count=seconds)[:, 0]
         png = report.mix_picture(levels.db(rms), segment["novelty"][...], beats["bpm_curve"][...], document)
         create_image_artifact(

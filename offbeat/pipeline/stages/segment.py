@@ -26,13 +26,15 @@ def described(envelopes: Entry, beats: Entry) -> tuple[np.ndarray, track_boundar
     found in (also what `bench/boundaries.py` tunes on)."""
     grid = FrameGrid.of(envelopes)
     rate = grid.frame_rate
-    seconds = beats["tempo"].shape[0]
+    seconds = beats["bpm_curve"].shape[0]
     chroma = series.means(envelopes["chroma"][...], grid.chroma_rate, count=seconds)
     centroid, rms, onset = (
         series.means(envelopes[n][...], rate, count=seconds)[:, 0] for n in ("centroid", "rms", "onset")
     )
     bands = levels.db(np.sqrt(series.means(envelopes["bands"][...], rate, count=seconds)), floor=1e-5)
-    novelty_input = segmentation.describe(chroma, centroid, rms, onset, beats["tempo"][...])
+    novelty_input = segmentation.describe(
+        chroma, centroid, rms, onset, series.filled(beats["bpm_curve"][...]).astype(np.float32)
+    )
     return novelty_input, track_boundaries.Description(bands, chroma, beats["bpm_curve"][...])
 
 
