@@ -18,7 +18,7 @@ import librosa
 import numpy as np
 
 from offbeat import synth
-from offbeat.dsp import features
+from offbeat.dsp import features, keys
 
 
 def random_mix(rng: np.random.Generator, seed: int) -> synth.MixSpec:
@@ -72,7 +72,7 @@ def main() -> None:
             got = next(t for t in tracks if t["start_time_sec"] <= (lo + hi) / 2 < t["end_time_sec"])["analysis"]
             bpm_ok.append(got["stable_bpm"] is not None and abs(got["stable_bpm"] / section.bpm - 1) <= 0.02)
             tonic = round(librosa.hz_to_midi(section.root_hz)) % 12
-            want = features.camelot(tonic, section.minor)
+            want = keys.camelot(tonic, section.minor)
             have = got["key"]["camelot"] if got["key"] else "0X"
             key_exact.append(have == want)
             same_number = int(have[:-1]) == int(want[:-1])

@@ -20,7 +20,7 @@ from flows import report
 from flows.tasks import TASK_OPTIONS, run_graph, store
 from offbeat import cue_sheet as sheets
 from offbeat.contract import NO_JOB_ID, CueTrack, FailedResult, Job, dump_result, validate_job
-from offbeat.dsp import levels, segmentation
+from offbeat.dsp import levels, series
 from offbeat.errors import MESSAGE_CHARS, AnalysisError, ErrorCode, bounded, bounded_traceback, loggable
 from offbeat.library import check_name
 from offbeat.media import decode
@@ -74,8 +74,8 @@ def assemble_task(job_id: int, refs: dict[str, StageRef], track_refs: list[Stage
             description=f"Tracks of {name} (analysis {result.engine.analysis_id})",
         )
         beats, segment, envelopes = entries["beats"], entries["segment"], entries["envelopes"]
-        seconds = beats["tempo"].shape[0]
-        rms = segmentation.per_second(envelopes["rms"][...], FrameGrid.of(envelopes).frame_rate, seconds)[:, 0]
+        seconds = beats["bpm_curve"].shape[0]
+        rms = series.means(envelopes["rms"][...], FrameGrid.of(envelopes).frame_rate, count=seconds)[:, 0]
         png = report.mix_picture(levels.db(rms), segment["novelty"][...], beats["bpm_curve"][...], document)
         create_image_artifact(
             image_url=report.data_uri(png),

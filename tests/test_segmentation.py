@@ -20,11 +20,6 @@ def _two_tracks(seconds: int = 200, change: int = 90) -> tuple[np.ndarray, ...]:
     return chroma, centroid, rms, onset, tempo
 
 
-def test_per_second_averages_frames() -> None:
-    values = np.arange(10, dtype=float)
-    np.testing.assert_allclose(segmentation.per_second(values, 4.0, 3)[:, 0], [1.5, 5.5, 8.5])
-
-
 def test_novelty_peaks_at_the_change_and_tracks_span_the_music() -> None:
     described = segmentation.describe(*_two_tracks())
     curve = segmentation.novelty(described, segmentation.novelty_window(60))

@@ -10,7 +10,7 @@ import pytest
 from scipy.signal import butter, sosfilt
 
 from offbeat import cue_sheet, synth
-from offbeat.dsp import features, segmentation
+from offbeat.dsp import features, keys, segmentation
 from offbeat.settings import get_settings
 
 from .conftest import REPO
@@ -134,10 +134,10 @@ def test_keys(analyzed: dict[str, Any]) -> None:
             continue
         exact += key["musical"] == truth
         # Up to a fifth or the relative key: Camelot neighbours (same number, or +-1 with the same letter).
-        want, got = features.camelot(pitch_class(truth), "Minor" in truth), key["camelot"]
+        want, got = keys.camelot(pitch_class(truth), "Minor" in truth), key["camelot"]
         n_want, n_got = int(want[:-1]), int(got[:-1])
         close += (want == got) or (n_want == n_got) or (want[-1] == got[-1] and (n_want - n_got) % 12 in (1, 11))
-        assert got == features.camelot(pitch_class(key["musical"]), "Minor" in key["musical"])
+        assert got == keys.camelot(pitch_class(key["musical"]), "Minor" in key["musical"])
     total = len(results)
     assert exact / total >= 0.75, results
     assert close / total >= 0.9, results

@@ -132,32 +132,3 @@ def test_no_tempo_no_verdict() -> None:
     silent = transitions.Signals(mixed(equal_power), beats, position, np.full_like(curve, np.nan))
     found = transitions.describe(silent, *WINDOW)
     assert found.tempo_ratio is None and found.beatmatched is None
-
-
-def test_steps_average_frames() -> None:
-    frames = np.arange(20, dtype=float)[:, None] * np.ones((1, 3))
-    out = transitions.steps(frames, frame_rate=8.0, step_sec=0.5)
-    assert out.shape == (5, 3)
-    np.testing.assert_allclose(out[:, 0], [1.5, 5.5, 9.5, 13.5, 17.5])
-
-
-@pytest.mark.parametrize(
-    ("outgoing", "incoming", "relation"),
-    [
-        ("8A", "8A", "same"),
-        ("8A", "9A", "adjacent"),
-        ("8A", "7A", "adjacent"),
-        ("12B", "1B", "adjacent"),
-        ("8A", "8B", "relative"),
-        ("8A", "10A", "energy_boost"),
-        ("11A", "1A", "energy_boost"),
-        ("10A", "8A", "clash"),
-        ("8A", "9B", "clash"),
-        ("8A", "3A", "clash"),
-        ("8A", None, None),
-        ("13A", "8A", None),
-        ("x", "8A", None),
-    ],
-)
-def test_key_relation_on_the_camelot_wheel(outgoing: str | None, incoming: str | None, relation: str | None) -> None:
-    assert transitions.key_relation(outgoing, incoming) == relation

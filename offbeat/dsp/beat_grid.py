@@ -204,24 +204,3 @@ def bpm_of(beats: np.ndarray) -> float | None:
     if len(beats) < 4:
         return None
     return float(60.0 / np.median(np.diff(beats)))
-
-
-def filled(curve: np.ndarray, default: float = 120.0) -> np.ndarray:
-    """A per-second tempo curve with its gaps (NaN: silence, no beat) filled from the nearest known second,
-    for stages that need some tempo everywhere (the drum grid follows it)."""
-    known = np.isfinite(curve)
-    if not known.any():
-        return np.full(len(curve), default)
-    return carried(curve, known).astype(np.float64)
-
-
-def carried(values: np.ndarray, good: np.ndarray) -> np.ndarray:
-    """`values` with each row where `good` is False replaced by the nearest good row (the earlier on a tie)."""
-    idx = np.flatnonzero(good)
-    if len(idx) == 0 or good.all():
-        return values
-    t = np.arange(len(values))
-    right = np.clip(np.searchsorted(idx, t), 0, len(idx) - 1)
-    left = np.clip(right - 1, 0, len(idx) - 1)
-    pick = np.where(np.abs(idx[left] - t) <= np.abs(idx[right] - t), idx[left], idx[right])
-    return values[pick]

@@ -13,7 +13,7 @@ import numpy as np
 import pyloudnorm
 from scipy.signal import butter, lfilter, sosfilt
 
-from offbeat.dsp import levels
+from offbeat.dsp import keys, levels
 
 PITCHES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 # Krumhansl-Kessler key profiles (probe-tone ratings), tonic first.
@@ -45,14 +45,7 @@ class Key:
 
     @property
     def camelot(self) -> str:
-        return camelot(self.tonic, self.minor)
-
-
-def camelot(tonic: int, minor: bool) -> str:
-    """Camelot wheel code: C major is 8B, A minor (its relative) 8A; a step is a fifth."""
-    major_tonic = (tonic + 3) % 12 if minor else tonic
-    number = (8 + 7 * major_tonic) % 12 or 12
-    return f"{number}{'A' if minor else 'B'}"
+        return keys.camelot(self.tonic, self.minor)
 
 
 def profile_scores(chroma: np.ndarray) -> np.ndarray:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from offbeat.dsp import levels
+from offbeat.dsp.series import standardized
 
 NOVELTY_WINDOW_SEC = 20  # seconds compared on each side of a candidate boundary (capped by min track / 2)
 
@@ -24,16 +25,6 @@ class Segments:
     ends: np.ndarray
     transition_starts: np.ndarray  # (len - 1,) transition window before each boundary between tracks
     transition_ends: np.ndarray
-
-
-def per_second(values: np.ndarray, frame_rate: float, seconds: int) -> np.ndarray:
-    """Mean of frame-rate values (frames, ...) over each second."""
-    index = np.minimum((np.arange(len(values)) / frame_rate).astype(int), seconds - 1)
-    flat = values.reshape(len(values), -1).astype(np.float64)
-    sums = np.zeros((seconds, flat.shape[1]))
-    np.add.at(sums, index, flat)
-    counts = np.bincount(index, minlength=seconds)[:, None]
-    return sums / np.maximum(counts, 1)
 
 
 def describe(
@@ -48,12 +39,7 @@ def describe(
         np.log(np.maximum(onset, 1e-6)),
         np.log2(tempo)[:, None],
     ]
-    columns = []
-    for group in groups:
-        group = group.reshape(len(group), -1)
-        z = (group - group.mean(axis=0)) / np.maximum(group.std(axis=0), 1e-9)
-        columns.append(z / np.sqrt(group.shape[1]))
-    return np.concatenate(columns, axis=1)
+    return np.concatenate([standardized(group.reshape(len(group), -1)) for group in groups], axis=1)
 
 
 def novelty(features: np.ndarray, window: int) -> np.ndarray:

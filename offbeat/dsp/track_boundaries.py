@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import median_filter, uniform_filter1d
 
-from offbeat.dsp.beat_grid import carried
+from offbeat.dsp import series
 
 FRAME_SEC = 2.0  # seconds per described stretch (the partition's resolution)
 SMOOTH_SEC = 8.0  # descriptions are averaged over this long, so a single bar's fill does not count
@@ -61,11 +61,7 @@ class Description:
 
 def standardized(grouped: dict[str, np.ndarray]) -> np.ndarray:
     """The groups (see `groups`) side by side, each column standardized and each group weighted by WEIGHTS."""
-    columns = []
-    for name, group in grouped.items():
-        z = (group - group.mean(axis=0)) / np.maximum(group.std(axis=0), 1e-9)
-        columns.append(z * WEIGHTS[name] / np.sqrt(group.shape[1]))
-    return np.concatenate(columns, axis=1)
+    return np.concatenate([series.standardized(group, WEIGHTS[name]) for name, group in grouped.items()], axis=1)
 
 
 def groups(desc: Description, frame_sec: float = FRAME_SEC) -> dict[str, np.ndarray]:
@@ -83,10 +79,10 @@ def groups(desc: Description, frame_sec: float = FRAME_SEC) -> dict[str, np.ndar
     # Where the harmony is unclear it takes the value of the nearest clear second, so a drum-only intro or
     # a noisy riser does not look like another track.
     tonal = chroma.max(axis=1)
-    chroma = carried(chroma, tonal >= np.quantile(tonal, TONAL_QUANTILE) if len(tonal) else tonal > 0)
+    chroma = series.carried(chroma, tonal >= np.quantile(tonal, TONAL_QUANTILE) if len(tonal) else tonal > 0)
     bpm = desc.bpm.astype(np.float64)
     known = np.isfinite(bpm) & (bpm > 0)
-    log_bpm = np.log2(carried(np.where(known, bpm, UNKNOWN_BPM), known))
+    log_bpm = np.log2(series.carried(np.where(known, bpm, UNKNOWN_BPM), known))
     log_bpm = median_filter(log_bpm, size=smooth * 2 + 1, mode="nearest")
     out = {}
     described = {"timbre": shape, "chroma": chroma, "level": level, "tempo": log_bpm[:, None], "key": key}

@@ -1,6 +1,6 @@
 """What each transition between two tracks is: its extent and length on the beat grid, whether the two tracks
-run at one tempo through it, how it was mixed (cut, blend, bass swap, filter sweep), and how the two keys
-relate on the Camelot wheel.
+run at one tempo through it, and how it was mixed (cut, blend, bass swap, filter sweep). How the two tracks' keys
+relate is read once their keys are known (`offbeat.dsp.keys.key_relation`).
 
 Pure numpy: arrays in, arrays and plain values out. The mix is seen at `STEP_SEC` resolution through its mel
 band powers (what a DJ's EQ and filters act on) and the beat grid with its BPM curve.
@@ -30,8 +30,6 @@ FILTER_TILT_DB = 12.0  # the model's error this far tilted across the spectrum, 
 SMOOTH_SEC = 2.0  # shares are averaged over this long before a fade is read from them
 CUT_BARS = 1.0  # a handover within this many bars is a cut
 LOW_BANDS = 1  # mel band groups of the bass (26-103 Hz at 22.05 kHz: the kick and the bass line)
-KINDS = ("cut", "blend", "bass_swap", "filter")
-RELATIONS = ("same", "adjacent", "relative", "energy_boost", "clash")
 
 
 @dataclass(frozen=True)
@@ -55,16 +53,6 @@ class Transition:
     tempo_ratio: float | None  # outgoing tempo / incoming tempo, None where either has none
     beatmatched: bool | None
     kind: str
-
-
-def steps(values: np.ndarray, frame_rate: float, step_sec: float = STEP_SEC) -> np.ndarray:
-    """Mean of frame-rate values (frames, ...) over each `step_sec`."""
-    count = int(np.ceil(len(values) / frame_rate / step_sec))
-    index = np.minimum((np.arange(len(values)) / frame_rate / step_sec).astype(int), max(count - 1, 0))
-    flat = values.reshape(len(values), -1).astype(np.float64)
-    sums = np.zeros((count, flat.shape[1]))
-    np.add.at(sums, index, flat)
-    return sums / np.maximum(np.bincount(index, minlength=count), 1)[:, None]
 
 
 def beat_length(beats: np.ndarray, beat_position: np.ndarray, start: float, end: float) -> tuple[float, float] | None:
@@ -184,29 +172,3 @@ def describe(signals: Signals, start: float, end: float) -> Transition:
         beatmatched=one_tempo(ratio),
         kind=kind,
     )
-
-
-def parse_camelot(code: str) -> tuple[int, str] | None:
-    """(number 1-12, letter A or B) of a Camelot code such as "8A", None for anything else."""
-    text = code.strip().upper()
-    if len(text) < 2 or text[-1] not in "AB" or not text[:-1].isdigit():
-        return None
-    number = int(text[:-1])
-    return (number, text[-1]) if 1 <= number <= 12 else None
-
-
-def key_relation(outgoing: str | None, incoming: str | None) -> str | None:
-    """How the incoming key sits against the outgoing one on the Camelot wheel: `same`, `adjacent` (one step
-    either way, same letter), `relative` (same number, other letter: the relative major or minor),
-    `energy_boost` (two steps up, same letter) or `clash`; None when either key is unknown."""
-    a, b = (parse_camelot(code) if code else None for code in (outgoing, incoming))
-    if a is None or b is None:
-        return None
-    step = (b[0] - a[0]) % 12
-    if a[1] != b[1]:
-        return "relative" if step == 0 else "clash"
-    if step == 0:
-        return "same"
-    if step in (1, 11):
-        return "adjacent"
-    return "energy_boost" if step == 2 else "clash"

@@ -17,7 +17,7 @@ from offbeat.contract import (
     TrackAnalysis,
     Transition,
 )
-from offbeat.dsp.transitions import key_relation
+from offbeat.dsp.keys import key_relation
 from offbeat.pipeline.runner import StageRef
 from offbeat.pipeline.views import Tracks
 from offbeat.storage import Entry, entry_key

@@ -39,7 +39,6 @@ def compute(
     out.put_array("beat_strength", beat_grid.at_beats(beat_grid.beat_strength(act), beats).astype(np.float32))
     curve = rhythm.bpm_from_beats(beats, seconds)
     curve[~voiced] = np.nan
-    out.put_array("tempo", beat_grid.filled(curve).astype(np.float32))
     out.put_array("beats", beats.astype(np.float64))
     out.put_array("beat_position", position.astype(np.int8))
     out.put_array("meter", meter.astype(np.int8))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from offbeat.dsp import rhythm
+from offbeat.dsp import rhythm, series
 from offbeat.pipeline.blocks import frame_blocks
 from offbeat.pipeline.stage import Stage
 from offbeat.pipeline.views import music_bounds
@@ -22,7 +22,7 @@ def compute(out: EntryWriter, separate: Entry, beats: Entry, decode: Entry, trim
     array = separate[f"{stem}_mono"]
     envelope = np.concatenate([onset_of(samples, sr)[keep] for samples, keep in frame_blocks(array)])
     start, end = music_bounds(decode, trim)
-    times = rhythm.beat_times(envelope, sr, beats["tempo"][...], start, end)
+    times = rhythm.beat_times(envelope, sr, series.filled(beats["bpm_curve"][...]), start, end)
     out.put_array("beats", times.astype(np.float64))
     out.attrs.update(source=source)
 

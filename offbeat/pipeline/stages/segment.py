@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from offbeat.dsp import cues as cue_hints
-from offbeat.dsp import levels, segmentation, track_boundaries, transitions
+from offbeat.dsp import levels, segmentation, series, track_boundaries, transitions
 from offbeat.pipeline.stage import Stage
 from offbeat.pipeline.views import FrameGrid, music_bounds, track_count, track_list, track_span
 from offbeat.settings import Settings
@@ -26,13 +26,15 @@ def described(envelopes: Entry, beats: Entry) -> tuple[np.ndarray, track_boundar
     found in (also what `bench/boundaries.py` tunes on)."""
     grid = FrameGrid.of(envelopes)
     rate = grid.frame_rate
-    seconds = beats["tempo"].shape[0]
-    chroma = segmentation.per_second(envelopes["chroma"][...], grid.chroma_rate, seconds)
+    seconds = beats["bpm_curve"].shape[0]
+    chroma = series.means(envelopes["chroma"][...], grid.chroma_rate, count=seconds)
     centroid, rms, onset = (
-        segmentation.per_second(envelopes[n][...], rate, seconds)[:, 0] for n in ("centroid", "rms", "onset")
+        series.means(envelopes[n][...], rate, count=seconds)[:, 0] for n in ("centroid", "rms", "onset")
     )
-    bands = levels.db(np.sqrt(segmentation.per_second(envelopes["bands"][...], rate, seconds)), floor=1e-5)
-    novelty_input = segmentation.describe(chroma, centroid, rms, onset, beats["tempo"][...])
+    bands = levels.db(np.sqrt(series.means(envelopes["bands"][...], rate, count=seconds)), floor=1e-5)
+    novelty_input = segmentation.describe(
+        chroma, centroid, rms, onset, series.filled(beats["bpm_curve"][...]).astype(np.float32)
+    )
     return novelty_input, track_boundaries.Description(bands, chroma, beats["bpm_curve"][...])
 
 
@@ -40,7 +42,7 @@ def transition_signals(envelopes: Entry, beats: Entry) -> transitions.Signals:
     """The mix as `offbeat.dsp.transitions` reads its transitions (also what `bench/transitions.py` scores)."""
     grid = FrameGrid.of(envelopes)
     return transitions.Signals(
-        transitions.steps(envelopes["bands"][...], grid.frame_rate),
+        series.means(envelopes["bands"][...], grid.frame_rate, transitions.STEP_SEC),
         beats["beats"][...],
         beats["beat_position"][...],
         beats["bpm_curve"][...],
