@@ -1,0 +1,71 @@
+"""The whole-mix library search: plays of known tracks found window by window, one play per reference timeline,
+an unknown track left alone, and each handover placed within a few seconds of the blend's middle."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from offbeat.dsp import anchors
+from offbeat.dsp import fingerprint as fp
+
+from .test_fingerprint import SR, faster, track
+
+CONFIDENT = 0.35
+
+
+def blend(parts: list[np.ndarray], fade_sec: float) -> tuple[np.ndarray, list[float]]:
+    """The parts one after the other, each faded into the next over `fade_sec` (equal power); the middles of
+    the fades (the true boundaries) in seconds."""
+    fade = int(fade_sec * SR)
+    ramp = np.sin(np.linspace(0, np.pi / 2, fade)) ** 2
+    out, middles = parts[0].copy(), []
+    for part in parts[1:]:
+        middles.append((len(out) - fade / 2) / SR)
+        head = part[:fade] * np.sqrt(ramp) + out[-fade:] * np.sqrt(1 - ramp)
+        out = np.concatenate([out[:-fade], head, part[fade:]])
+    return out.astype(np.float32), middles
+
+
+@pytest.fixture(scope="module")
+def mix() -> tuple[fp.Index, np.ndarray, list[float]]:
+    known = {k: track(300 + k, 80.0) for k in range(3)}
+    index = fp.build_index({k: fp.reference_fingerprint(y, SR) for k, y in known.items()})
+    stranger = track(399, 70.0)
+    parts = [known[0][: 60 * SR], faster(known[1], 1.04)[5 * SR : 65 * SR], stranger[: 60 * SR], known[2][: 60 * SR]]
+    audio, middles = blend(parts, 10.0)
+    return index, audio, middles
+
+
+def test_plays_and_their_handovers(mix: tuple[fp.Index, np.ndarray, list[float]]) -> None:
+    index, audio, middles = mix
+    matches = anchors.MixMatches.of(index, fp.fingerprint(audio, SR))
+    found = anchors.search(matches, anchors.windows(0.0, len(audio) / SR))
+    plays = anchors.plays(found, CONFIDENT)
+    assert [p.track for p in plays] == [0, 1, 2]
+    assert abs(plays[1].tempo_ratio - 1.04) < 0.005
+    # reference time 5 s of track 1 is heard where the second part starts (its fade-in begins)
+    assert abs(plays[1].reference_at(middles[0] - 5.0) - 5.0 * 1.04) < 0.5
+    # no play claims the stranger's middle
+    stranger_middle = (middles[1] + middles[2]) / 2
+    assert not any(p.start <= stranger_middle <= p.end for p in plays)
+    handover = anchors.boundaries(matches, plays[:2])
+    assert abs(handover[0] - middles[0]) < 3.0, (handover, middles)
+
+
+def test_split_time_takes_the_middle_of_a_clean_handover() -> None:
+    before, after = np.array([1.0, 2.0, 3.0, 4.0]), np.array([6.0, 7.0, 8.0])
+    assert anchors.split_time(before, after, 0.0, 10.0) == pytest.approx(5.0)
+    # a stray event on the wrong side moves nothing while the rest hands over cleanly
+    assert anchors.split_time(np.append(before, 9.0), after, 0.0, 10.0) == pytest.approx(5.0)
+
+
+def test_one_window_alone_is_no_play() -> None:
+    from offbeat.dsp.matching import Identification
+
+    hit = Identification(0, 0.9, 40, 2, 1.0, 1.0, 0.0)
+    found = [anchors.WindowMatch(0.0, 20.0, hit), anchors.WindowMatch(10.0, 30.0, None)]
+    assert anchors.plays(found, CONFIDENT) == []
+    twice = [*found, anchors.WindowMatch(20.0, 40.0, hit)]
+    (play,) = anchors.plays(twice, CONFIDENT)
+    assert (play.start, play.end, play.windows) == (0.0, 40.0, 2)
