@@ -174,7 +174,7 @@ class Settings(BaseSettings):
         ge=0,
         le=1,
         description="a track matched with less confidence (0-1) is reported as not identified (null); 0.6 named "
-        "no held-out track in bench.identification's tune split",
+        "no held-out track in bench.accuracy.identification's tune split",
     )
 
     # Stem separation

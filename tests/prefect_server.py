@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
-from bench.prefect_server import prefect_server as start_server
+from tests.prefect_process import prefect_server as start_server
 
 POSTGRES = "postgres@127.0.0.1:5432"  # the machine's PostgreSQL (trust auth), as the deployment's would be
 
@@ -33,7 +33,7 @@ def postgres(statement: str, *args: Any, database: str = "postgres") -> Any:
 
 @contextmanager
 def prefect_server(home: Path, database: Literal["sqlite", "postgresql"]) -> Iterator[tuple[str, dict[str, str]]]:
-    """`prefect server start` (`bench.prefect_server`, the one implementation) with `home` as its Prefect home;
+    """`prefect server start` (`tests.prefect_process`, the one implementation) with `home` as its Prefect home;
     its database is SQLite in that home, or a new PostgreSQL database, dropped afterwards. (API URL, the variables
     that point a process at it.) The server is stopped, and the database dropped, whatever happened inside."""
     env: dict[str, str] = {}

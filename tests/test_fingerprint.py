@@ -13,7 +13,7 @@ from offbeat.dsp import matching
 
 SR = 22050
 TRACKS = 5
-CONFIDENT = 0.35  # about the threshold bench/identification.py chooses on its tune split
+CONFIDENT = 0.35  # about the threshold bench/accuracy/identification.py chooses on its tune split
 
 
 def track(seed: int, seconds: float = 36.0) -> np.ndarray:

@@ -21,7 +21,7 @@ from typing import Any
 
 from bench.accuracy.mixes import TrueMix
 from bench.accuracy.score import MixScore, score_mix
-from bench.prefect_server import prefect_server, stop, tail
+from tests.prefect_process import prefect_server, stop, tail
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent  # the venv's bin: `offbeat` and `prefect` live beside this interpreter

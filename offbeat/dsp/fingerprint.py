@@ -50,7 +50,7 @@ class Shape:
 
 
 # One box per root and the pairs of its first three inside peaks: about 24 quads/s of music, a tenth of the
-# query's, which the bench measured to still identify 30 s excerpts (bench/identification.py).
+# query's, which the bench measured to still identify 30 s excerpts (bench/accuracy/identification.py).
 REFERENCE = Shape(
     peaks_per_sec=12, box_min_sec=0.6, box_max_sec=2.4, box_min_hz=150.0, boxes_per_root=1, inside_per_box=3
 )

@@ -30,7 +30,7 @@ STEMS = {"2stems": ("vocals", "accompaniment"), "4stems": ("vocals", "drums", "b
 # (`zeros`: both stems lose everything above, so they no longer sum to the mix) or extends each frame's mean
 # mask upwards (`average`: the high band is shared out in the proportion the stems hold below it, and the
 # stems sum back to the mix). The `-16kHz` configurations run the same weights over 1536 bins (16.5 kHz).
-# Measured in bench/stems_band.py (see README, "Stems").
+# Measured in bench/accuracy/stems_band.py (see README, "Stems").
 BANDS: dict[str, tuple[str, str]] = {
     "11khz": ("", "zeros"),
     "full": ("", "average"),

@@ -6,13 +6,13 @@ in a random key and tempo, harmonic notes with random timbres and decays, and no
 spectrogram peaks are cached under ``.bench-store/identification/scale`` (``--make``, in the background: about
 0.2 CPU s per track); the reference quads are made from them with the current `fingerprint.REFERENCE` shape.
 
-The mix: the test split plays of `bench.identification` ("cut" spans and the engine's windows) are identified
+The mix: the test split plays of `bench.accuracy.identification` ("cut" spans and the engine's windows) are identified
 against the 10,000 + bench-library index and against the bench library alone, on as many processes as
 ``--workers``; a 60-minute mix's time is given two ways: queried whole (the CPU time per minute of query audio
 times 60, over the workers), and as the engine queries it (15 tracks at the CPU time per play, over the workers).
 
-    .venv/bin/python -m bench.identification_scale --make 10000 --workers 2   # cache the peaks
-    .venv/bin/python -m bench.identification_scale --tracks 10000 --json out.json
+    .venv/bin/python -m bench.perf.identification_scale --make 10000 --workers 2   # cache the peaks
+    .venv/bin/python -m bench.perf.identification_scale --tracks 10000 --json out.json
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import identification as bi
+from bench.accuracy import identification as bi
 from bench.corpus.library import STORE
 from offbeat.dsp import fingerprint as fp
 

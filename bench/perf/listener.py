@@ -5,8 +5,8 @@ a private store and shared mount, waits until they are registered and warmed up 
 `--jobs` distinct generated mixes of `--seconds` each and measures the time until every result is back:
 jobs per minute, seconds of audio per second of work, and each worker's peak resident memory.
 
-    .venv/bin/python bench/bench_listener.py --jobs 30 --seconds 30 --workers 1 --concurrency 1
-    .venv/bin/python bench/bench_listener.py --jobs 8 --workers 2 --hosts --pin   # two "hosts", one core each
+    .venv/bin/python -m bench.perf.listener --jobs 30 --seconds 30 --workers 1 --concurrency 1
+    .venv/bin/python -m bench.perf.listener --jobs 8 --workers 2 --hosts --pin   # two "hosts", one core each
 
 `--hosts`: the workers act as hosts sharing nothing but Redis and object storage: each its own HOME, working
 folder and host name; the store's data in a bucket of an S3 server started here (moto's, on loopback) and its
@@ -30,10 +30,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import redis
-from loopback_s3 import shared_store  # beside this script
 
 from offbeat import synth
 from offbeat.settings import Settings
+from tests.loopback_s3 import shared_store
 
 OFFBEAT = str(Path(sys.executable).with_name("offbeat"))
 

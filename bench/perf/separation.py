@@ -6,7 +6,7 @@ onnx run), loads the model, warms up on 1 s, then separates the mix chunk by chu
 seconds of audio separated per second, and the process's peak resident memory; then the SNR of the onnx stems
 against TensorFlow's (the reference).
 
-    .venv/bin/python bench/bench_separation.py [--seconds 300] [--threads 0]
+    .venv/bin/python -m bench.perf.separation [--seconds 300] [--threads 0]
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def one_backend(backend: str, mix_path: Path, out_path: Path, threads: int) -> None:
@@ -81,7 +81,9 @@ def main() -> None:
         for backend in ("onnx", "tensorflow"):
             out = Path(tmp) / f"{backend}.npz"
             child = ["--threads", str(args.threads), "--child", backend, str(mix_path), str(out)]
-            done = subprocess.run([sys.executable, __file__, *child], capture_output=True, text=True, cwd=ROOT)
+            done = subprocess.run(
+                [sys.executable, "-m", "bench.perf.separation", *child], capture_output=True, text=True, cwd=ROOT
+            )
             if done.returncode != 0:
                 sys.exit(f"{backend} failed:\n{done.stderr[-3000:]}")
             print(done.stdout.strip().splitlines()[-1], flush=True)

@@ -8,8 +8,8 @@ module's constants as they are, or as `--set NAME=VALUE` (repeatable) or `--swee
 mir_eval's boundary detection at +-10 s and +-30 s is printed per corpus (pooled), and per mix with `--per-mix`.
 What `segment` does besides (cue hints) is not scored here; the accuracy bench scores the whole result.
 
-    .venv/bin/python -m bench.boundaries corpora/synthetic corpora/game --split tune --per-mix
-    .venv/bin/python -m bench.boundaries corpora/game --sweep PENALTY=3.5,4.5,5.5
+    .venv/bin/python -m bench.accuracy.boundaries corpora/synthetic corpora/game --split tune --per-mix
+    .venv/bin/python -m bench.accuracy.boundaries corpora/game --sweep PENALTY=3.5,4.5,5.5
 """
 
 from __future__ import annotations
@@ -187,7 +187,7 @@ def _assignments(items: Sequence[str]) -> dict[str, str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.boundaries", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.accuracy.boundaries", description=__doc__.split("\n\n")[0])
     parser.add_argument("corpora", nargs="+", type=Path, metavar="CORPUS_DIR")
     parser.add_argument("--split", choices=("test", "tune", "all"), default="tune", help="which mixes (default tune)")
     parser.add_argument("--store", type=Path, default=STORE, help="artifact store (default: the accuracy bench's)")

@@ -7,9 +7,9 @@ For each mix length it reports:
   audio per second of work, and the peak resident memory while the stage ran;
 - the store size.
 
-    .venv/bin/python bench/bench_analyze.py --minutes 60 180
-    .venv/bin/python bench/bench_analyze.py --minutes 10 --shared   # the store as several hosts share it
-    .venv/bin/python bench/bench_analyze.py --minutes 180 --no-alone   # offbeat analyze only, cold and cached
+    .venv/bin/python -m bench.perf.analyze --minutes 60 180
+    .venv/bin/python -m bench.perf.analyze --minutes 10 --shared   # the store as several hosts share it
+    .venv/bin/python -m bench.perf.analyze --minutes 180 --no-alone   # offbeat analyze only, cold and cached
 
 `--shared`: the store's data in a bucket of an S3 server started here (moto's, on loopback) and its index in
 Redis (`OFFBEAT_INDEX_URL`, a key prefix of its own, deleted afterwards), for the overhead of a shared store
@@ -31,9 +31,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from loopback_s3 import shared_store  # beside this script
-
 from offbeat import synth
+from tests.loopback_s3 import shared_store
 
 OFFBEAT = str(Path(sys.executable).with_name("offbeat"))
 
@@ -146,7 +145,7 @@ def _bench_store(env: dict[str, str], mix: Path, audio_sec: float, work: Path, b
         env["OFFBEAT_ARTIFACT_STORE"] = str(work / "artifacts-stages")
     else:  # an index of its own: a store's records name data under its own root
         env["OFFBEAT_INDEX_URL"] += "-stages"
-    out, wall, peak = run_command([sys.executable, __file__, "--stages-alone", str(mix)], env)
+    out, wall, peak = run_command([sys.executable, "-m", "bench.perf.analyze", "--stages-alone", str(mix)], env)
     print(f"{'stage alone':<16}{'seconds':>8}{'audio s/s':>11}{'peak MiB':>10}")
     total = 0.0
     for name, fig in json.loads(out).items():

@@ -4,7 +4,7 @@ Each mix has 4 tracks of 40-60 s, 8-20 s crossfades, tempi 80-175 BPM, random ke
 Prints boundary F-measure (+-10 s of the crossfade middle), stable BPM within 2 %, key exact and up to a
 fifth/relative, LUFS error against the isolated source track, and vocal detection accuracy.
 
-    .venv/bin/python bench/accuracy_tracks.py --mixes 5
+    .venv/bin/python -m bench.accuracy.tracks --mixes 5
 """
 
 from __future__ import annotations

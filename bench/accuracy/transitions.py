@@ -8,7 +8,7 @@ as `--set NAME=VALUE` changes them. Every true boundary is matched to the neares
 each); on the matched ones it prints the share whose length is within one bar of the true blend's, whose kind
 is right, and whose beat-matched flag is right, per split, and per transition with `--per-transition`.
 
-    .venv/bin/python -m bench.transitions corpora/synthetic-tr --split tune --store .bench-store/transitions
+    .venv/bin/python -m bench.accuracy.transitions corpora/synthetic-tr --split tune --store .bench-store/transitions
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.accuracy.boundaries import _needed, _value, constants, settings_for, stage_refs
 from bench.accuracy.mixes import TrueMix, find_mixes
-from bench.boundaries import _needed, _value, constants, settings_for, stage_refs
 from bench.corpus.truth import read_mix
 from offbeat.dsp import transitions
 from offbeat.pipeline.runner import read
@@ -136,7 +136,7 @@ def report(label: str, verdicts: dict[str, list[bool]], true_count: int) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.transitions", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.accuracy.transitions", description=__doc__.split("\n\n")[0])
     parser.add_argument("corpora", nargs="+", type=Path, metavar="CORPUS_DIR")
     parser.add_argument("--split", choices=("test", "tune", "all"), default="tune", help="which mixes (default tune)")
     parser.add_argument("--store", type=Path, default=STORE, help=f"artifact store (default {STORE})")

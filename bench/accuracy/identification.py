@@ -8,7 +8,7 @@ played (once per round; a held-out one twice per round) as a 30-90 s excerpt at 
 varispeed (resampled: the pitch follows) or with key lock (librosa's phase-vocoder time stretch with its default
 93 ms window, n_fft 1024 at 11.025 kHz), in sequences of
 4-8 tracks crossfaded over 8-32 s with a bass swap (the incoming track's lows cut, then handed over). Every play
-is then identified from the query quads of its span of the mix (`bench.identification_mixes.spans`): the
+is then identified from the query quads of its span of the mix (`bench.accuracy.identification_mixes.spans`): the
 "solo" span (between its blends, as the truth times give them), the "cut" span (from the middle of the
 incoming blend to the middle of the outgoing one, half of each neighbour included) and the "engine" windows (those
 the `identify` stage queries: three 20 s windows spread over the solo span, kept 8 s inside it, searched one
@@ -20,7 +20,7 @@ that confidence; none otherwise. A held-out track named with that confidence is 
 threshold is chosen on the tune split (the lowest that keeps its false rate of held-out plays at most 1 %
 over every span) and applied to the test split.
 
-    .venv/bin/python -m bench.identification [--quick] [--json out.json] [--set HASH_TOLERANCE=0.03]
+    .venv/bin/python -m bench.accuracy.identification [--quick] [--json out.json] [--set HASH_TOLERANCE=0.03]
         [--ref peaks_per_sec=8] [--query boxes_per_root=6]
 """
 
@@ -38,8 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.accuracy.identification_mixes import MODES, RATIOS, Play, plan_mixes, render, spans
 from bench.corpus.library import SR, STORE, Track, real_tracks, synthetic_tracks
-from bench.identification_mixes import MODES, RATIOS, Play, plan_mixes, render, spans
 from offbeat.dsp import fingerprint as fp
 from offbeat.dsp import matching
 from offbeat.library import window_quads

@@ -1,4 +1,4 @@
-"""The DJ mixes of `bench.identification`: which tracks play where, at which tempo ratio and how (varispeed or
+"""The DJ mixes of `bench.accuracy.identification`: which tracks play where, at which tempo ratio and how (varispeed or
 key lock), their rendering with crossfades and a bass swap, and the spans each play is identified from."""
 
 from __future__ import annotations

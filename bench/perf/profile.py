@@ -4,7 +4,7 @@ Two views of the same samples, as shares of all samples taken while a thread was
 - inclusive: the functions whose call trees took the most time (where the stages spend it);
 - own: the functions that were running themselves (the hot spots to make cheaper).
 
-    .venv/bin/python bench/profile_analyze.py --minutes 10 [--workdir DIR] [--top 25]
+    .venv/bin/python -m bench.perf.profile --minutes 10 [--workdir DIR] [--top 25]
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 with onnxruntime on the CPU. For a machine that has torch with CUDA but no onnxruntime-gpu (the engine itself uses
 onnxruntime's CUDA provider where it is installed); self-contained, so it runs on a bare GPU machine.
 
-usage: python bench/separation_gpu.py MODEL.onnx SUMMARY.json [--seconds 300] [--reps 5] [--wheel ONNX2TORCH.whl]
+usage: python -m bench.perf.separation_gpu MODEL.onnx SUMMARY.json [--seconds 300] [--reps 5] [--wheel ONNX2TORCH.whl]
                                                                [--budget 170]
 
 Needs numpy, onnx, onnxruntime (CPU-only is fine); torch (with CUDA) and onnx2torch are optional: onnx2torch is

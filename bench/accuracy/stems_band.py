@@ -15,7 +15,7 @@ Inputs: a synthetic mix with a known voice and beat (the hats carry the high ban
 voice (sibilance and air above 11 kHz that belong to the vocals stem), and, when the recorded corpus cache
 is there, real songs (no stem truth: only the stock comparison and the residual).
 
-    .venv/bin/python bench/stems_band.py [--seconds 30] [--songs 2]
+    .venv/bin/python -m bench.accuracy.stems_band [--seconds 30] [--songs 2]
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ from offbeat import synth
 from offbeat.media import separation
 
 SR = 44100
-MODELS = Path(__file__).resolve().parents[1] / "models"
-SONGS = Path(__file__).resolve().parents[1] / ".corpus-cache" / "extract"
+MODELS = Path(__file__).resolve().parents[2] / "models"
+SONGS = Path(__file__).resolve().parents[2] / ".corpus-cache" / "extract"
 
 
 def band_energy(x: np.ndarray, lo: float, hi: float) -> float:
