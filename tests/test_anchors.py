@@ -69,3 +69,14 @@ def test_one_window_alone_is_no_play() -> None:
     twice = [*found, anchors.WindowMatch(20.0, 40.0, hit)]
     (play,) = anchors.plays(twice, CONFIDENT)
     assert (play.start, play.end, play.windows) == (0.0, 40.0, 2)
+
+
+def test_cuts_agree_with_the_plays() -> None:
+    plays = [(0.0, 100.0), (90.0, 200.0), (300.0, 400.0)]  # the first two hand over; a stranger before the third
+    handovers = [95.0, None]
+    detected = np.array([50.0, 97.0, 150.0, 230.0, 290.0, 350.0])
+    cuts, forced = anchors.anchored_cuts(detected, plays, handovers)
+    # inside a play: none (50, 150, 350); between the handing-over plays: the handover itself; the blind cuts
+    # around the stranger stay
+    assert cuts.tolist() == [95.0, 230.0, 290.0]
+    assert forced.tolist() == [True, False, False]

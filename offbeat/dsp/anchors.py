@@ -25,6 +25,7 @@ HOP_SEC = 10.0  # between window starts
 SAME_TIMELINE_SEC = 2.0  # two windows' lines predicting reference times this close are one play
 FIT_SEC = 0.2  # a match fits a play's line when its reference time is within this of the line's
 MIN_WINDOWS = 2  # a play needs this many identified windows (one alone may be a chance match or a blend's tail)
+ADJACENT_SEC = 15.0  # two plays this close hand over to each other; further apart, a track nobody knows may lie between
 
 
 @dataclass(frozen=True)
@@ -164,12 +165,33 @@ def split_time(before: np.ndarray, after: np.ndarray, lo: float, hi: float) -> f
     return float((points[best[0]] + points[best[-1]]) / 2)
 
 
-def boundaries(matches: MixMatches, found: list[Play], fit_sec: float = FIT_SEC) -> list[float]:
-    """Where each play gives way to the next (one time per pair of neighbours), searched from half a window
-    before the first play's evidence ends to half a window after the second's begins."""
-    times = []
+def boundaries(matches: MixMatches, found: list[Play], fit_sec: float = FIT_SEC) -> list[float | None]:
+    """Where each play gives way to the next, one entry per pair of neighbours: searched from half a window
+    before the first play's evidence ends to half a window after the second's begins; None where the two are
+    more than ADJACENT_SEC apart (what lies between is for the boundary finder to cut)."""
+    times: list[float | None] = []
     for a, b in itertools.pairwise(found):
+        if b.start - a.end > ADJACENT_SEC:
+            times.append(None)
+            continue
         lo = max(a.start, min(a.end, b.start) - WINDOW_SEC / 2)
         hi = min(b.end, max(a.end, b.start) + WINDOW_SEC / 2)
         times.append(split_time(fitting(matches, a, fit_sec), fitting(matches, b, fit_sec), lo, hi))
     return times
+
+
+def anchored_cuts(
+    cuts: np.ndarray, plays: list[tuple[float, float]], handovers: list[float | None], window_sec: float = WINDOW_SEC
+) -> tuple[np.ndarray, np.ndarray]:
+    """The boundary finder's cuts (seconds) made to agree with the library's plays ((start, end) of each, in
+    order, and the handover between each pair of neighbours, or None): no cut inside a play (from its first
+    window's middle to its last one's), and a cut at each handover. Returns (cuts, whether each is a handover)."""
+    inside = [(a + window_sec / 2, b - window_sec / 2) for a, b in plays]
+    kept = [float(c) for c in cuts if not any(lo < c < hi for lo, hi in inside)]
+    forced = [h for h in handovers if h is not None]
+    # a detected cut between two plays that hand over is that handover, found less precisely
+    for (_, first_ends), (second_starts, _), h in zip(inside[:-1], inside[1:], handovers, strict=True):
+        if h is not None:
+            kept = [x for x in kept if not first_ends <= x <= second_starts]
+    both = sorted([(x, False) for x in kept] + [(x, True) for x in forced])
+    return np.array([x for x, _ in both], float), np.array([f for _, f in both], bool)

@@ -48,16 +48,17 @@ def mix_quads(mono: Any, sr: int, lo: float, hi: float) -> fp.Quads:
 
 def compute(out: EntryWriter, params: dict[str, Any], library: SearchIndex, decode: Entry, trim: Entry) -> None:
     """The plays (attrs `plays`: reference, title, artist, span, tempo ratio, pitch shift, where the reference's
-    time 0 falls, confidence) and the handover between each pair of neighbours (`handovers`, seconds)."""
+    time 0 falls, confidence) and the handover between each pair of neighbours (`handovers`, seconds; None
+    where a track nobody knows may lie between)."""
     searched = library(params["library"]) if params["revision"] else None
     plays: list[dict[str, Any]] = []
-    handovers: list[float] = []
+    handovers: list[float | None] = []
     if searched is not None:
         index, members = searched
         lo, hi = music_bounds(decode, trim)
         matches = anchors.MixMatches.of(index, mix_quads(decode["mono"], decode.attrs["analysis_sample_rate"], lo, hi))
         found = anchors.plays(anchors.search(matches, anchors.windows(lo, hi)), params["min_confidence"])
-        handovers = [round(t, 2) for t in anchors.boundaries(matches, found)]
+        handovers = [None if t is None else round(t, 2) for t in anchors.boundaries(matches, found)]
         plays = [described(play, members[play.track]) for play in found]
     out.attrs.update(plays=plays, handovers=handovers, library=params["library"], searched=searched is not None)
 
