@@ -61,7 +61,9 @@ def test_graph_edges() -> None:
         "envelopes": {"decode"},
         "beats": {"decode", "trim", "activations", "envelopes"},
         "drum_beats": {"separate", "beats", "decode", "trim"},
-        "segment": {"envelopes", "beats", "decode", "trim"},
+        "description": {"envelopes", "beats"},
+        "partition": {"description", "decode", "trim"},
+        "segment": {"partition", "envelopes", "beats", "decode", "trim"},
         "track_features": {"segment", "envelopes", "beats", "separate", "decode"},
         "identify": {"decode", "segment"},
     }
@@ -71,10 +73,13 @@ def test_graph_edges() -> None:
 
 
 def test_refresh_reaches_every_dependent() -> None:
-    assert registry.dependents({"trim"}) == {"trim", "beats", "drum_beats", "segment", "track_features", "identify"}
+    after_beats = {"drum_beats", "description", "partition", "segment", "track_features", "identify"}
+    assert registry.dependents({"trim"}) == {"trim", "beats", *after_beats}
     assert registry.dependents({"separate"}) == {"separate", "drum_beats", "track_features"}
     # The tracker's output is not what the envelopes are made of: a change to it leaves the whole-mix STFT alone.
-    assert registry.dependents({"beats"}) == {"beats", "drum_beats", "segment", "track_features", "identify"}
+    assert registry.dependents({"beats"}) == {"beats", *after_beats}
+    # The boundary finder's tuning recomputes the partition and what follows it, never the description.
+    assert registry.dependents({"partition"}) == {"partition", "segment", "track_features", "identify"}
     assert registry.dependents({"decode"}) == set(registry.STAGES)
     assert registry.dependents(set()) == set()
 
@@ -131,7 +136,7 @@ def test_keys_follow_params_constants_versions_and_inputs(monkeypatch: pytest.Mo
     finally:
         dsp_constants.cache_clear()
     segment = registry.STAGES["segment"]
-    keys = {"beats": "b" * 32, **upstream}
+    keys = {"beats": "b" * 32, "partition": "p" * 32, **upstream}
     assert stage_key(segment, "src", settings, keys, cues=[("A", 0.0)]) != stage_key(segment, "src", settings, keys)
 
 
@@ -146,9 +151,10 @@ def test_memory_settings_stay_out_of_keys_and_tunables_are_in_them() -> None:
         assert not set(beat_activation.NOT_TUNING) & set(constants.get("beat_activation", {}))
         assert not any("NOT_TUNING" in values for values in constants.values())
     assert stft.NOT_TUNING == ("BLOCK_FRAMES",)
-    boundaries = keyed["segment"]["track_boundaries"]
-    assert boundaries["WEIGHTS"] == track_boundaries.WEIGHTS
-    assert boundaries["MIXED_SHARE"] == track_boundaries.MIXED_SHARE
+    config = keyed["partition"]["track_boundaries"]["CONFIG"]
+    assert config["mixed_share"] == track_boundaries.CONFIG.mixed_share
+    assert [cue["weight"] for cue in config["cues"]] == [cue.weight for cue in track_boundaries.CONFIG.cues]
+    assert "track_boundaries" not in keyed["segment"] and "beat_grid" not in keyed["partition"]
     assert keyed["track_features"]["features"]["STEADY_PART_MIN_SEC"] > 0
     # A frozen record of constants (the fingerprint's query shape) is keyed field by field.
     from offbeat.dsp import fingerprint
