@@ -20,7 +20,6 @@ from flows import report
 from flows.tasks import TASK_OPTIONS, run_graph, store
 from offbeat import cue_sheet as sheets
 from offbeat.contract import NO_JOB_ID, CueTrack, FailedResult, Job, dump_result, validate_job
-from offbeat.dsp import levels, series
 from offbeat.errors import MESSAGE_CHARS, AnalysisError, ErrorCode, bounded, bounded_traceback, loggable
 from offbeat.library import check_name
 from offbeat.media import decode
@@ -29,7 +28,6 @@ from offbeat.pipeline import assemble as assembly
 from offbeat.pipeline import registry
 from offbeat.pipeline.preflight import preflight
 from offbeat.pipeline.runner import StageRef, StoreDamaged, healing, read
-from offbeat.pipeline.views import FrameGrid
 from offbeat.settings import get_settings, overridden
 from offbeat.storage import JobLedger
 
@@ -73,14 +71,11 @@ def assemble_task(job_id: int, refs: dict[str, StageRef], track_refs: list[Stage
             table=report.track_rows(document),
             description=f"Tracks of {name} (analysis {result.engine.analysis_id})",
         )
-        beats, segment, envelopes = entries["beats"], entries["segment"], entries["envelopes"]
-        seconds = beats["bpm_curve"].shape[0]
-        rms = series.means(envelopes["rms"][...], FrameGrid.of(envelopes).frame_rate, count=seconds)[:, 0]
-        png = report.mix_picture(levels.db(rms), segment["novelty"][...], beats["bpm_curve"][...], document)
+        png = report.mix_picture(entries, document)
         create_image_artifact(
             image_url=report.data_uri(png),
             key=_artifact_key(name, "picture"),
-            description=f"{name}: level with the tracks found, novelty (boundaries at its peaks), beat-grid tempo",
+            description=f"{name}: level and tracks, the self-similarity the cuts were found in, beat-grid tempo",
         )
     except Exception:  # the UI's views are a convenience: never fail an analysis over them
         logger.exception("could not publish the result artifacts")

@@ -7,9 +7,14 @@ from __future__ import annotations
 
 import base64
 import io
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+
+from offbeat.dsp import levels, series
+from offbeat.pipeline.views import Cuts, FrameGrid
+from offbeat.storage import Entry
 
 
 def _clock(seconds: float) -> str:
@@ -42,27 +47,25 @@ def track_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def mix_picture(
-    level_db: np.ndarray,
-    novelty: np.ndarray,
-    bpm_curve: np.ndarray,
-    result: dict[str, Any],
-    floor_db: float = -60.0,
-) -> bytes:
-    """A PNG of the whole mix, per second: loudness with the tracks found, the novelty curve whose peaks are
-    the boundaries, and the beat grid's tempo (beats per minute of the grid).
-
-    `level_db`, `novelty`, `bpm_curve` hold one value per second of the file.
-    """
+def mix_picture(entries: Mapping[str, Entry], result: dict[str, Any], floor_db: float = -60.0) -> bytes:
+    """A PNG of the whole mix: loudness per second with the tracks found; the evidence the boundaries were found
+    in, the partition's self-similarity of the music's stretches (tracks are the bright squares along its
+    diagonal: a part like itself and unlike its neighbours), with each cut it made and that cut's confidence;
+    and the beat grid's tempo (beats per minute of the grid). Reads the `envelopes`, `beats` and `partition`
+    entries."""
     # matplotlib's object API: no global pyplot state, safe in task threads; imported here, as only this
     # step needs it and it costs every flow process a second at start-up.
     from matplotlib.figure import Figure
 
+    envelopes, partition = entries["envelopes"], entries["partition"]
+    bpm_curve = entries["beats"]["bpm_curve"][...]
+    rms = series.means(envelopes["rms"][...], FrameGrid.of(envelopes).frame_rate, count=len(bpm_curve))[:, 0]
+    level = np.maximum(levels.db(rms), floor_db)
+    cuts = Cuts.of(partition)
     tracks = result["results"]["tracks"]
-    minutes = np.arange(len(level_db)) / 60.0
-    fig = Figure(figsize=(12, 6), dpi=80)
-    ax_level, ax_novelty, ax_bpm = fig.subplots(3, 1, sharex=True, gridspec_kw={"height_ratios": [2, 1, 1]})
-    level = np.maximum(level_db, floor_db)
+    minutes = np.arange(len(level)) / 60.0
+    fig = Figure(figsize=(12, 8), dpi=80)
+    ax_level, ax_sim, ax_bpm = fig.subplots(3, 1, sharex=True, gridspec_kw={"height_ratios": [2, 3, 1]})
     ax_level.fill_between(minutes, floor_db, level, color="#4a6fa5", linewidth=0)
     ax_level.set_ylim(floor_db, max(0.0, float(level.max(initial=floor_db)) + 3))
     ax_level.set_ylabel("level (dBFS)")
@@ -73,14 +76,22 @@ def mix_picture(
         bpm = f"{analysis['stable_bpm']:.0f} BPM" if analysis.get("stable_bpm") else "? BPM"
         label = f"{i}  {bpm}  {key.get('camelot') or '?'}" + ("  vox" if analysis.get("has_vocals") else "")
         ax_level.text(start, ax_level.get_ylim()[1] - 2, label, fontsize=8, va="top", ha="left", clip_on=True)
-    ax_novelty.plot(np.arange(len(novelty)) / 60.0, novelty, color="#5d576b", linewidth=1)
-    ax_novelty.set_ylabel("novelty")
+    similarity = partition["similarity"][...].astype(np.float32)
+    lo = partition.attrs["similarity_start_sec"] / 60
+    hi = lo + len(similarity) * partition.attrs["similarity_step_sec"] / 60
+    if len(similarity):
+        ax_sim.imshow(similarity, extent=(lo, hi, hi, lo), cmap="magma", vmin=0.0, vmax=1.0, aspect="auto")
+        ax_sim.set_ylim(hi, lo)
+    for time, sure in zip(cuts.times, cuts.confidence, strict=True):
+        ax_sim.axvline(time / 60, color="#7fdbff", linewidth=1)
+        ax_sim.text(time / 60, lo, f" {sure:.2f}", color="#7fdbff", fontsize=8, va="top", ha="left", clip_on=True)
+    ax_sim.set_ylabel("self-similarity, cuts\nand their confidence")
     with np.errstate(invalid="ignore"):
         ax_bpm.plot(np.arange(len(bpm_curve)) / 60.0, bpm_curve, color="#ed6a5a", linewidth=1)
     ax_bpm.set_ylabel("beat grid (BPM)")
     ax_bpm.set_xlabel("minutes")
     for track in tracks[1:]:
-        for axis in (ax_level, ax_novelty, ax_bpm):
+        for axis in (ax_level, ax_bpm):
             axis.axvline(track["start_time_sec"] / 60, color="#c0392b", linestyle="--", linewidth=1)
     ax_bpm.set_xlim(0, max(minutes[-1] if len(minutes) else 0, 1 / 60))
     title = f"{len(tracks)} track(s), {_clock(result['results']['global']['duration_sec'])}"

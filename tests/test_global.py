@@ -126,5 +126,15 @@ def test_refresh_of_separation_recomputes_its_dependents(first_run: tuple[Path, 
     path, _ = first_run
     redone = analyze(source=str(path), refresh=["separate"])
     # Segmentation and identification read no stems; exports are rewritten with the new stems.
-    expected = {"decode", "trim", "activations", "envelopes", "beats", "segment", "identify"}
+    expected = {
+        "decode",
+        "trim",
+        "activations",
+        "envelopes",
+        "beats",
+        "description",
+        "partition",
+        "segment",
+        "identify",
+    }
     assert set(redone["engine"]["cached_stages"]) == expected

@@ -149,7 +149,9 @@ def test_damage_in_every_entry_at_once_heals_within_one_cli_run(
     store = open_store(settings)
     damaged = damage_every_entry(store)
     store.close()
-    assert {"decode", "activations", "envelopes", "beats", "separate", "drum_beats", "segment"} <= set(damaged)
+    assert {"decode", "activations", "envelopes", "beats", "separate", "drum_beats", "partition", "segment"} <= set(
+        damaged
+    )
     again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stderr.count("running the stages again") >= 2  # damage found further up on a later pass

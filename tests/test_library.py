@@ -24,7 +24,7 @@ from offbeat.storage import ArtifactStore, open_store
 from .test_fingerprint import SR, track
 
 OFFBEAT = str(Path(sys.executable).with_name("offbeat"))
-BEFORE = ("decode", "trim", "activations", "envelopes", "beats", "segment")
+BEFORE = ("decode", "trim", "activations", "envelopes", "beats", "description", "partition", "segment")
 
 
 def offbeat(*args: str) -> subprocess.CompletedProcess[str]:

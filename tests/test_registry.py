@@ -84,6 +84,9 @@ def test_refresh_reaches_every_dependent() -> None:
         assert registry.dependents({name}) == closure({name}), name
     # The tracker's output is not what the envelopes are made of: a change to it leaves the whole-mix STFT alone.
     assert "envelopes" not in registry.dependents({"beats"})
+    # The boundary finder's tuning recomputes the partition and what follows it, never the description.
+    assert "description" not in registry.dependents({"partition"})
+    assert {"segment", "track_features", "identify"} <= registry.dependents({"partition"})
     assert registry.dependents({"decode"}) == set(registry.STAGES)
     assert registry.dependents(set()) == set()
 
@@ -136,7 +139,7 @@ def test_keys_follow_params_constants_versions_and_inputs(monkeypatch: pytest.Mo
     monkeypatch.setattr(rhythm, "DB_FLOOR", rhythm.DB_FLOOR * 2)
     assert stage_key(beats, "src", settings, upstream) != key
     segment = registry.STAGES["segment"]
-    keys = {"beats": "b" * 32, **upstream}
+    keys = {"beats": "b" * 32, "partition": "p" * 32, **upstream}
     assert stage_key(segment, "src", settings, keys, cues=[("A", 0.0)]) != stage_key(segment, "src", settings, keys)
 
 
@@ -151,9 +154,10 @@ def test_memory_settings_stay_out_of_keys_and_tunables_are_in_them() -> None:
         assert not set(beat_activation.NOT_TUNING) & set(constants.get("dsp.beat_activation", {}))
         assert not any("NOT_TUNING" in values for values in constants.values())
     assert stft.NOT_TUNING == ("BLOCK_FRAMES",)
-    boundaries = keyed["segment"]["dsp.track_boundaries"]
-    assert boundaries["WEIGHTS"] == track_boundaries.WEIGHTS
-    assert boundaries["MIXED_SHARE"] == track_boundaries.MIXED_SHARE
+    config = keyed["partition"]["dsp.track_boundaries"]["CONFIG"]
+    assert config["mixed_share"] == track_boundaries.CONFIG.mixed_share
+    assert [cue["weight"] for cue in config["cues"]] == [cue.weight for cue in track_boundaries.CONFIG.cues]
+    assert "dsp.track_boundaries" not in keyed["segment"] and "dsp.beat_grid" not in keyed["partition"]
     assert keyed["track_features"]["dsp.features"]["STEADY_PART_MIN_SEC"] > 0
     # Constants outside the signal code shape outputs too: a stage module's own, and those of the views.
     assert keyed["identify"]["pipeline.stages.identify"]["SAME_TIMELINE_SEC"] > 0

@@ -21,7 +21,7 @@ MIX = synth.MixSpec(
     tail_silence_sec=0.5,
     crossfades=(6,),
 )
-WITHOUT_STEMS = ("decode", "trim", "activations", "envelopes", "beats", "segment")
+WITHOUT_STEMS = ("decode", "trim", "activations", "envelopes", "beats", "description", "partition", "segment")
 
 
 def _run(tmp_path: Path, path: Path, **kwargs: object) -> Run:
@@ -47,7 +47,8 @@ def test_stages_compute_once_then_read_back_and_refresh(tmp_path: Path) -> None:
     assert {n: keys[n] for n in WITHOUT_STEMS} == {n: r.key for n, r in first.items()}
 
     refreshed = _stages(_run(tmp_path, path, refresh=frozenset({"beats", "segment"})))
-    assert [n for n, r in refreshed.items() if r.cached] == ["decode", "trim", "activations", "envelopes"]
+    cached = ["decode", "trim", "activations", "envelopes", "description", "partition"]  # not refreshed: read back
+    assert [n for n, r in refreshed.items() if r.cached] == cached
     assert refreshed["segment"].key == first["segment"].key  # same inputs and code: the same entry again
 
     segment = _run(tmp_path, path).store.get(first["segment"].key)
@@ -61,8 +62,33 @@ def test_cue_hints_are_part_of_the_segment_key(tmp_path: Path) -> None:
     hinted = _stages(_run(tmp_path, path, cues=[("A", 0.0), ("B", 21.0)]))
     assert hinted["beats"].key == plain["beats"].key and hinted["beats"].cached
     assert hinted["segment"].key != plain["segment"].key and not hinted["segment"].cached
+    # Cue hints change the track list alone: the description and the partition found in it are read back.
+    assert all(hinted[n].key == plain[n].key and hinted[n].cached for n in ("description", "partition"))
     segment = _run(tmp_path, path).store.get(hinted["segment"].key)
     assert segment is not None and segment.attrs["titles"] == ["A", "B"]
+    _the_picture_shows_the_evidence_the_cut_was_found_in(_run(tmp_path, path), plain)
+
+
+def _the_picture_shows_the_evidence_the_cut_was_found_in(run: Run, refs: dict[str, StageRef]) -> None:
+    """The partition keeps its self-similarity for the picture: within each track alike, across the cut not; the
+    picture draws it with the cut and its confidence."""
+    from flows import report
+
+    entries = {name: run.store.get(ref.key) for name, ref in refs.items()}
+    partition = entries["partition"]
+    assert partition is not None
+    (cut,) = partition["times"][...]
+    similarity = partition["similarity"][...].astype(float)
+    at = round((cut - partition.attrs["similarity_start_sec"]) / partition.attrs["similarity_step_sec"])
+    within = min(similarity[:at, :at].mean(), similarity[at:, at:].mean())
+    assert similarity[:at, at:].mean() < 0.5 * within
+    tracks = [
+        {"start_time_sec": a, "end_time_sec": b, "analysis": {}}
+        for a, b in zip(entries["segment"].attrs["starts"], entries["segment"].attrs["ends"], strict=True)
+    ]
+    document = {"results": {"tracks": tracks, "global": {"duration_sec": entries["decode"].attrs["duration_sec"]}}}
+    png = report.mix_picture(entries, document)
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
 
 
 def test_refusals_name_their_stage(tmp_path: Path) -> None:

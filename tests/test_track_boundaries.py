@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
+from offbeat.dsp import boundary_merges as merges
 from offbeat.dsp import track_boundaries as tb
 
 
@@ -16,8 +19,12 @@ def song(seconds: int, sections: list[np.ndarray], bpm: float, rng: np.random.Ge
     return mel, chroma, np.full(seconds, bpm)
 
 
-def mix(songs: list[tuple]) -> tb.Description:
-    return tb.Description(*(np.concatenate([s[i] for s in songs]) for i in range(3)))
+def mix(songs: list[tuple]) -> dict[str, np.ndarray]:
+    """The description of the songs played one after the other, as the `description` entry holds it."""
+    return {name: np.concatenate([s[i] for s in songs]) for i, name in enumerate(("mel_db", "chroma", "bpm"))}
+
+
+SHORT = replace(tb.CONFIG, min_track_sec=30.0)
 
 
 def test_tracks_are_cut_where_songs_change_not_where_their_sections_do() -> None:
@@ -29,7 +36,7 @@ def test_tracks_are_cut_where_songs_change_not_where_their_sections_do() -> None
         songs.append(song(length, sections, bpm, rng))
         edges.append(edges[-1] + length)
     desc = mix(songs)
-    found = tb.find_boundaries(desc, 0.0, float(edges[-1]), min_track_sec=30.0)
+    found = tb.find_boundaries(desc, 0.0, float(edges[-1]), SHORT)
     assert len(found.times) == 3
     assert np.all(np.abs(found.times - np.array(edges[1:-1])) <= 6.0)
     assert np.all(found.transition_starts <= found.times) and np.all(found.times <= found.transition_ends)
@@ -50,7 +57,7 @@ def test_one_long_song_is_not_cut() -> None:
     palette = rng.normal(0, 6, (40,))
     sections = [palette + rng.normal(0, 2.5, 40) for _ in range(3)]
     desc = mix([song(400, sections, 120, rng)])
-    found = tb.find_boundaries(desc, 0.0, 400.0, min_track_sec=30.0)
+    found = tb.find_boundaries(desc, 0.0, 400.0, SHORT)
     assert len(found.times) == 0 and len(found.confidence) == 0
 
 
@@ -81,21 +88,21 @@ def test_a_section_that_returns_in_the_same_harmony_is_joined_a_new_key_is_not()
     like.update({("a", "a"): 0.9, ("b", "b"): 0.9, ("c", "c"): 0.9, ("a", "c"): 0.8, ("c", "a"): 0.8})
     labels = ["a"] * 30 + ["b"] * 30 + ["c"] * 30
     sim = np.array([[like[(p, q)] for q in labels] for p in labels])
-    assert tb.RETURNS_ITSELF < tb.contrast(sim, (0, 30), (60, 90)) < tb.RETURNING
+    assert tb.CONFIG.returns_itself < merges.contrast(sim, (0, 30), (60, 90)) < tb.CONFIG.returning
     cuts = np.array([30, 60])
     one_key = np.tile(np.eye(12)[0] + 0.1, (90, 1))
-    assert tb.join_returning_sections(sim, one_key, cuts).tolist() == []
+    assert merges.join_returning_sections(sim, cuts, tb.CONFIG, one_key).tolist() == []
     two_keys = one_key.copy()
     two_keys[30:60] = np.eye(12)[6] + 0.1  # a tritone away: unrelated harmony
-    assert tb.join_returning_sections(sim, two_keys, cuts).tolist() == [30, 60]
+    assert merges.join_returning_sections(sim, cuts, tb.CONFIG, two_keys).tolist() == [30, 60]
     assert (
-        tb.chroma_distance(two_keys, (0, 30), (30, 60))
-        > tb.SAME_HARMONY
-        > tb.chroma_distance(one_key, (0, 30), (30, 60))
+        merges.chroma_distance(two_keys, (0, 30), (30, 60))
+        > tb.CONFIG.same_harmony
+        > merges.chroma_distance(one_key, (0, 30), (30, 60))
     )
     same = ["a"] * 30 + ["b"] * 30 + ["a"] * 30
     itself = np.array([[like[(p, q)] for q in same] for p in same])
-    assert tb.join_returning_sections(itself, two_keys, cuts).tolist() == []
+    assert merges.join_returning_sections(itself, cuts, tb.CONFIG, two_keys).tolist() == []
 
 
 def test_apart_only_distances_lower_similarity_and_never_raise_it() -> None:
@@ -116,8 +123,8 @@ def test_transition_windows_are_symmetric_and_as_wide_as_the_blends_shorter_side
     left = np.array([90.0, 240.0, 499.0])  # 10 s, 60 s and 1 s before the boundary
     right = np.array([130.0, 312.0, 501.0])  # 30 s, 12 s and 1 s after it
     start, end = tb.transition_windows(bounds, left, right)
-    assert np.allclose(start, [90.0, 288.0, 500.0 - tb.MIN_TRANSITION_SEC / 2])
-    assert np.allclose(end, [110.0, 312.0, 500.0 + tb.MIN_TRANSITION_SEC / 2])
+    assert np.allclose(start, [90.0, 288.0, 500.0 - tb.CONFIG.min_transition_sec / 2])
+    assert np.allclose(end, [110.0, 312.0, 500.0 + tb.CONFIG.min_transition_sec / 2])
 
 
 def test_parts_in_one_key_at_one_tempo_are_joined_and_a_change_of_either_is_kept() -> None:
@@ -129,4 +136,54 @@ def test_parts_in_one_key_at_one_tempo_are_joined_and_a_change_of_either_is_kept
     )
     tempo = np.log2(np.concatenate([np.full(60, 128.0), np.full(30, 128.0), np.full(30, 132.0)]))
     # 30: one key, one tempo (a song's new section); 60: another key; 90: one key, 3 % faster.
-    assert tb.join_one_key_and_tempo(key, tempo, np.array([30, 60, 90])).tolist() == [60, 90]
+    assert merges.join_one_key_and_tempo(
+        np.zeros((120, 120)), np.array([30, 60, 90]), tb.CONFIG, key, tempo[:, None]
+    ).tolist() == [60, 90]
+
+
+def test_a_precomputed_kernel_multiplies_the_similarity() -> None:
+    """A kernel (an embedding's cosine) lowers the similarity of rows it sets apart and keeps the rest."""
+    rng = np.random.default_rng(6)
+    x = rng.normal(0, 1, (40, 6))
+    kernel = np.ones((40, 40))
+    kernel[:20, 20:] = kernel[20:, :20] = 0.25
+    base, kerneled = tb.similarity(x), tb.similarity(x, kernels=[kernel])
+    np.testing.assert_allclose(kerneled[:20, :20], base[:20, :20])
+    np.testing.assert_allclose(kerneled[:20, 20:], base[:20, 20:] * 0.25)
+
+
+def _one_sound(seconds: int = 300) -> dict[str, np.ndarray]:
+    """Five minutes of one unchanging sound, harmony and tempo, with noise."""
+    rng = np.random.default_rng(7)
+    palette = rng.normal(0, 6, (40,))
+    mel, chroma, bpm = song(seconds, [palette + rng.normal(0, 2.5, 40) for _ in range(3)], 124, rng)
+    return {"mel_db": mel, "chroma": chroma, "bpm": bpm}
+
+
+def test_a_new_cue_is_one_row_of_the_table() -> None:
+    """Two tracks alike in every hand-made cue are one part; a per-second embedding that tells them apart, added
+    as a kernel cue (one array in the description, one row in the table), finds the change."""
+    # The key-and-tempo rule would join the two (one key, one tempo): it is left out of this configuration.
+    hand_made = replace(SHORT, merges=tuple(m for m in SHORT.merges if m.rule != "one_key_and_tempo"))
+    desc = _one_sound()
+    assert len(tb.find_boundaries(desc, 0.0, 300.0, hand_made).times) == 0
+    rng = np.random.default_rng(8)
+    a, b = rng.normal(0, 1, 16), rng.normal(0, 1, 16)
+    embedding = np.where((np.arange(300) < 140)[:, None], a, b) + rng.normal(0, 0.3, (300, 16))
+    cue = tb.Cue("embedding", "embedding", "frames", "kernel", 1.0)
+    config = replace(hand_made, cues=(*SHORT.cues, cue))
+    found = tb.find_boundaries({**desc, "embedding": embedding}, 0.0, 300.0, config)
+    assert len(found.times) == 1 and abs(found.times[0] - 140) <= 4
+
+
+def test_a_sweep_is_a_replaced_config_and_the_merge_rules_a_list() -> None:
+    """The price of a cut decides how many parts there are; without the merge rules, a cut the key-and-tempo
+    rule removes (two parts of one song, one key, one tempo, another sound) stays."""
+    rng = np.random.default_rng(9)
+    palettes = [rng.normal(0, 6, (40,)) for _ in range(2)]
+    desc = mix([song(150, [p + rng.normal(0, 2.5, 40) for _ in range(3)], 126, rng) for p in palettes])
+    desc["chroma"] = np.tile(np.eye(12)[2] + 0.05, (300, 1))  # one key throughout
+    assert len(tb.find_boundaries(desc, 0.0, 300.0, SHORT).times) == 0
+    unjoined = tb.find_boundaries(desc, 0.0, 300.0, replace(SHORT, merges=()))
+    assert len(unjoined.times) == 1 and abs(unjoined.times[0] - 150) <= 6
+    assert len(tb.find_boundaries(desc, 0.0, 300.0, replace(SHORT, merges=(), penalty=1e6)).times) == 0

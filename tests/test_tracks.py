@@ -10,7 +10,7 @@ import pytest
 from scipy.signal import butter, sosfilt
 
 from offbeat import cue_sheet, synth
-from offbeat.dsp import features, keys, segmentation
+from offbeat.dsp import features, keys
 from offbeat.settings import get_settings
 
 from .conftest import REPO
@@ -267,11 +267,6 @@ def test_camelot_code_of_every_key() -> None:
     for name, code in CAMELOT.items():
         key = features.Key(pitch_class(name), "Minor" in name, 1.0)
         assert key.musical == name and key.camelot == code
-
-
-def test_snap_cues() -> None:
-    snapped = segmentation.snap_cues(np.array([10.0, 50.0, 200.0]), np.array([14.0, 120.0]), tolerance=20)
-    np.testing.assert_allclose(snapped, [14.0, 50.0, 200.0])
 
 
 def test_streamed_loudness_equals_pyloudnorm() -> None:

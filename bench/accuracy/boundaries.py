@@ -1,30 +1,30 @@
 """The track-boundary finder alone, for tuning: every mix of the corpora described once, then boundaries found and
 scored in seconds.
 
-The engine's stages up to `segment`'s inputs run through the accuracy bench's store (so entries computed by the
-bench are reused, and separation, which `segment` does not read, is never run); the per-second description of
-each mix is kept beside the store. Then `offbeat.dsp.track_boundaries.find_boundaries` runs on every mix with the
-module's constants as they are, or as `--set NAME=VALUE` (repeatable) or `--sweep NAME=V1,V2,...` change them, and
-mir_eval's boundary detection at +-10 s and +-30 s is printed per corpus (pooled), and per mix with `--per-mix`.
-What `segment` does besides (cue hints) is not scored here; the accuracy bench scores the whole result.
+The engine's stages up to the `description` entry (the mix second by second, as the partition reads it) run
+through the accuracy bench's store, so entries computed by the bench are reused, and separation, which the
+boundaries do not read, is never run. Then `offbeat.dsp.track_boundaries.find_boundaries` runs on every mix with
+the boundary finder's configuration as it is, or with fields of it changed (`dataclasses.replace`) by
+`--set NAME=VALUE` (repeatable) or `--sweep NAME=V1,V2,...`, and mir_eval's boundary detection at +-10 s and +-30 s
+is printed per corpus (pooled), and per mix with `--per-mix`. What `segment` does besides (cue hints) is not
+scored here; the accuracy bench scores the whole result.
 
     .venv/bin/python -m bench.accuracy.boundaries corpora/synthetic corpora/game --split tune --per-mix
-    .venv/bin/python -m bench.accuracy.boundaries corpora/game --sweep PENALTY=3.5,4.5,5.5
+    .venv/bin/python -m bench.accuracy.boundaries corpora/game --sweep penalty=3.5,4.5,5.5
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import dataclasses
 import hashlib
 import itertools
 import sys
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -35,8 +35,7 @@ from bench.accuracy.score import BoundaryCounts, score_boundaries
 from offbeat.dsp import track_boundaries
 from offbeat.pipeline import registry
 from offbeat.pipeline.runner import Run, StageRef, read
-from offbeat.pipeline.stages import segment
-from offbeat.pipeline.views import music_bounds
+from offbeat.pipeline.views import description, music_bounds
 from offbeat.settings import Settings
 from offbeat.storage import open_store
 
@@ -48,7 +47,7 @@ class Described:
     """One mix as the boundary finder sees it."""
 
     mix: TrueMix
-    description: track_boundaries.Description
+    description: Mapping[str, np.ndarray]
     start: float
     end: float
 
@@ -86,40 +85,31 @@ def stage_refs(
     return run, refs, cache / f"{mix.mix_id}-{digest}-{keys}.npz"
 
 
-def describe(mix: TrueMix, settings: Settings, cache: Path) -> Described:
-    """The mix's description and music bounds: read from `cache`, or computed through the store."""
-    stages = _needed("segment")
-    run, refs, path = stage_refs(mix, settings, stages, cache)
-    if path.exists():
-        data = np.load(path)
-        desc = track_boundaries.Description(data["mel_db"], data["chroma"], data["bpm"])
-        return Described(mix, desc, float(data["start"]), float(data["end"]))
-    entries = {name: read(run.store, refs[name]) for name in stages}
-    _, desc = segment.described(entries["envelopes"], entries["beats"])
+def describe(mix: TrueMix, settings: Settings) -> Described:
+    """The mix's `description` entry and music bounds, read from the store (computed there when missing)."""
+    stages = [*_needed("description"), "description"]
+    run = Run(open_store(settings), settings, mix.audio)
+    refs: dict[str, StageRef] = {}
+    for name in stages:
+        refs[name] = run.stage(name, refs)
+    entries = {name: read(run.store, refs[name]) for name in ("description", "decode", "trim")}
     start, end = music_bounds(entries["decode"], entries["trim"])
-    cache.mkdir(parents=True, exist_ok=True)
-    np.savez(path, mel_db=desc.mel_db, chroma=desc.chroma, bpm=desc.bpm, start=start, end=end)
-    return Described(mix, desc, start, end)
+    return Described(mix, description(entries["description"]), start, end)
 
 
-@contextmanager
-def constants(module: ModuleType, values: dict[str, Any]) -> Iterator[None]:
-    """`module`'s constants set to `values` for the block; unknown names are refused."""
-    unknown = sorted(name for name in values if not hasattr(module, name))
+def configured(values: dict[str, Any], min_track_sec: float) -> track_boundaries.Config:
+    """The boundary finder's configuration with `values` for its fields (names in any case); unknown names are
+    refused."""
+    fields = {field.name for field in dataclasses.fields(track_boundaries.Config)}
+    changes = {name.lower(): value for name, value in values.items()}
+    unknown = sorted(name for name in changes if name not in fields)
     if unknown:
-        raise SystemExit(f"{module.__name__} has no constant {', '.join(unknown)}")
-    before = {name: getattr(module, name) for name in values}
-    try:
-        for name, value in values.items():
-            setattr(module, name, value)
-        yield
-    finally:
-        for name, value in before.items():
-            setattr(module, name, value)
+        raise SystemExit(f"track_boundaries.Config has no field {', '.join(unknown)}")
+    return dataclasses.replace(track_boundaries.CONFIG, **{"min_track_sec": min_track_sec, **changes})
 
 
 def evaluate(
-    mixes: list[Described], min_track_sec: float
+    mixes: list[Described], config: track_boundaries.Config
 ) -> tuple[dict[str, dict[float, BoundaryCounts]], dict[str, tuple[int, int]], list[str]]:
     """Pooled counts per corpus and window, (files found as one track, files of one track) per corpus, and one
     printable row per mix."""
@@ -127,7 +117,7 @@ def evaluate(
     singles: dict[str, tuple[int, int]] = {}
     rows = []
     for item in mixes:
-        found = track_boundaries.find_boundaries(item.description, item.start, item.end, min_track_sec).times
+        found = track_boundaries.find_boundaries(item.description, item.start, item.end, config).times
         if len(item.mix.boundaries) == 0:
             one, files = singles.get(item.mix.corpus, (0, 0))
             singles[item.mix.corpus] = (one + int(len(found) == 0), files + 1)
@@ -191,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("corpora", nargs="+", type=Path, metavar="CORPUS_DIR")
     parser.add_argument("--split", choices=("test", "tune", "all"), default="tune", help="which mixes (default tune)")
     parser.add_argument("--store", type=Path, default=STORE, help="artifact store (default: the accuracy bench's)")
-    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="a constant's value")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="a Config field's value")
     parser.add_argument("--sweep", action="append", default=[], metavar="NAME=V1,V2", help="values to try")
     parser.add_argument("--min-track-sec", type=float, default=Settings().min_track_sec)
     parser.add_argument("--per-mix", action="store_true", help="one row per mix, with missed and phantom cuts")
@@ -205,15 +195,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     described = []
     for mix in mixes:
         print(f"describing {mix.corpus}/{mix.mix_id} ({mix.duration / 60:.1f} min) ...", file=sys.stderr, flush=True)
-        described.append(describe(mix, settings, args.store.parent / "boundaries"))
+        described.append(describe(mix, settings))
     print(f"{len(described)} mixes described in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     fixed = {name: _value(text) for name, text in _assignments(args.set).items()}
     sweeps = {name: [_value(v) for v in text.split(",")] for name, text in _assignments(args.sweep).items()}
     names = list(sweeps)
     for combination in itertools.product(*sweeps.values()) if sweeps else [()]:
         values = {**fixed, **dict(zip(names, combination, strict=True))}
-        with constants(track_boundaries, values):
-            pooled, singles, rows = evaluate(described, args.min_track_sec)
+        pooled, singles, rows = evaluate(described, configured(values, args.min_track_sec))
         label = ", ".join(f"{k}={v}" for k, v in values.items()) or "as committed"
         print(report(label, pooled, singles))
         if args.per_mix:

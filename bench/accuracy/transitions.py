@@ -16,13 +16,16 @@ from __future__ import annotations
 import argparse
 import itertools
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 
-from bench.accuracy.boundaries import _needed, _value, constants, settings_for, stage_refs
+from bench.accuracy.boundaries import _needed, _value, settings_for, stage_refs
 from bench.accuracy.mixes import TrueMix, find_mixes
 from bench.corpus.truth import read_mix
 from offbeat.dsp import transitions
@@ -65,6 +68,22 @@ def true_blends(mix: TrueMix) -> list[TrueBlend]:
         bars = (end - start) / beat / before.meter
         out.append(TrueBlend(0.5 * (start + end), end - start, bars, track.blend_in, track.beatmatched_in))
     return out
+
+
+@contextmanager
+def constants(module: ModuleType, values: dict[str, Any]) -> Iterator[None]:
+    """`module`'s constants set to `values` for the block; unknown names are refused."""
+    unknown = sorted(name for name in values if not hasattr(module, name))
+    if unknown:
+        raise SystemExit(f"{module.__name__} has no constant {', '.join(unknown)}")
+    before = {name: getattr(module, name) for name in values}
+    try:
+        for name, value in values.items():
+            setattr(module, name, value)
+        yield
+    finally:
+        for name, value in before.items():
+            setattr(module, name, value)
 
 
 def describe(mix: TrueMix, store: Path) -> Described:

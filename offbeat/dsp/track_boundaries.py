@@ -9,96 +9,195 @@ are, on average, most self-similar (kernel change-point detection, Arlot, Celiss
 with a fixed price per cut: a cut pays off only where the audio on both sides differs more than a song
 differs from itself.
 
-Each stretch of `FRAME_SEC` seconds is described by its sound (mel-band shape), harmony (chroma), level
-and tempo; similarity is a Gaussian kernel of the distance between descriptions. The optimal partition
-is found by dynamic programming over cut positions, with parts between `min_sec` and `MAX_TRACK_SEC`
-long (O(frames x longest part), a fraction of a second for three hours). ruptures (the field's
-change-point library) implements the same criterion, but only over the full matrix and without a bound on
-part length, which costs minutes and gigabytes on a three-hour mix.
+The evidence is declared in one table, `CUES`: each cue is read from one array of the per-second description
+(the `description` stage's entry), turned into per-second values by its transform and averaged over stretches
+of `Config.frame_sec` seconds: today the sound (mel-band shape), harmony (chroma), level and tempo, whose
+distances make a Gaussian kernel, and the key, which only lowers it; a precomputed kernel (an embedding's
+cosine) multiplies it. The optimal partition is found by dynamic programming over cut positions, with parts
+between `min_track_sec` and `max_track_sec` long (O(frames x longest part), a fraction of a second for three
+hours). ruptures (the field's change-point library) implements the same criterion, but only over the full
+matrix and without a bound on part length, which costs minutes and gigabytes on a three-hour mix. Cuts inside
+one song are then removed by the rules `Config.merges` lists, in turn. Every tunable is a field of `Config`,
+passed explicitly.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.ndimage import median_filter, uniform_filter1d
 
-from offbeat.dsp import series
-
-FRAME_SEC = 2.0  # seconds per described stretch (the partition's resolution)
-SMOOTH_SEC = 8.0  # descriptions are averaged over this long, so a single bar's fill does not count
-KEY_SEC = 32.0  # the harmony averaged over this long is the track's key, apart from its chord changes
-TONAL_QUANTILE = 0.25  # this share of seconds, whose chroma peaks least, take their neighbours' chroma
-MIN_TRANSITION_SEC = 16.0  # transition windows are at least this wide (8 bars at 120 BPM)
-MAX_FRAMES = 2400  # 80 minutes at FRAME_SEC; longer mixes are described in longer stretches
-MAX_TRACK_SEC = 900.0  # no track in a mix is longer than 15 minutes
-PENALTY = 4.5  # price of a cut, in frames of self-similarity it must gain (see `partition`)
-SAME_HARMONY = 0.5  # chroma distance (1 - correlation of mean chroma) under which two parts share their harmony
-RETURNING = 0.3  # contrast (see `contrast`) under which a part comes back after the next one
-RETURNS_ITSELF = 0.1  # contrast under which it comes back as itself: a song's breakdown, whatever its harmony
-SAME_KEY = 0.4  # key distance (see `join_one_key_and_tempo`) under which two parts are in one key
-SAME_TEMPO = 0.02  # octaves (about 1.4 %) under which two parts' median tempi are one tempo
-MIXED_SHARE = 0.25  # a stretch is in the blend while its likeness to both sides differs by less than this share
-ABRUPT_SEC = 8.0  # seconds each side of a cut whose change counts as sudden (see `abruptness`)
-GRADUAL_SEC = (24.0, 40.0)  # seconds before and after a cut between which the whole change is measured
-CONFIDENT_ABRUPTNESS = 1.415  # abruptness of a cut as likely true as not (see `confidence`)
-CONFIDENCE_SLOPE = 1.418  # how fast a cut's confidence falls as it grows more abrupt
-UNKNOWN_BPM = 120.0  # the tempo of a mix where no stretch has one (only its log differences count)
-
-WEIGHTS = {"timbre": 1.0, "chroma": 1.0, "level": 0.5, "tempo": 1.0, "key": 0.25}
-APART_ONLY = ("key",)  # groups that can only tell parts apart (see `similarity`)
+from offbeat.dsp import boundary_merges, series
 
 
 @dataclass(frozen=True)
-class Description:
-    """Per-second descriptions of the mix; each row is one second."""
+class Cue:
+    """One kind of evidence the partition weighs, read from one array of the per-second description.
 
-    mel_db: np.ndarray  # (seconds, bands) mean log-mel power
-    chroma: np.ndarray  # (seconds, 12)
-    bpm: np.ndarray  # (seconds,) local tempo, nan where unknown
+    `role`: `similar`, its distances set the Gaussian kernel's bandwidth and its similarity; `apart`, its
+    distances are added after the bandwidth is set, so it can only tell stretches apart (see `similarity`);
+    `kernel`, a similarity matrix of its own (the cosine of its stretches, see `cosine_kernel`) that multiplies
+    the Gaussian one, raised to `weight`. `transform` names the function of `TRANSFORMS` that turns the
+    per-second `source` rows into the cue's (seconds, dims) values before they are averaged over stretches."""
+
+    name: str
+    source: str
+    transform: str
+    role: str
+    weight: float
 
 
-def standardized(grouped: dict[str, np.ndarray]) -> np.ndarray:
-    """The groups (see `groups`) side by side, each column standardized and each group weighted by WEIGHTS."""
-    return np.concatenate([series.standardized(group, WEIGHTS[name]) for name, group in grouped.items()], axis=1)
+@dataclass(frozen=True)
+class Merge:
+    """A rule that removes cuts inside one song, after the partition: `rule` names a function of
+    `offbeat.dsp.boundary_merges.RULES`,
+    `cues` the cues whose stretches it reads, in its order."""
+
+    rule: str
+    cues: tuple[str, ...]
 
 
-def groups(desc: Description, frame_sec: float = FRAME_SEC) -> dict[str, np.ndarray]:
-    """Each group of the description (WEIGHTS' names) as (frames, dims), smoothed over SMOOTH_SEC and averaged
-    over `frame_sec`-second stretches; chroma sums to 1 per second before that."""
-    step = max(1, round(frame_sec))
-    smooth = max(1, round(SMOOTH_SEC))
-    mel = desc.mel_db.astype(np.float64)
-    level = mel.mean(axis=1, keepdims=True)
-    shape = mel - level  # the spectrum's shape, apart from how loud it is
-    chroma = desc.chroma / np.maximum(desc.chroma.sum(axis=1, keepdims=True), 1e-9)
-    # Two tracks of one tempo and style (jungle into drum and bass at 170) differ most in key; over SMOOTH_SEC a
-    # song's own chord changes hide that, over KEY_SEC they average out.
-    key = uniform_filter1d(chroma, size=max(1, round(KEY_SEC)), axis=0, mode="nearest")
-    # Where the harmony is unclear it takes the value of the nearest clear second, so a drum-only intro or
-    # a noisy riser does not look like another track.
-    tonal = chroma.max(axis=1)
-    chroma = series.carried(chroma, tonal >= np.quantile(tonal, TONAL_QUANTILE) if len(tonal) else tonal > 0)
-    bpm = desc.bpm.astype(np.float64)
+# The evidence, in the order its columns are laid side by side (the order matters to the last float bit).
+CUES = (
+    Cue("timbre", "mel_db", "shape", "similar", 1.0),  # the spectrum's shape, apart from how loud it is
+    Cue("chroma", "chroma", "tonal_chroma", "similar", 1.0),  # the harmony, unclear seconds taking clear ones'
+    Cue("level", "mel_db", "level", "similar", 0.5),
+    Cue("tempo", "bpm", "log_tempo", "similar", 1.0),
+    # Two tracks of one tempo and style (jungle into drum and bass at 170) differ most in key; it only lowers
+    # similarity, since DJs mix in compatible keys.
+    Cue("key", "chroma", "key", "apart", 0.25),
+)
+MERGES = (Merge("returning_sections", ("chroma",)), Merge("one_key_and_tempo", ("key", "tempo")))
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every tunable of the boundary finder, passed explicitly: a sweep is `dataclasses.replace(CONFIG, ...)`."""
+
+    min_track_sec: float = 40.0  # no part is shorter (the engine's `OFFBEAT_MIN_TRACK_SEC`)
+    frame_sec: float = 2.0  # seconds per described stretch (the partition's resolution)
+    smooth_sec: float = 8.0  # descriptions are averaged over this long, so a single bar's fill does not count
+    key_sec: float = 32.0  # the harmony averaged over this long is the track's key, apart from its chord changes
+    tonal_quantile: float = 0.25  # this share of seconds, whose chroma peaks least, take their neighbours' chroma
+    min_transition_sec: float = 16.0  # transition windows are at least this wide (8 bars at 120 BPM)
+    max_frames: int = 2400  # 80 minutes at frame_sec; longer mixes are described in longer stretches
+    max_track_sec: float = 900.0  # no track in a mix is longer than 15 minutes
+    penalty: float = 4.5  # price of a cut, in frames of self-similarity it must gain (see `partition`)
+    same_harmony: float = 0.5  # chroma distance (1 - correlation of mean chroma) under which parts share harmony
+    returning: float = 0.3  # contrast under which a part comes back after the next one (see `boundary_merges.contrast`)
+    returns_itself: float = 0.1  # contrast under which it comes back as itself: a song's breakdown
+    same_key: float = 0.4  # key distance (`boundary_merges.chroma_distance`) under which two parts are in one key
+    same_tempo: float = 0.02  # octaves (about 1.4 %) under which two parts' median tempi are one tempo
+    mixed_share: float = 0.25  # a stretch is in the blend while its likeness to both sides differs by less
+    abrupt_sec: float = 8.0  # seconds each side of a cut whose change counts as sudden (see `abruptness`)
+    gradual_sec: tuple[float, float] = (24.0, 40.0)  # seconds before and after a cut: the whole change
+    confident_abruptness: float = 1.415  # abruptness of a cut as likely true as not (see `confidence`)
+    confidence_slope: float = 1.418  # how fast a cut's confidence falls as it grows more abrupt
+    unknown_bpm: float = 120.0  # the tempo of a mix where no stretch has one (only its log differences count)
+    cues: tuple[Cue, ...] = CUES
+    merges: tuple[Merge, ...] = MERGES
+
+
+CONFIG = Config()
+
+# The per-second description the partition reads: one (seconds, ...) array per source the cues name.
+Description = Mapping[str, np.ndarray]
+
+
+def _smoothed(values: np.ndarray, config: Config) -> np.ndarray:
+    return uniform_filter1d(values, size=max(1, round(config.smooth_sec)), axis=0, mode="nearest")
+
+
+def _chroma_shares(chroma: np.ndarray) -> np.ndarray:
+    return chroma / np.maximum(chroma.sum(axis=1, keepdims=True), 1e-9)
+
+
+def shape(mel_db: np.ndarray, config: Config) -> np.ndarray:
+    """The spectrum's shape: log-mel bands less their mean (the level), smoothed."""
+    mel = mel_db.astype(np.float64)
+    return _smoothed(mel - mel.mean(axis=1, keepdims=True), config)
+
+
+def level(mel_db: np.ndarray, config: Config) -> np.ndarray:
+    """The mean log-mel band level, smoothed."""
+    return _smoothed(mel_db.astype(np.float64).mean(axis=1, keepdims=True), config)
+
+
+def tonal_chroma(chroma: np.ndarray, config: Config) -> np.ndarray:
+    """Chroma as shares of each second, smoothed. Where the harmony is unclear it takes the value of the nearest
+    clear second, so a drum-only intro or a noisy riser does not look like another track."""
+    shares = _chroma_shares(chroma)
+    tonal = shares.max(axis=1)
+    clear = tonal >= np.quantile(tonal, config.tonal_quantile) if len(tonal) else tonal > 0
+    return _smoothed(series.carried(shares, clear), config)
+
+
+def key(chroma: np.ndarray, config: Config) -> np.ndarray:
+    """Chroma shares averaged over `key_sec`: over `smooth_sec` a song's own chord changes hide its key, over
+    `key_sec` they average out."""
+    return uniform_filter1d(_chroma_shares(chroma), size=max(1, round(config.key_sec)), axis=0, mode="nearest")
+
+
+def log_tempo(bpm: np.ndarray, config: Config) -> np.ndarray:
+    """log2 of the local tempo, seconds without one taking the nearest second's, median-filtered over twice
+    `smooth_sec` (a tempo octave error for a few bars does not count), then smoothed."""
+    bpm = bpm.astype(np.float64)
     known = np.isfinite(bpm) & (bpm > 0)
-    log_bpm = np.log2(series.carried(np.where(known, bpm, UNKNOWN_BPM), known))
-    log_bpm = median_filter(log_bpm, size=smooth * 2 + 1, mode="nearest")
+    log_bpm = np.log2(series.carried(np.where(known, bpm, config.unknown_bpm), known))
+    smooth = max(1, round(config.smooth_sec))
+    return _smoothed(median_filter(log_bpm, size=smooth * 2 + 1, mode="nearest")[:, None], config)
+
+
+def frames(values: np.ndarray, config: Config) -> np.ndarray:
+    """Any per-second values (an embedding), as (seconds, dims), smoothed."""
+    return _smoothed(values.astype(np.float64).reshape(len(values), -1), config)
+
+
+TRANSFORMS: dict[str, Callable[[np.ndarray, Config], np.ndarray]] = {
+    "shape": shape,
+    "level": level,
+    "tonal_chroma": tonal_chroma,
+    "key": key,
+    "log_tempo": log_tempo,
+    "frames": frames,
+}
+
+
+def stretches(desc: Description, config: Config, frame_sec: float) -> dict[str, np.ndarray]:
+    """Each cue of `config` as (stretches, dims): its transform of the per-second description, averaged over
+    `frame_sec`-second stretches."""
+    step = max(1, round(frame_sec))
     out = {}
-    described = {"timbre": shape, "chroma": chroma, "level": level, "tempo": log_bpm[:, None], "key": key}
-    for name, group in described.items():
-        if name != "key":
-            group = uniform_filter1d(group, size=smooth, axis=0, mode="nearest")
-        n = len(group) // step * step
-        out[name] = group[:n].reshape(-1, step, group.shape[1]).mean(axis=1) if n else group[:0]
+    for cue in config.cues:
+        values = TRANSFORMS[cue.transform](desc[cue.source], config)
+        n = len(values) // step * step
+        out[cue.name] = values[:n].reshape(-1, step, values.shape[1]).mean(axis=1) if n else values[:0]
     return out
 
 
-def similarity(x: np.ndarray, apart: np.ndarray | None = None) -> np.ndarray:
+def standardized(grouped: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:
+    """The named cues' stretches side by side, each column standardized and each cue weighted."""
+    if not weights:
+        return np.zeros((len(next(iter(grouped.values()), ())), 0))
+    return np.concatenate([series.standardized(grouped[name], weight) for name, weight in weights.items()], axis=1)
+
+
+def cosine_kernel(x: np.ndarray) -> np.ndarray:
+    """Cosine similarity of the rows of `x`, negative values taken as 0 (unrelated), so it is 0-1."""
+    unit = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    return np.clip(unit @ unit.T, 0.0, 1.0)
+
+
+def similarity(x: np.ndarray, apart: np.ndarray | None = None, kernels: Sequence[np.ndarray] = ()) -> np.ndarray:
     """Gaussian-kernel self-similarity of `x`, bandwidth from its median pairwise distance; the distances in
     `apart` (same rows) are added after the bandwidth is set, so they only lower the similarity of rows that
     differ there. Added to `x` instead, the key made two tracks that share it (DJs mix in one key) look alike:
-    the wider bandwidth hid their other differences; a larger weight cuts real songs at their own key changes."""
+    the wider bandwidth hid their other differences; a larger weight cuts real songs at their own key changes.
+    Each of `kernels`, a precomputed 0-1 similarity of the same rows (an embedding's cosine, a repetition
+    matrix), multiplies the result: a product of kernels is a kernel, and rows stay alike only where every
+    kernel says so."""
 
     def squared_distances(v: np.ndarray) -> np.ndarray:
         sq = np.sum(v * v, axis=1)
@@ -108,7 +207,10 @@ def similarity(x: np.ndarray, apart: np.ndarray | None = None) -> np.ndarray:
     scale = float(np.median(d2[np.triu_indices(len(x), 1)])) if len(x) > 1 else 1.0
     if apart is not None:
         d2 += squared_distances(apart)
-    return np.exp(-d2 / max(scale, 1e-9)).astype(np.float64)
+    sim = np.exp(-d2 / max(scale, 1e-9)).astype(np.float64)
+    for kernel in kernels:
+        sim = sim * kernel
+    return sim
 
 
 def partition(sim: np.ndarray, min_len: int, max_len: int, penalty: float) -> np.ndarray:
@@ -152,144 +254,82 @@ class Boundaries:
     transition_starts: np.ndarray  # the blend around each boundary, seconds (see `transition_windows`)
     transition_ends: np.ndarray
     confidence: np.ndarray  # 0-1, how likely each boundary is a true track change (see `confidence`)
+    similarity: np.ndarray  # the partition's evidence: its self-similarity of the stretches of the music
+    similarity_start: float  # seconds of the file where the first stretch starts
+    frame_sec: float  # seconds per stretch
 
 
-def find_boundaries(desc: Description, music_start: float, music_end: float, min_track_sec: float) -> Boundaries:
-    """The track changes inside the music. The module's constants are read at call time, so a sweep
-    (`bench/boundaries.py`) can set them."""
+def find_boundaries(desc: Description, music_start: float, music_end: float, config: Config = CONFIG) -> Boundaries:
+    """The track changes inside the music: the optimal partition of the cues' self-similarity, then the merge
+    rules of `config` in turn, then each cut's blend window and confidence."""
     lo, hi = int(np.floor(music_start)), int(np.ceil(music_end))
-    part = Description(desc.mel_db[lo:hi], desc.chroma[lo:hi], desc.bpm[lo:hi])
-    # At most MAX_FRAMES stretches, so the matrices stay small (46 MB) however long the mix; the price of a
-    # cut is in frames of FRAME_SEC, so it shrinks with longer frames.
-    frame_sec = float(max(FRAME_SEC, np.ceil((hi - lo) / MAX_FRAMES)))
-    grouped = groups(part, frame_sec)
-    x = standardized({name: g for name, g in grouped.items() if name not in APART_ONLY})
+    part = {name: values[lo:hi] for name, values in desc.items()}
+    # At most max_frames stretches, so the matrices stay small (46 MB) however long the mix; the price of a
+    # cut is in frames of config.frame_sec, so it shrinks with longer frames.
+    frame_sec = float(max(config.frame_sec, np.ceil((hi - lo) / config.max_frames)))
+    grouped = stretches(part, config, frame_sec)
+    roles = {role: {c.name: c.weight for c in config.cues if c.role == role} for role in ("similar", "apart", "kernel")}
+    x = standardized(grouped, roles["similar"])
     if len(x) < 2:
-        return Boundaries(np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0))
-    sim = similarity(x, standardized({name: grouped[name] for name in APART_ONLY}))
-    min_len = max(1, int(min_track_sec / frame_sec))
-    max_len = max(min_len + 1, int(MAX_TRACK_SEC / frame_sec))
-    cuts = partition(sim, min_len, max_len, PENALTY * FRAME_SEC / frame_sec)
-    cuts = join_returning_sections(sim, grouped["chroma"], cuts)
-    cuts = join_one_key_and_tempo(grouped["key"], grouped["tempo"][:, 0], cuts)
-    left, right = _transitions(sim, cuts)
+        empty = np.zeros(0)
+        return Boundaries(empty, empty, empty, empty, np.zeros((len(x), len(x))), float(lo), frame_sec)
+    apart = standardized(grouped, roles["apart"]) if roles["apart"] else None
+    kernels = [cosine_kernel(grouped[name]) ** weight for name, weight in roles["kernel"].items()]
+    sim = similarity(x, apart, kernels)
+    min_len = max(1, int(config.min_track_sec / frame_sec))
+    max_len = max(min_len + 1, int(config.max_track_sec / frame_sec))
+    cuts = partition(sim, min_len, max_len, config.penalty * config.frame_sec / frame_sec)
+    for merge in config.merges:
+        cuts = boundary_merges.RULES[merge.rule](sim, cuts, config, *(grouped[name] for name in merge.cues))
+    left, right = _transitions(sim, cuts, config)
     # The boundary is the cut itself: where the partition found the audio turn from like the track before to like
     # the one after. The middle of the blend window is further from the crossfade's middle, because that window
     # is lopsided (a fade-in under a loud outgoing track looks like the outgoing track for longer).
     bounds = (lo + cuts * frame_sec).astype(float)
-    starts, ends = transition_windows(bounds, lo + left * frame_sec, lo + right * frame_sec)
-    return Boundaries(bounds, starts, ends, confidence(x, cuts, frame_sec))
+    starts, ends = transition_windows(bounds, lo + left * frame_sec, lo + right * frame_sec, config)
+    return Boundaries(bounds, starts, ends, confidence(x, cuts, frame_sec, config), sim, float(lo), frame_sec)
 
 
-def transition_windows(bounds: np.ndarray, left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def transition_windows(
+    bounds: np.ndarray, left: np.ndarray, right: np.ndarray, config: Config = CONFIG
+) -> tuple[np.ndarray, np.ndarray]:
     """(start, end) seconds of the transition around each boundary, from the blend window [left, right] found
     around it (`_transitions`).
 
     The transition is symmetric around the boundary, as a crossfade is around its middle: as far to each side as
     the blend window reaches on its shorter side (the window is lopsided: a fade-in under a loud outgoing track
-    looks like that track for longer), and at least MIN_TRANSITION_SEC in all (a blend is rarely shorter).
+    looks like that track for longer), and at least `min_transition_sec` in all (a blend is rarely shorter).
     Keeping it out of each track's steady part keeps the neighbour's fade out of its loudness and vocals. The
     longer side would run far into a track that is like its neighbour and leave a steady part of a few seconds,
     often a quiet intro or breakdown, with its loudness off by several LU; a fixed width would cut long blends
     short."""
-    half = np.maximum(np.minimum(bounds - left, right - bounds), MIN_TRANSITION_SEC / 2)
+    half = np.maximum(np.minimum(bounds - left, right - bounds), config.min_transition_sec / 2)
     return bounds - half, bounds + half
 
 
-def contrast(sim: np.ndarray, a: tuple[int, int], b: tuple[int, int]) -> float:
-    """How unlike each other two parts (frame ranges) are, relative to how like themselves they are: 0 when
-    their cross-similarity equals their own, towards 1 when they share nothing."""
-    across = sim[a[0] : a[1], b[0] : b[1]].mean()
-    own = np.sqrt(sim[a[0] : a[1], a[0] : a[1]].mean() * sim[b[0] : b[1], b[0] : b[1]].mean())
-    return float(1 - across / max(own, 1e-12))
-
-
-def confidence(x: np.ndarray, cuts: np.ndarray, frame_sec: float) -> np.ndarray:
-    """How sure each cut is, 0-1: a logistic in its `abruptness`, whose midpoint and slope (CONFIDENT_ABRUPTNESS,
-    CONFIDENCE_SLOPE) are fitted to the cuts found on the tune corpora, a cut being true when a track changes
+def confidence(x: np.ndarray, cuts: np.ndarray, frame_sec: float, config: Config = CONFIG) -> np.ndarray:
+    """How sure each cut is, 0-1: a logistic in its `abruptness`, whose midpoint and slope (`confident_abruptness`,
+    `confidence_slope`) are fitted to the cuts found on the tune corpora, a cut being true when a track changes
     within 10 s of it. A DJ's blend turns one track into the next over many bars, a song's new section begins at
     once; of the evidence at a cut, this told them apart on both the tune and the test corpora (figures in the
     README), the key distance and the parts' contrast did not once the partition and its joins had chosen."""
-    ratios = np.array([abruptness(x, int(c), frame_sec) for c in cuts])
-    return 1.0 / (1.0 + np.exp(CONFIDENCE_SLOPE * (ratios - CONFIDENT_ABRUPTNESS)))
+    ratios = np.array([abruptness(x, int(c), frame_sec, config) for c in cuts])
+    return 1.0 / (1.0 + np.exp(config.confidence_slope * (ratios - config.confident_abruptness)))
 
 
-def abruptness(x: np.ndarray, cut: int, frame_sec: float) -> float:
+def abruptness(x: np.ndarray, cut: int, frame_sec: float, config: Config = CONFIG) -> float:
     """How much of the change across `cut` happens at once: the distance between the mean descriptions (rows of
-    `x`) of the ABRUPT_SEC before and after it, over the distance between the stretches GRADUAL_SEC before and
+    `x`) of the `abrupt_sec` before and after it, over the distance between the stretches `gradual_sec` before and
     after it. Near 0 for a slow blend, 1 or more for a change at a bar line."""
-    near = max(1, round(ABRUPT_SEC / frame_sec))
-    lo, hi = (max(1, round(sec / frame_sec)) for sec in GRADUAL_SEC)
+    near = max(1, round(config.abrupt_sec / frame_sec))
+    lo, hi = (max(1, round(sec / frame_sec)) for sec in config.gradual_sec)
     before, after = x[max(0, cut - near) : cut].mean(axis=0), x[cut : cut + near].mean(axis=0)
     far_before = x[max(0, cut - hi) : max(1, cut - lo)].mean(axis=0)
     far_after = x[min(len(x) - 1, cut + lo) : cut + hi].mean(axis=0)
     return float(np.linalg.norm(after - before) / max(float(np.linalg.norm(far_after - far_before)), 1e-9))
 
 
-def chroma_distance(chroma: np.ndarray, a: tuple[int, int], b: tuple[int, int]) -> float:
-    """1 - Pearson correlation of two parts' mean chroma: near 0 for one key and harmony, 1 for unrelated ones."""
-    x, y = (chroma[p[0] : p[1]].mean(axis=0) for p in (a, b))
-    x, y = x - x.mean(), y - y.mean()
-    return float(1 - x @ y / max(np.linalg.norm(x) * np.linalg.norm(y), 1e-12))
-
-
-def join_returning_sections(sim: np.ndarray, chroma: np.ndarray, cuts: np.ndarray) -> np.ndarray:
-    """Cuts left after removing those inside one song: where the parts on both sides share their harmony and are
-    alike, or one comes back across the next cut (A B A: the part after B is like A, or the part before A like B).
-    That is a breakdown or chorus of a song, which repeats its sections in one key; a new track neither returns
-    nor keeps the harmony. Removed one at a time, most song-like first, since each removal joins parts and
-    changes the evidence of its neighbours. Either sign alone cuts true boundaries: tracks of one style look alike
-    two apart, and DJs mix tracks in compatible keys.
-
-    A part that comes back nearly unchanged (contrast under RETURNS_ITSELF) is joined whatever the harmony of
-    what lies between: a breakdown of pads or a riser has other chroma than the song around it, but no track
-    of a mix comes back as itself after another; a looser bound joins tracks of one style."""
-    cuts = [int(c) for c in cuts]
-    while cuts:
-        edges = [0, *cuts, len(sim)]
-        scores = []
-        for k in range(len(cuts)):
-            a, b = (edges[k], edges[k + 1]), (edges[k + 1], edges[k + 2])
-            around = []
-            if k + 3 < len(edges):
-                around.append(contrast(sim, a, (edges[k + 2], edges[k + 3])))
-            if k > 0:
-                around.append(contrast(sim, (edges[k - 1], edges[k]), b))
-            around.append(contrast(sim, a, b))
-            returning = min(around)
-            harmony = chroma_distance(chroma, a, b)
-            song = (returning < RETURNING and harmony < SAME_HARMONY) or returning < RETURNS_ITSELF
-            scores.append(returning + harmony if song else np.inf)
-        best = int(np.argmin(scores))
-        if not np.isfinite(scores[best]):
-            break
-        del cuts[best]
-    return np.array(cuts, dtype=int)
-
-
-def join_one_key_and_tempo(key: np.ndarray, log_bpm: np.ndarray, cuts: np.ndarray) -> np.ndarray:
-    """Cuts left after removing those between parts in one key (chroma over KEY_SEC, `chroma_distance` under
-    SAME_KEY) and at one tempo (median log2 BPM within SAME_TEMPO): a song's breakdown or new section keeps both,
-    while the next track of a mix changes at least one, unless the DJ blends two tracks of one key at one
-    tempo, which this joins. Removed one at a time, nearest keys first, since each removal changes the parts
-    its neighbours are compared with. Game music, whose pieces change sections and sound far more than their
-    key, was cut at every section before (figures in the README)."""
-    cuts = [int(c) for c in cuts]
-    while cuts:
-        edges = [0, *cuts, len(key)]
-        distances = []
-        for k in range(len(cuts)):
-            a, b = (edges[k], edges[k + 1]), (edges[k + 1], edges[k + 2])
-            tempo = abs(np.median(log_bpm[a[0] : a[1]]) - np.median(log_bpm[b[0] : b[1]]))
-            distances.append(chroma_distance(key, a, b) if tempo < SAME_TEMPO else np.inf)
-        nearest = int(np.argmin(distances))
-        if distances[nearest] >= SAME_KEY:
-            break
-        del cuts[nearest]
-    return np.array(cuts, dtype=int)
-
-
-def _transitions(sim: np.ndarray, cuts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _transitions(sim: np.ndarray, cuts: np.ndarray, config: Config) -> tuple[np.ndarray, np.ndarray]:
     """Frames around each cut that are about as like the part before as the part after: the blend."""
     edges = np.concatenate([[0], cuts, [len(sim)]])
     left, right = [], []
@@ -297,7 +337,7 @@ def _transitions(sim: np.ndarray, cuts: np.ndarray) -> tuple[np.ndarray, np.ndar
         a, b, c = edges[k], cut, edges[k + 2]
         to_before = sim[:, a:b].mean(axis=1)
         to_after = sim[:, b:c].mean(axis=1)
-        mixed = np.abs(to_before - to_after) < MIXED_SHARE * np.maximum(to_before, to_after)
+        mixed = np.abs(to_before - to_after) < config.mixed_share * np.maximum(to_before, to_after)
         lo = b
         while lo - 1 > a and mixed[lo - 1]:
             lo -= 1

@@ -23,7 +23,7 @@ from offbeat.pipeline.views import Tracks
 from offbeat.storage import Entry, entry_key
 
 # The entries the document and its picture are made of (besides the per-track ones).
-READS = ("decode", "trim", "envelopes", "beats", "drum_beats", "segment", "identify")
+READS = ("decode", "trim", "envelopes", "beats", "drum_beats", "partition", "segment", "identify")
 
 
 def warnings(entries: Mapping[str, Entry]) -> list[str]:
@@ -88,7 +88,7 @@ def assemble(
                     title=listed.titles[i],
                     start_time_sec=listed.starts[i],
                     end_time_sec=listed.ends[i],
-                    start_confidence=listed.sureness(i - 1),
+                    start_confidence=listed.confidence_at(i - 1),
                     transition_in=listed.window(i - 1),
                     transition_out=listed.window(i),
                     transition=transition(entries["segment"], tracks, i),

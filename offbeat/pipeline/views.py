@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+import numpy as np
+
 from offbeat.dsp import features
 from offbeat.storage import Entry
 
@@ -43,6 +45,27 @@ class FrameGrid:
         return slice(int(lo * self.chroma_rate), int(hi * self.chroma_rate))
 
 
+def description(entry: Entry) -> dict[str, np.ndarray]:
+    """The `description` entry: the mix second by second, one array per source the boundary cues read."""
+    return {name: entry[name][...] for name in entry.array_specs}
+
+
+@dataclass(frozen=True)
+class Cuts:
+    """The `partition` entry: the boundaries found (seconds, in time order), the blend window around each and how
+    sure each is, 0-1; and the evidence they were found in, the self-similarity of the music's stretches (every
+    `similarity_step_sec` seconds from `similarity_start_sec`, thinned to a few hundred rows for the picture)."""
+
+    times: np.ndarray
+    transition_starts: np.ndarray
+    transition_ends: np.ndarray
+    confidence: np.ndarray
+
+    @classmethod
+    def of(cls, partition: Entry) -> Cuts:
+        return cls(*(partition[name][...] for name in ("times", "transition_starts", "transition_ends", "confidence")))
+
+
 @dataclass(frozen=True)
 class Tracks:
     """The track list of the `segment` entry: spans, transition windows (one per boundary) and titles."""
@@ -52,7 +75,7 @@ class Tracks:
     transition_starts: list[float]
     transition_ends: list[float]
     titles: list[str | None]
-    confidence: list[float | None]  # one per boundary: how sure the boundary into the next track is
+    confidence: list[float | None]  # one per boundary: how sure the boundary into the next track is (0-1)
 
     @classmethod
     def of(cls, segment: Entry) -> Tracks:
@@ -63,7 +86,7 @@ class Tracks:
             list(attrs["transition_starts"]),
             list(attrs["transition_ends"]),
             list(attrs["titles"]),
-            list(attrs["boundary_confidence"]),
+            list(attrs["confidence"]),
         )
 
     def __len__(self) -> int:
@@ -77,8 +100,9 @@ class Tracks:
         hi = self.transition_starts[index] if index < len(self) - 1 else end
         return (lo, hi) if hi - lo >= features.STEADY_PART_MIN_SEC else (start, end)
 
-    def sureness(self, boundary: int) -> float | None:
-        """The confidence of the boundary between tracks `boundary` and `boundary + 1`, if any."""
+    def confidence_at(self, boundary: int) -> float | None:
+        """The confidence of the boundary between tracks `boundary` and `boundary + 1`, if any (the result's
+        `start_confidence` of track `boundary + 1`)."""
         return self.confidence[boundary] if 0 <= boundary < len(self.confidence) else None
 
     def window(self, boundary: int) -> list[float] | None:
@@ -93,7 +117,7 @@ def track_count(segment: Entry) -> int:
     return len(segment.attrs["starts"])
 
 
-def track_list(segment: Entry) -> dict[str, list]:
+def listed_tracks(segment: Entry) -> dict[str, list]:
     """What the stages reading `segment` depend on: the track list (not the transitions' descriptions or the
     picture's curves), so a change that moves no track recomputes nothing below `segment`."""
     return dataclasses.asdict(Tracks.of(segment))

@@ -1,7 +1,6 @@
-"""segment: track boundaries and transition windows from the optimal partition of the mix into self-similar parts
-(`offbeat.dsp.track_boundaries`); with cue hints, one track per cue, snapped to nearby boundaries; each transition
-described (`offbeat.dsp.transitions`: length on the beat grid, tempo ratio, beat-matched, kind). The novelty of
-per-second descriptions is kept for the picture of the mix."""
+"""segment: the track list. Tracks between the boundaries the partition found (`partition`), or with cue hints one
+track per cue, snapped to nearby boundaries (`offbeat.dsp.track_list`); each transition described
+(`offbeat.dsp.transitions`: length on the beat grid, tempo ratio, beat-matched, kind)."""
 
 from __future__ import annotations
 
@@ -9,33 +8,15 @@ from typing import Any
 
 import numpy as np
 
-from offbeat.dsp import cues as cue_hints
-from offbeat.dsp import levels, segmentation, series, track_boundaries, transitions
+from offbeat.dsp import series, track_list, transitions
 from offbeat.pipeline.stage import Stage
-from offbeat.pipeline.views import FrameGrid, music_bounds, track_count, track_list, track_span
+from offbeat.pipeline.views import Cuts, FrameGrid, listed_tracks, music_bounds, track_count, track_span
 from offbeat.settings import Settings
 from offbeat.storage import Entry, EntryWriter
 
 
 def params(s: Settings) -> dict[str, Any]:
-    return {"min_track_sec": s.min_track_sec, "cue_tolerance": s.cue_snap_tolerance_sec}
-
-
-def described(envelopes: Entry, beats: Entry) -> tuple[np.ndarray, track_boundaries.Description]:
-    """The mix second by second: the description the novelty curve is drawn from, and the one the boundaries are
-    found in (also what `bench/boundaries.py` tunes on)."""
-    grid = FrameGrid.of(envelopes)
-    rate = grid.frame_rate
-    seconds = beats["bpm_curve"].shape[0]
-    chroma = series.means(envelopes["chroma"][...], grid.chroma_rate, count=seconds)
-    centroid, rms, onset = (
-        series.means(envelopes[n][...], rate, count=seconds)[:, 0] for n in ("centroid", "rms", "onset")
-    )
-    bands = levels.db(np.sqrt(series.means(envelopes["bands"][...], rate, count=seconds)), floor=1e-5)
-    novelty_input = segmentation.describe(
-        chroma, centroid, rms, onset, series.filled(beats["bpm_curve"][...]).astype(np.float32)
-    )
-    return novelty_input, track_boundaries.Description(bands, chroma, beats["bpm_curve"][...])
+    return {"cue_tolerance": s.cue_snap_tolerance_sec}
 
 
 def transition_signals(envelopes: Entry, beats: Entry) -> transitions.Signals:
@@ -71,40 +52,36 @@ def described_transitions(signals: transitions.Signals, starts: list[float], end
 def compute(
     out: EntryWriter,
     params: dict[str, Any],
+    partition: Entry,
     envelopes: Entry,
     beats: Entry,
     decode: Entry,
     trim: Entry,
     cues: list[tuple[str, float]] | None,
 ) -> None:
-    """Track boundaries by partitioning the mix into self-similar parts; with cue hints, one track per cue,
-    snapped to nearby boundaries; cues outside the music are dropped with a warning (`warnings`, read into the
-    result's `engine.warnings`). Each transition window is described (`transitions`). The novelty curve is kept
-    for the picture of the mix."""
-    novelty_input, description = described(envelopes, beats)
+    """Tracks between the boundaries found; with cue hints, one track per cue, snapped to nearby boundaries; cues
+    outside the music are dropped with a warning (`warnings`, read into the result's `engine.warnings`). Each
+    transition window is described (`transitions`)."""
+    cuts = Cuts.of(partition)
     start, end = music_bounds(decode, trim)
-    min_track_sec = params["min_track_sec"]
-    curve = segmentation.novelty(novelty_input, segmentation.novelty_window(min_track_sec))
-    out.put_array("novelty", curve.astype(np.float32))
-    boundaries = track_boundaries.find_boundaries(description, start, end, min_track_sec)
-    found, windows = boundaries.times, (boundaries.transition_starts, boundaries.transition_ends)
+    found, windows = cuts.times, (cuts.transition_starts, cuts.transition_ends)
     titles: list[str | None]
     warnings: list[str] = []
     if cues:
-        segments, titles = cue_hints.tracks_from_cues(cues, found, windows, start, end, params["cue_tolerance"])
-        warnings = cue_hints.dropped_cues(cues, found, start, end, params["cue_tolerance"])
+        segments, titles = track_list.tracks_from_cues(cues, found, windows, start, end, params["cue_tolerance"])
+        warnings = track_list.dropped_cues(cues, found, start, end, params["cue_tolerance"])
     else:
-        segments = segmentation.segments_from_boundaries(found, windows, start, end)
+        segments = track_list.segments_from_boundaries(found, windows, start, end)
         titles = [None] * len(segments.starts)
     # A boundary's confidence is the detected one it lies on; a cue kept where nothing was found has none.
-    sure = {round(float(t), 3): round(float(c), 3) for t, c in zip(found, boundaries.confidence, strict=True)}
+    by_time = {round(float(t), 3): round(float(c), 3) for t, c in zip(found, cuts.confidence, strict=True)}
     out.attrs.update(
         starts=np.round(segments.starts, 3).tolist(),
         ends=np.round(segments.ends, 3).tolist(),
         transition_starts=np.round(segments.transition_starts, 3).tolist(),
         transition_ends=np.round(segments.transition_ends, 3).tolist(),
         titles=titles,
-        boundary_confidence=[sure.get(round(float(t), 3)) for t in segments.starts[1:]],
+        confidence=[by_time.get(round(float(t), 3)) for t in segments.starts[1:]],
         detected_boundaries=np.round(found, 3).tolist(),
         warnings=warnings,
         transitions=described_transitions(
@@ -113,4 +90,4 @@ def compute(
     )
 
 
-STAGE = Stage("segment", 14, compute, params, items=track_count, summary=track_list, item=track_span)
+STAGE = Stage("segment", 15, compute, params, items=track_count, summary=listed_tracks, item=track_span)

@@ -1,13 +1,47 @@
-"""Cue hints: the tracks a DJ's cue list names, snapped to the boundaries the novelty curve found."""
+"""The track list: tracks between the boundaries found, or one per cue hint of a DJ's cue list, each hint moved
+to a boundary found near it. Numpy in, numpy out."""
 
 from __future__ import annotations
 
-import numpy as np
+from dataclasses import dataclass
 
-from offbeat.dsp import segmentation
+import numpy as np
 
 LISTED_CUES = 3  # dropped cues named in a warning; the rest are counted, so 3000 cues make no huge document
 SHORT_LAST_TRACK_SEC = 1.0  # a last track shorter than this is no track: said in a warning
+
+
+@dataclass(frozen=True)
+class Segments:
+    starts: np.ndarray  # track starts, seconds from the start of the file
+    ends: np.ndarray
+    transition_starts: np.ndarray  # (len - 1,) transition window before each boundary between tracks
+    transition_ends: np.ndarray
+
+
+def segments_from_boundaries(
+    boundaries: np.ndarray, windows: tuple[np.ndarray, np.ndarray], music_start: float, music_end: float
+) -> Segments:
+    """Tracks between consecutive boundaries: the first starts with the music, the last ends with it."""
+    inside = (boundaries > music_start) & (boundaries < music_end)
+    bounds = boundaries[inside]
+    order = np.argsort(bounds)
+    bounds = bounds[order]
+    t_start, t_end = windows[0][inside][order], windows[1][inside][order]
+    return Segments(
+        starts=np.concatenate([[music_start], bounds]),
+        ends=np.concatenate([bounds, [music_end]]),
+        transition_starts=np.maximum(t_start, music_start),
+        transition_ends=np.minimum(t_end, music_end),
+    )
+
+
+def snap_cues(cues: np.ndarray, detected: np.ndarray, tolerance: float) -> np.ndarray:
+    """Each cue moved to the nearest detected boundary within `tolerance`, else kept as it is."""
+    if len(detected) == 0:
+        return cues.astype(float)
+    nearest = detected[np.abs(detected[None, :] - cues[:, None]).argmin(axis=1)]
+    return np.where(np.abs(nearest - cues) <= tolerance, nearest, cues).astype(float)
 
 
 def _snapped(
@@ -17,7 +51,7 @@ def _snapped(
     (the first cue starts the music, so it always does)."""
     ordered = sorted(cues, key=lambda cue: cue[1])
     times = np.array([t for _, t in ordered[1:]], dtype=float)
-    bounds = segmentation.snap_cues(times, found, tolerance)
+    bounds = snap_cues(times, found, tolerance)
     return ordered, bounds, (bounds > music_start) & (bounds < music_end)
 
 
@@ -28,14 +62,14 @@ def tracks_from_cues(
     music_start: float,
     music_end: float,
     tolerance: float,
-) -> tuple[segmentation.Segments, list[str | None]]:
+) -> tuple[Segments, list[str | None]]:
     """One track per cue (the first cue starts the music); a cue within `tolerance` of a detected boundary moves
     there and takes its transition window, one kept as given has none (zero width). Returns the segments and
     the cue titles, in time order. A cue outside the music starts no track (`dropped_cues` says which)."""
     ordered, bounds, inside = _snapped(cues, found, music_start, music_end, tolerance)
     match = {float(b): (float(lo), float(hi)) for b, lo, hi in zip(found, *windows, strict=True)}
     spans = np.array([match.get(float(b), (b, b)) for b in bounds]).reshape(-1, 2)
-    segments = segmentation.segments_from_boundaries(bounds, (spans[:, 0], spans[:, 1]), music_start, music_end)
+    segments = segments_from_boundaries(bounds, (spans[:, 0], spans[:, 1]), music_start, music_end)
     kept = [ordered[0][0]] + [title for (title, _), keep in zip(ordered[1:], inside, strict=True) if keep]
     return segments, kept[: len(segments.starts)]
 
