@@ -14,17 +14,21 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from offbeat.dsp import matching
-from offbeat.dsp.fingerprint import Index, Quads, lookup
+from offbeat.dsp.fingerprint import Index, Quads, concat, fingerprint, lookup
 
 WINDOW_SEC = 20.0  # each window of the whole-mix search
 HOP_SEC = 10.0  # between window starts
 SAME_TIMELINE_SEC = 2.0  # two windows' lines predicting reference times this close are one play
 FIT_SEC = 0.2  # a match fits a play's line when its reference time is within this of the line's
 MIN_WINDOWS = 2  # a play needs this many identified windows (one alone may be a chance match or a blend's tail)
+BLOCK_SEC = 60.0  # the mix is fingerprinted this much at a time (memory), each block with MARGIN_SEC each side
+MARGIN_SEC = 4.0  # longer than a query box, so quads rooted near a block's edge are whole
+NOT_TUNING = ("BLOCK_SEC",)
 ADJACENT_SEC = 15.0  # two plays this close hand over to each other; further apart, a track nobody knows may lie between
 
 
@@ -63,6 +67,24 @@ def windows(
         return [(lo, hi)]
     starts = np.arange(lo, hi - window_sec, hop_sec)
     return [(float(s), float(s) + window_sec) for s in starts] + [(hi - window_sec, hi)]
+
+
+def mix_quads(mono: Any, sr: int, lo: float, hi: float) -> Quads:
+    """The query quads of [lo, hi) seconds of `mono` (an array read in slices), on the mix's clock, computed
+    block by block: each block's quads rooted inside it, from its audio and MARGIN_SEC each side."""
+    parts = []
+    for start in np.arange(lo, hi, BLOCK_SEC):
+        end = min(start + BLOCK_SEC, hi)
+        a, b = int(max(lo, start - MARGIN_SEC) * sr), int(min(hi, end + MARGIN_SEC) * sr)
+        if b - a < sr:
+            continue
+        found = fingerprint(np.asarray(mono[a:b], np.float32), sr)
+        root = found.root_sec + np.float32(a / sr)
+        keep = (root >= start) & (root < end)
+        parts.append(
+            Quads(found.hashes[keep], root[keep], found.root_hz[keep], found.width_sec[keep], found.height_hz[keep])
+        )
+    return concat(parts)
 
 
 @dataclass(frozen=True)
