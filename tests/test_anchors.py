@@ -72,10 +72,13 @@ def test_one_window_alone_is_no_play() -> None:
 
 
 def test_cuts_agree_with_the_plays() -> None:
-    plays = [(0.0, 100.0), (90.0, 200.0), (300.0, 400.0)]  # the first two hand over; a stranger before the third
-    handovers = [95.0, None]
+    from offbeat.dsp.boundary_merges import anchored_cuts
+
+    found = [anchors.Play(0, a, b, 1.0, 1.0, 0.0, 0.9, 5) for a, b in ((0.0, 100.0), (90.0, 200.0), (300.0, 400.0))]
+    inside = [anchors.interior(p) for p in found]  # the first two hand over; a stranger before the third
+    assert inside[0] == (10.0, 90.0)
     detected = np.array([50.0, 97.0, 150.0, 230.0, 290.0, 350.0])
-    cuts, forced = anchors.anchored_cuts(detected, plays, handovers)
+    cuts, forced = anchored_cuts(detected, inside, [95.0, None], same_sec=10.0)
     # inside a play: none (50, 150, 350); between the handing-over plays: the handover itself; the blind cuts
     # around the stranger stay
     assert cuts.tolist() == [95.0, 230.0, 290.0]

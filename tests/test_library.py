@@ -17,14 +17,13 @@ import soxr
 
 from offbeat.library import Library
 from offbeat.pipeline.runner import Run, StageRef
-from offbeat.pipeline.stages.identify import query_spans
 from offbeat.settings import Settings
 from offbeat.storage import ArtifactStore, open_store
 
 from .test_fingerprint import SR, track
 
 OFFBEAT = str(Path(sys.executable).with_name("offbeat"))
-BEFORE = ("decode", "trim", "activations", "envelopes", "beats", "description", "partition", "segment")
+BEFORE = ("decode", "trim", "activations", "envelopes", "beats", "description", "library_plays", "partition", "segment")
 
 
 def offbeat(*args: str) -> subprocess.CompletedProcess[str]:
@@ -73,12 +72,6 @@ def test_add_list_and_remove_from_the_command_line(settings: Settings, tmp_path:
     assert removed.returncode == 0, removed.stderr
     assert [t["title"] for t in json.loads(offbeat("library", "ls", "--json").stdout)] == ["two"]
     assert offbeat("library", "ls", "--library", "../up").returncode == 2  # a name that is no name
-
-
-def test_query_windows_spread_over_the_steady_part() -> None:
-    assert query_spans(10.0, 40.0, 3, 20.0) == [(10.0, 40.0)]
-    spans = query_spans(0.0, 200.0, 3, 20.0)
-    assert spans == [(0.0, 20.0), (90.0, 110.0), (180.0, 200.0)]
 
 
 def played(audio: np.ndarray, speed: float) -> np.ndarray:
@@ -197,7 +190,9 @@ def test_analyze_reports_the_identified_tracks(settings: Settings, tmp_path: Pat
     empty = analyze("--library", "nothing-here")
     assert [t["identified"] for t in empty["results"]["tracks"]] == [None, None]
     assert empty["engine"]["warnings"] == ["library nothing-here holds no tracks: no track was identified"]
-    assert "identify" not in empty["engine"]["cached_stages"] and "segment" in empty["engine"]["cached_stages"]
+    # the library shapes the track list now: what it found no longer anchors the boundaries; the mix's
+    # description, which no library shapes, is read back
+    assert "identify" not in empty["engine"]["cached_stages"] and "description" in empty["engine"]["cached_stages"]
 
 
 def test_a_boundary_inside_one_library_track_is_warned_about() -> None:

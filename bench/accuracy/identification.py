@@ -10,9 +10,10 @@ varispeed (resampled: the pitch follows) or with key lock (librosa's phase-vocod
 4-8 tracks crossfaded over 8-32 s with a bass swap (the incoming track's lows cut, then handed over). Every play
 is then identified from the query quads of its span of the mix (`bench.accuracy.identification_mixes.spans`): the
 "solo" span (between its blends, as the truth times give them), the "cut" span (from the middle of the
-incoming blend to the middle of the outgoing one, half of each neighbour included) and the "engine" windows (those
-the `identify` stage queries: three 20 s windows spread over the solo span, kept 8 s inside it, searched one
-after the other until the match is sure; its seconds and CPU are those of the windows used).
+incoming blend to the middle of the outgoing one, half of each neighbour included) and the "engine" (the whole
+mix searched as the `library_plays` stage searches it, 20 s windows every 10 s joined into plays, and the play
+covering at least half of the solo span names it, as the `identify` stage decides; its seconds and CPU are the
+play's share of the whole search).
 
 A play of a library track is right when the track (or another version of the same work) is named with
 confidence at least the threshold and the tempo ratio within 0.5 %; wrong when another track is named with
@@ -33,17 +34,18 @@ import json
 import multiprocessing
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from bench.accuracy.identification_mixes import MODES, RATIOS, Play, plan_mixes, render, spans
 from bench.corpus.library import SR, STORE, Track, real_tracks, synthetic_tracks
+from offbeat.dsp import anchors, matching
 from offbeat.dsp import fingerprint as fp
-from offbeat.dsp import matching
 from offbeat.library import window_quads
-from offbeat.pipeline.stages.identify import SURE_CONFIDENCE
+from offbeat.pipeline.stages import identify
+from offbeat.settings import Settings
 
 SPANS = ("solo", "cut", "engine")
 SYNTH_TRACKS = 200
@@ -109,54 +111,69 @@ _KEYS: list[str] = []
 _TRACKS: dict[str, Track] = {}
 
 
-def _windows(
-    mix: np.ndarray, windows: list[tuple[float, float]], made: list[tuple[fp.Quads, float]]
-) -> Iterator[fp.Quads]:
-    """The query quads of each window as they are asked for, kept in `made` with the CPU seconds they took."""
-    for w in windows:
-        t0 = time.process_time()
-        part = window_quads(mix, SR, [w])
-        made.append((part, time.process_time() - t0))
-        yield part
+def _engine_plays(mix: np.ndarray) -> tuple[list[anchors.Play], float, float, int]:
+    """The whole-mix search as the engine runs it: the plays found, the CPU seconds of the quads and of the
+    search, and how many quads the mix gave."""
+    t0 = time.process_time()
+    quads = anchors.mix_quads(mix, SR, 0.0, len(mix) / SR)
+    t1 = time.process_time()
+    assert _INDEX is not None
+    matches = anchors.MixMatches.of(_INDEX, quads)
+    floor = Settings.model_fields["identify_min_confidence"].default  # the engine's: windows under it join no play
+    found = anchors.plays(anchors.search(matches, anchors.windows(0.0, len(mix) / SR)), floor)
+    return found, t1 - t0, time.process_time() - t1, len(quads.root_sec)
+
+
+def _engine_match(engine: list[anchors.Play], lo: float, hi: float) -> matching.Identification | None:
+    """What the engine says of a track whose steady part is [lo, hi]: the play covering most of it, when that
+    covers at least `identify.MIN_COVER` of it (the `identify` stage's rule)."""
+    cover = {id(e): identify.covered({"start": e.start, "end": e.end}, lo, hi) for e in engine}
+    best = max(engine, key=lambda e: cover[id(e)], default=None)
+    if best is None or cover[id(best)] < identify.MIN_COVER * (hi - lo):
+        return None
+    return matching.Identification(
+        best.track, best.confidence, best.windows, 0, best.tempo_ratio, best.pitch_ratio, best.offset_sec
+    )
 
 
 def _mix_job(job: tuple[int, list[Play]]) -> list[dict]:
     seed, plays = job
     assert _INDEX is not None
     mix = render(plays, _TRACKS, np.random.default_rng(seed))
+    engine, engine_extract, engine_identify, engine_quads = _engine_plays(mix)
+    total = sum(p.mix_end - p.mix_start for p in plays)
     rows = []
     for n, p in enumerate(plays):
         heard = [plays[k].key for k in (n - 1, n + 1) if 0 <= k < len(plays)]
         for span, windows in spans(p).items():
-            if span == "engine":  # as the identify stage searches: window by window until the match is sure
-                made: list[tuple[fp.Quads, float]] = []
-                t0 = time.process_time()
-                found, used = matching.identify_until_sure(_INDEX, _windows(mix, windows, made), SURE_CONFIDENCE)
-                t2 = time.process_time()
-                windows, q = windows[:used], fp.concat([part for part, _ in made])
-                t1 = t0 + sum(cpu for _, cpu in made)  # extraction, then identification
+            if span == "engine":  # shares of the whole-mix search's cost, by the play's length
+                share = (p.mix_end - p.mix_start) / max(total, 1e-9)
+                found_id = _engine_match(engine, *windows[0])
+                q_count, t0, t1 = int(engine_quads * share), 0.0, engine_extract * share
+                t2 = t1 + engine_identify * share
             else:
                 t0 = time.process_time()
                 q = window_quads(mix, SR, windows)
                 t1 = time.process_time()
-                found = matching.identify(_INDEX, q)
+                found_id = matching.identify(_INDEX, q)
                 t2 = time.process_time()
+                q_count = len(q.root_sec)
             rows.append(
                 {
                     **dataclasses.asdict(p),
                     "span": span,
                     "neighbours": heard if span == "cut" else [],
                     "seconds": sum(e - s for s, e in windows),
-                    "query_quads": len(q.root_sec),
+                    "query_quads": q_count,
                     "extract_cpu": t1 - t0,
                     "identify_cpu": t2 - t1,
-                    "found": None if found is None else _KEYS[found.track],
-                    "confidence": 0.0 if found is None else found.confidence,
-                    "votes": 0 if found is None else found.votes,
-                    "runner_up_votes": 0 if found is None else found.runner_up_votes,
-                    "tempo_ratio": None if found is None else found.tempo_ratio,
-                    "pitch_ratio": None if found is None else found.pitch_ratio,
-                    "offset_sec": None if found is None else found.offset_sec,
+                    "found": None if found_id is None else _KEYS[found_id.track],
+                    "confidence": 0.0 if found_id is None else found_id.confidence,
+                    "votes": 0 if found_id is None else found_id.votes,
+                    "runner_up_votes": 0 if found_id is None else found_id.runner_up_votes,
+                    "tempo_ratio": None if found_id is None else found_id.tempo_ratio,
+                    "pitch_ratio": None if found_id is None else found_id.pitch_ratio,
+                    "offset_sec": None if found_id is None else found_id.offset_sec,
                 }
             )
     return rows

@@ -9,7 +9,6 @@ import numpy as np
 import scipy.signal
 
 from bench.corpus.library import SR, Track
-from offbeat.pipeline.stages.identify import EDGE_SEC, WINDOW_SEC, WINDOWS, query_spans
 
 RATIOS = (0.90, 0.93, 0.95, 0.97, 1.00, 1.03, 1.05, 1.07, 1.10)
 MODES = ("varispeed", "keylock")
@@ -127,12 +126,12 @@ def render(plays: list[Play], audio: dict[str, Track], rng: np.random.Generator)
 
 def spans(p: Play) -> dict[str, list[tuple[float, float]]]:
     """The windows of the mix a play is identified from: "solo", between its blends; "cut", from the middle of
-    the incoming blend to the middle of the outgoing one (half of each neighbour in it); "engine", the windows
-    the `identify` stage queries in the solo span, were it the track's steady part."""
+    the incoming blend to the middle of the outgoing one (half of each neighbour in it); "engine", the solo span,
+    where the engine's whole-mix search (`offbeat.dsp.anchors`, as the `library_plays` stage runs it) must have
+    found a play of the track covering at least half of it (`identify`'s rule)."""
     lo, hi = p.mix_start + p.blend_in, p.mix_end - p.blend_out
-    edge = min(EDGE_SEC, (hi - lo) / 10)
     return {
         "solo": [(lo, hi)],
         "cut": [(p.mix_start + p.blend_in / 2, p.mix_end - p.blend_out / 2)],
-        "engine": query_spans(lo + edge, hi - edge, WINDOWS, WINDOW_SEC),
+        "engine": [(lo, hi)],
     }

@@ -202,18 +202,7 @@ def boundaries(matches: MixMatches, found: list[Play], fit_sec: float = FIT_SEC)
     return times
 
 
-def anchored_cuts(
-    cuts: np.ndarray, plays: list[tuple[float, float]], handovers: list[float | None], window_sec: float = WINDOW_SEC
-) -> tuple[np.ndarray, np.ndarray]:
-    """The boundary finder's cuts (seconds) made to agree with the library's plays ((start, end) of each, in
-    order, and the handover between each pair of neighbours, or None): no cut inside a play (from its first
-    window's middle to its last one's), and a cut at each handover. Returns (cuts, whether each is a handover)."""
-    inside = [(a + window_sec / 2, b - window_sec / 2) for a, b in plays]
-    kept = [float(c) for c in cuts if not any(lo < c < hi for lo, hi in inside)]
-    forced = [h for h in handovers if h is not None]
-    # a detected cut between two plays that hand over is that handover, found less precisely
-    for (_, first_ends), (second_starts, _), h in zip(inside[:-1], inside[1:], handovers, strict=True):
-        if h is not None:
-            kept = [x for x in kept if not first_ends <= x <= second_starts]
-    both = sorted([(x, False) for x in kept] + [(x, True) for x in forced])
-    return np.array([x for x, _ in both], float), np.array([f for _, f in both], bool)
+def interior(play: Play, window_sec: float = WINDOW_SEC) -> tuple[float, float]:
+    """The part of a play no track change can lie in: from its first window's middle to its last one's (its
+    first and last windows may reach into the blends around it)."""
+    return play.start + window_sec / 2, play.end - window_sec / 2

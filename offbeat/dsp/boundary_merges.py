@@ -93,3 +93,21 @@ RULES: dict[str, Callable[..., np.ndarray]] = {
     "returning_sections": join_returning_sections,
     "one_key_and_tempo": join_one_key_and_tempo,
 }
+
+
+def anchored_cuts(
+    cuts: np.ndarray, inside: list[tuple[float, float]], handovers: list[float | None], same_sec: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The partition's cuts (seconds) made to agree with the track library's plays (`offbeat.dsp.anchors`): no cut
+    inside a play (`inside`: the (start, end) no change can lie in, per play in order), and a cut at each handover
+    between neighbouring plays (None where a track nobody knows may lie between them). A cut between two plays
+    that hand over, or within `same_sec` of a handover, is that handover found less precisely. Returns the cuts
+    and, per cut, whether it is a handover."""
+    kept = [float(c) for c in cuts if not any(lo < c < hi for lo, hi in inside)]
+    forced = [h for h in handovers if h is not None]
+    for (_, first_ends), (second_starts, _), h in zip(inside[:-1], inside[1:], handovers, strict=True):
+        if h is not None:
+            kept = [x for x in kept if not first_ends <= x <= second_starts]
+    kept = [x for x in kept if all(abs(x - h) > same_sec for h in forced)]
+    both = sorted([(x, False) for x in kept] + [(x, True) for x in forced])
+    return np.array([x for x, _ in both], float), np.array([f for _, f in both], bool)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 from scipy.ndimage import median_filter, uniform_filter1d
@@ -96,6 +97,7 @@ class Config:
     confident_abruptness: float = 1.415  # abruptness of a cut as likely true as not (see `confidence`)
     confidence_slope: float = 1.418  # how fast a cut's confidence falls as it grows more abrupt
     unknown_bpm: float = 120.0  # the tempo of a mix where no stretch has one (only its log differences count)
+    handover_sec: float = 10.0  # a cut this near a handover of the library's plays is that handover
     cues: tuple[Cue, ...] = CUES
     merges: tuple[Merge, ...] = MERGES
 
@@ -259,7 +261,20 @@ class Boundaries:
     frame_sec: float  # seconds per stretch
 
 
-def find_boundaries(desc: Description, music_start: float, music_end: float, config: Config = CONFIG) -> Boundaries:
+@dataclass(frozen=True)
+class Plays:
+    """What the track library knows of the mix (`offbeat.dsp.anchors`): where no track changes inside each play of
+    a library track, in order, the handover between each pair of neighbours (None where a track nobody knows may
+    lie between), and each play's confidence."""
+
+    inside: list[tuple[float, float]]
+    handovers: list[float | None]
+    confidence: list[float]
+
+
+def find_boundaries(
+    desc: Description, music_start: float, music_end: float, config: Config = CONFIG, plays: Plays | None = None
+) -> Boundaries:
     """The track changes inside the music: the optimal partition of the cues' self-similarity, then the merge
     rules of `config` in turn, then each cut's blend window and confidence."""
     lo, hi = int(np.floor(music_start)), int(np.ceil(music_end))
@@ -281,13 +296,21 @@ def find_boundaries(desc: Description, music_start: float, music_end: float, con
     cuts = partition(sim, min_len, max_len, config.penalty * config.frame_sec / frame_sec)
     for merge in config.merges:
         cuts = boundary_merges.RULES[merge.rule](sim, cuts, config, *(grouped[name] for name in merge.cues))
-    left, right = _transitions(sim, cuts, config)
     # The boundary is the cut itself: where the partition found the audio turn from like the track before to like
     # the one after. The middle of the blend window is further from the crossfade's middle, because that window
     # is lopsided (a fade-in under a loud outgoing track looks like the outgoing track for longer).
     bounds = (lo + cuts * frame_sec).astype(float)
+    known = np.zeros(len(bounds), bool)
+    if plays is not None and plays.inside:  # the library's plays: no cut inside one, a cut at each handover
+        bounds, known = boundary_merges.anchored_cuts(bounds, plays.inside, plays.handovers, config.handover_sec)
+        cuts = np.clip(np.round((bounds - lo) / frame_sec).astype(int), 1, len(x) - 1)
+    left, right = _transitions(sim, cuts, config)
     starts, ends = transition_windows(bounds, lo + left * frame_sec, lo + right * frame_sec, config)
-    return Boundaries(bounds, starts, ends, confidence(x, cuts, frame_sec, config), sim, float(lo), frame_sec)
+    sure = confidence(x, cuts, frame_sec, config)
+    if plays is not None and known.any():  # a handover is as sure as the less sure of its two plays
+        pairs = zip(pairwise(plays.confidence), plays.handovers, strict=True)
+        sure[known] = [min(a, b) for (a, b), h in pairs if h is not None]
+    return Boundaries(bounds, starts, ends, sure, sim, float(lo), frame_sec)
 
 
 def transition_windows(

@@ -50,6 +50,25 @@ def description(entry: Entry) -> dict[str, np.ndarray]:
     return {name: entry[name][...] for name in entry.array_specs}
 
 
+def plays_summary(library_plays: Entry) -> dict[str, object]:
+    """What the stages reading `library_plays` depend on (`Stage.summary`): the plays, the handovers and whether
+    a library was searched, not which library or revision, so a revision that adds a track nobody plays, or an
+    empty library of another name, recomputes nothing below it."""
+    return {name: library_plays.attrs[name] for name in ("plays", "handovers", "searched")}
+
+
+def plays_found(library_plays: Entry) -> dict[str, list]:
+    """What the boundary finder reads of the `library_plays` entry (as `track_boundaries.Plays` takes it): where in
+    each play no track changes, the handover between neighbours (None where a stranger may lie between), and each
+    play's confidence."""
+    plays = library_plays.attrs["plays"]
+    return {
+        "inside": [tuple(p["inside"]) for p in plays],
+        "handovers": list(library_plays.attrs["handovers"]),
+        "confidence": [p["confidence"] for p in plays],
+    }
+
+
 @dataclass(frozen=True)
 class Cuts:
     """The `partition` entry: the boundaries found (seconds, in time order), the blend window around each and how

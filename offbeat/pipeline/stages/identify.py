@@ -1,89 +1,59 @@
-"""identify: which library track each detected track is (`offbeat.library`, `offbeat.dsp.fingerprint`), and at
-what tempo ratio and pitch it plays, from query quads of a few windows of the track's steady part (the blends
-carry the neighbour too), searched one after the other until the match is sure: most tracks of a library cost
-one window. Keyed by the library's name and revision: adding or removing a track identifies again.
-A track matched below the confidence floor, or any track while the library is empty, is not identified. Two
-neighbours identified as one reference on one timeline are a track the segmenter split: said in a warning."""
+"""identify: which library track each detected track is, from the plays the whole-mix search found
+(`library_plays`): the play that covers most of the track's steady part names it, with its tempo ratio, pitch
+shift and where in the reference the track starts. A track is identified by the windows inside it, whatever cut
+the boundary finder chose; none while the library is empty. Two neighbours identified as one reference on one
+timeline are a track the segmenter split: said in a warning."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-from offbeat.dsp import matching
-from offbeat.library import SearchIndex, library_revision, window_quads
 from offbeat.pipeline.stage import Stage
 from offbeat.pipeline.views import Tracks
 from offbeat.settings import Settings
 from offbeat.storage import Entry, EntryWriter
 
-WINDOWS = 3  # query windows per track, spread over its steady part
-WINDOW_SEC = 20.0  # length of each
-SURE_CONFIDENCE = 0.8  # windows are searched one after the other until a match is this sure (or none are left)
 SAME_TIMELINE_SEC = 2.0  # two tracks on one reference's timeline within this are one track split in two
-EDGE_SEC = 8.0  # windows keep this far inside the steady part (at most a tenth of it): a blend's tail may reach in
+MIN_COVER = 0.5  # a play names a track when it covers at least this share of the track's steady part
 
 
 def params(s: Settings) -> dict[str, Any]:
-    return {
-        "library": s.library,
-        "revision": library_revision(s),
-        "min_confidence": s.identify_min_confidence,
-        "windows": WINDOWS,
-        "window_sec": WINDOW_SEC,
-        "edge_sec": EDGE_SEC,
-        "sure_confidence": SURE_CONFIDENCE,
-    }
+    return {"library": s.library, "default_library": Settings.model_fields["library"].default}
 
 
-def query_spans(lo: float, hi: float, windows: int, window_sec: float) -> list[tuple[float, float]]:
-    """`windows` spans of `window_sec` spread evenly over [lo, hi) (the whole of it when shorter)."""
-    if hi - lo <= windows * window_sec:
-        return [(lo, hi)]
-    step = (hi - lo - window_sec) / (windows - 1) if windows > 1 else 0.0
-    first = lo if windows > 1 else (lo + hi - window_sec) / 2
-    return [(first + i * step, first + i * step + window_sec) for i in range(windows)]
+def covered(play: dict[str, Any], lo: float, hi: float) -> float:
+    """How many seconds of [lo, hi] the play covers."""
+    return max(0.0, min(hi, play["end"]) - max(lo, play["start"]))
 
 
-def described(found: matching.Identification | None, members: list[Any], start_sec: float, library: str) -> dict | None:
-    """What the result says of an identification (see `offbeat.contract.Identified`)."""
-    if found is None:
-        return None
-    member = members[found.track]
+def described(play: dict[str, Any], start_sec: float, library: str) -> dict[str, Any]:
+    """What the result says of a track a play names (see `offbeat.contract.Identified`)."""
     return {
         "library": library,
-        "track": member.digest,
-        "title": member.title,
-        "artist": member.artist,
-        "confidence": round(found.confidence, 3),
-        "tempo_ratio": round(found.tempo_ratio, 4),
-        "pitch_shift_semitones": round(12 * math.log2(found.pitch_ratio), 2),
-        "reference_start_sec": round(found.offset_sec + found.tempo_ratio * start_sec, 2),
+        "track": play["track"],
+        "title": play["title"],
+        "artist": play["artist"],
+        "confidence": play["confidence"],
+        "tempo_ratio": play["tempo_ratio"],
+        "pitch_shift_semitones": play["pitch_shift_semitones"],
+        "reference_start_sec": round(play["offset_sec"] + play["tempo_ratio"] * start_sec, 2),
     }
 
 
-def compute(out: EntryWriter, params: dict[str, Any], library: SearchIndex, decode: Entry, segment: Entry) -> None:
+def compute(out: EntryWriter, params: dict[str, Any], library_plays: Entry, segment: Entry) -> None:
     """One identification (or None) per track of the segment entry, in its attrs (`identified`)."""
     tracks = Tracks.of(segment)
-    searched = library(params["library"]) if params["revision"] else None
+    plays, library = library_plays.attrs["plays"], params["library"]
     found: list[dict | None] = [None] * len(tracks)
-    if searched is not None:
-        index, members = searched
-        mono, sr = decode["mono"], decode.attrs["analysis_sample_rate"]
-        for i in range(len(tracks)):
-            lo, hi = tracks.steady_part(i)
-            edge = min(params["edge_sec"], (hi - lo) / 10)
-            lo, hi = lo + edge, hi - edge
-            # each window is read from the store only when the search asks for it, on the file's clock
-            spans = query_spans(lo, hi, params["windows"], params["window_sec"])
-            windows = (window_quads(mono, sr, [span]) for span in spans)
-            match, _ = matching.identify_until_sure(index, windows, params["sure_confidence"])
-            if match is not None and match.confidence >= params["min_confidence"]:
-                found[i] = described(match, members, tracks.starts[i], params["library"])
+    for i in range(len(tracks)):
+        lo, hi = tracks.steady_part(i)
+        best = max(plays, key=lambda p: covered(p, lo, hi), default=None)
+        if best is not None and covered(best, lo, hi) >= MIN_COVER * (hi - lo):
+            found[i] = described(best, tracks.starts[i], library)
     warnings = split_tracks(found, tracks.starts)
-    if searched is None and params["library"] != Settings.model_fields["library"].default:
-        warnings.append(f"library {params['library']} holds no tracks: no track was identified")
-    out.attrs.update(identified=found, library=params["library"], searched=searched is not None, warnings=warnings)
+    if not library_plays.attrs["searched"] and library != params["default_library"]:
+        warnings.append(f"library {library} holds no tracks: no track was identified")
+    out.attrs.update(identified=found, library=library, searched=library_plays.attrs["searched"], warnings=warnings)
 
 
 def split_tracks(found: list[dict | None], starts: list[float]) -> list[str]:
@@ -103,4 +73,4 @@ def split_tracks(found: list[dict | None], starts: list[float]) -> list[str]:
     return said
 
 
-STAGE = Stage("identify", 1, compute, params)
+STAGE = Stage("identify", 2, compute, params)

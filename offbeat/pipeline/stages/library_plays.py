@@ -12,7 +12,7 @@ from typing import Any
 from offbeat.dsp import anchors
 from offbeat.library import SearchIndex, library_revision
 from offbeat.pipeline.stage import Stage
-from offbeat.pipeline.views import music_bounds
+from offbeat.pipeline.views import music_bounds, plays_summary
 from offbeat.settings import Settings
 from offbeat.storage import Entry, EntryWriter
 
@@ -53,7 +53,8 @@ def described(play: anchors.Play, member: Any) -> dict[str, Any]:
         "offset_sec": round(play.offset_sec, 3),
         "confidence": round(play.confidence, 3),
         "windows": play.windows,
+        "inside": [round(x, 2) for x in anchors.interior(play)],
     }
 
 
-STAGE = Stage("library_plays", 1, compute, params)
+STAGE = Stage("library_plays", 1, compute, params, summary=plays_summary)

@@ -12,7 +12,7 @@ import numpy as np
 from offbeat.dsp import track_boundaries
 from offbeat.pipeline.stage import Stage
 from offbeat.pipeline.views import description as described
-from offbeat.pipeline.views import music_bounds
+from offbeat.pipeline.views import music_bounds, plays_found
 from offbeat.settings import Settings
 from offbeat.storage import Entry, EntryWriter
 
@@ -23,12 +23,16 @@ def params(s: Settings) -> dict[str, Any]:
     return {"min_track_sec": s.min_track_sec}
 
 
-def compute(out: EntryWriter, params: dict[str, Any], description: Entry, decode: Entry, trim: Entry) -> None:
+def compute(
+    out: EntryWriter, params: dict[str, Any], description: Entry, library_plays: Entry, decode: Entry, trim: Entry
+) -> None:
     """The boundaries inside the music, with the boundary finder's configuration (`track_boundaries.CONFIG`) and
-    the minimum track length of the settings."""
+    the minimum track length of the settings; where the track library knows the tracks (`library_plays`), no cut
+    inside a play and one at each handover between plays."""
     start, end = music_bounds(decode, trim)
     config = dataclasses.replace(track_boundaries.CONFIG, min_track_sec=params["min_track_sec"])
-    found = track_boundaries.find_boundaries(described(description), start, end, config)
+    plays = track_boundaries.Plays(**plays_found(library_plays))
+    found = track_boundaries.find_boundaries(described(description), start, end, config, plays)
     out.put_array("times", found.times.astype(np.float64))
     out.put_array("transition_starts", found.transition_starts.astype(np.float64))
     out.put_array("transition_ends", found.transition_ends.astype(np.float64))
