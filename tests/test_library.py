@@ -401,3 +401,17 @@ def test_a_path_added_relative_is_kept_absolute(settings: Settings, tmp_path: Pa
     )
     assert removed.returncode == 0, removed.stderr
     assert library.tracks() == []
+
+
+def test_ls_escapes_tag_text(settings: Settings, tmp_path: Path) -> None:
+    """A title holding an escape sequence (one that sets the terminal's title) and a line break (a forged row) is
+    printed escaped by `library ls`, as `library add` prints it."""
+    evil = "Nice\x1b]0;owned\x07\n4c8273578df3     1.0 s  forged"
+    added = offbeat("library", "add", str(tagged(tmp_path / "evil.flac", track(311, 20.0), evil, "A\x1b[31mB")))
+    assert added.returncode == 0, added.stderr
+    assert "\x1b" not in added.stderr
+    listed = offbeat("library", "ls")
+    assert listed.returncode == 0, listed.stderr
+    (row,) = listed.stdout.splitlines()
+    assert "\x1b" not in row and "\x07" not in row
+    assert row.endswith("Nice\\x1b]0;owned\\x07\\n4c8273578df3     1.0 s  forged - A\\x1b[31mB")
