@@ -44,7 +44,7 @@ DECODE_BLOCK_SEC = 30.0  # decoding a reference track streams blocks of this len
 def check_name(name: str) -> str:
     """A library name, or ValueError: letters, digits, `_`, `.` and `-`, up to 64 characters (it is part of
     index record names and of cache keys)."""
-    if not NAME.match(name):
+    if not NAME.fullmatch(name):  # `$` alone also matches before a final newline
         raise ValueError(
             f"library name {name[:80]!r} is not allowed: use letters, digits, '_', '.' and '-' (at most 64), "
             "starting with a letter or digit"

@@ -415,3 +415,14 @@ def test_ls_escapes_tag_text(settings: Settings, tmp_path: Path) -> None:
     (row,) = listed.stdout.splitlines()
     assert "\x1b" not in row and "\x07" not in row
     assert row.endswith("Nice\\x1b]0;owned\\x07\\n4c8273578df3     1.0 s  forged - A\\x1b[31mB")
+
+
+@pytest.mark.parametrize("name", ["crate\n", "crate\r", "../up", "", "x" * 65])
+def test_library_names_are_checked_whole(name: str) -> None:
+    """A name ending in a newline passed `re.match` with `$` (which matches before a final newline): created, then
+    unreachable by any command."""
+    from offbeat.library import check_name
+
+    with pytest.raises(ValueError, match="is not allowed"):
+        check_name(name)
+    assert check_name("crate-2.b_1") == "crate-2.b_1"
