@@ -426,3 +426,30 @@ def test_library_names_are_checked_whole(name: str) -> None:
     with pytest.raises(ValueError, match="is not allowed"):
         check_name(name)
     assert check_name("crate-2.b_1") == "crate-2.b_1"
+
+
+@pytest.mark.parametrize("grace", ["2s", "0", "1m"])
+def test_gc_refuses_a_grace_shorter_than_the_use_time_renewal(settings: Settings, tmp_path: Path, grace: str) -> None:
+    """Readers renew an entry's use time once a minute: a grace shorter than two renewals removed entries a running
+    analysis was reading (a 2 s grace made a job fail). Refused, and nothing is removed."""
+    store = open_store(settings)
+    from offbeat import library as module
+
+    Library(store, "crate").add(tagged(tmp_path / "x.flac", track(321, 20.0), "X"))
+    module._LOADED.clear()  # built into this store, not found in memory from another test's
+    Library(store, "crate").search_index()
+    done = subprocess.run(
+        [OFFBEAT, "cache", "gc", "--max-size", "0", "--grace", grace],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+    )
+    assert done.returncode == 2 and "is too short" in done.stderr and "at least 120s" in done.stderr
+    assert any(r["stage"] == "search_index" for r in store.entries())
+    kept = subprocess.run(
+        [OFFBEAT, "cache", "gc", "--max-size", "0", "--grace", "2m"],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+    )
+    assert kept.returncode == 0 and kept.stdout.startswith("removed 0 entries"), kept.stderr
