@@ -314,9 +314,8 @@ class Library:
                     )
                 try:
                     quads[tid] = read_quads(entry)
-                except Exception as exc:
-                    if self.store.verify(track.fingerprint):  # not damage (the store forgets a damaged entry)
-                        raise
+                except Exception as exc:  # damage (then forgotten by `verify`), or an entry made again meanwhile
+                    self.store.verify(track.fingerprint)
                     broken.append((track, exc))
             if broken:  # every damaged fingerprint at once, so that one more pass makes them all again
                 titles = ", ".join(repr(track.title) for track, _ in broken)
@@ -335,9 +334,8 @@ class Library:
             )
         try:
             index = fp.Index(entry["keys"][...], entry["track"][...], read_quads(entry, "quads."))
-        except Exception as exc:
-            if self.store.verify(key):
-                raise
+        except Exception as exc:  # damage (then forgotten by `verify`), or an entry made again meanwhile: read again
+            self.store.verify(key)
             raise _Damaged([key], "search index") from exc
         _LOADED.clear()  # one index in memory per process: a large library is large
         _LOADED[key] = index
@@ -345,8 +343,9 @@ class Library:
 
 
 class _Damaged(Exception):
-    """Library entries (`keys`) found damaged, and forgotten by the store, while the search index was made or
-    read: `Library.search_index` makes them again."""
+    """Library entries (`keys`) that failed to read while the search index was made or read, and were forgotten
+    when damaged: `Library.search_index` makes them again (or reads them again, when another process had made them
+    again meanwhile)."""
 
     def __init__(self, keys: list[str], what: str) -> None:
         super().__init__(what)
