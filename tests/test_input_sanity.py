@@ -222,3 +222,22 @@ def test_a_file_rewritten_while_it_is_decoded_stores_nothing(tmp_path: Path) -> 
         ref = Run(store, settings, path).stage("decode", {})
         stereo = store.get(ref.key)["stereo"][...]  # type: ignore[index]
         assert stereo.shape == samples.shape and np.allclose(stereo, samples, atol=1e-4)  # 16-bit
+
+
+def test_the_over_full_scale_warning_gives_the_peak_of_the_channels(tmp_path: Path) -> None:
+    """Channels in part opposite: the mono fold peaks lower than the samples do (it said 189.9 for 200.0); the
+    warning gives the samples' peak."""
+    t = np.arange(3 * SR) / SR
+    left = 200.0 * np.sin(2 * np.pi * 440 * t)
+    data = np.stack([left, -0.9 * left + 20.0 * np.sin(2 * np.pi * 660 * t)], axis=1).astype(np.float32)
+    write_samples(tmp_path / "wide.wav", data, SR, subtype="FLOAT")
+    found = entries(tmp_path, "wide.wav")
+    assert float(np.abs(found["decode"]["mono"][...]).max()) < 100  # the fold really is lower
+    (warning,) = found["trim"].attrs["warnings"]
+    assert "samples reach 200 (+46.0 dBFS" in warning
+    from dataclasses import replace
+
+    from offbeat.pipeline.stages.trim import stereo_peak
+
+    older = replace(found["decode"], attrs={k: v for k, v in found["decode"].attrs.items() if k != "peak"})
+    assert stereo_peak(older) == pytest.approx(200.0, rel=1e-4) == stereo_peak(found["decode"])  # read from stereo

@@ -54,7 +54,12 @@ def compute(
             "declared (truncated or damaged?)"
         )
     out.attrs.update(
-        source=info.as_dict(), duration_sec=duration, sample_rate=sr, analysis_sample_rate=ar, warnings=warnings
+        source=info.as_dict(),
+        duration_sec=duration,
+        sample_rate=sr,
+        analysis_sample_rate=ar,
+        peak=source.peak,  # of the stereo samples: the mono copy's fold may be lower (channels in opposite phase)
+        warnings=warnings,
     )
 
 
