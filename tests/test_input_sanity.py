@@ -241,3 +241,23 @@ def test_the_over_full_scale_warning_gives_the_peak_of_the_channels(tmp_path: Pa
 
     older = replace(found["decode"], attrs={k: v for k, v in found["decode"].attrs.items() if k != "peak"})
     assert stereo_peak(older) == pytest.approx(200.0, rel=1e-4) == stereo_peak(found["decode"])  # read from stereo
+
+
+def test_a_flac_whose_header_claims_twelve_hours_says_what_is_wrong(tmp_path: Path) -> None:
+    """A 3 s FLAC whose STREAMINFO declares 12 h (within OFFBEAT_MAX_AUDIO_SEC): libsndfile fails with "Internal
+    psf_fseek() failed"; the message says what the header declared and where decoding stopped."""
+    sf.write(str(tmp_path / "short.flac"), tone(3.0), SR)
+    raw = bytearray((tmp_path / "short.flac").read_bytes())
+    at = 8 + 10  # STREAMINFO's bytes 10-17: rate (20 bits), channels (3), bits (5), total samples (36)
+    packed = int.from_bytes(raw[at : at + 8], "big")
+    packed = packed & ~((1 << 36) - 1) | 12 * 3600 * SR
+    raw[at : at + 8] = packed.to_bytes(8, "big")
+    (tmp_path / "claims.flac").write_bytes(bytes(raw))
+    assert sf.info(str(tmp_path / "claims.flac")).duration == 12 * 3600
+    with pytest.raises(AnalysisError) as caught:
+        decode(tmp_path, "claims.flac")
+    assert caught.value.code is ErrorCode.CORRUPT_AUDIO and not caught.value.retryable
+    assert caught.value.message.startswith(
+        "claims.flac is damaged or truncated: its header declares 12.0 h of audio (in a file of "
+    )
+    assert "decoding failed 0.0 s in" in caught.value.message
