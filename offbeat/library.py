@@ -29,8 +29,8 @@ import numpy as np
 
 from offbeat.dsp import fingerprint as fp
 from offbeat.errors import AnalysisError, ErrorCode, bounded, loggable
-from offbeat.media import intake
 from offbeat.media.decode import read_tags
+from offbeat.pipeline import intake
 from offbeat.pipeline.stage import path_constants
 from offbeat.settings import LIBRARY_NAME, Settings, get_settings
 from offbeat.storage import ArtifactStore, Entry, EntryWriter, entry_key, open_existing_store

@@ -336,7 +336,7 @@ def test_damaged_library_entries_heal_within_one_search(
 def test_add_refuses_what_the_engine_refuses(
     settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """References pass the intake checks of a job's audio (`offbeat.media.intake`), with the same error codes: each
+    """References pass the intake checks of a job's audio (`offbeat.pipeline.intake`), with the same error codes: each
     refused file is reported and skipped, the exit status is 1, and only the good file is a member."""
     monkeypatch.setenv("OFFBEAT_MAX_AUDIO_SEC", "30")
     good = track(291, 20.0)

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from offbeat.dsp import silence
-from offbeat.media import intake
+from offbeat.pipeline import intake
 from offbeat.pipeline.stage import Stage
 from offbeat.settings import Settings
 from offbeat.storage import Entry, EntryWriter
