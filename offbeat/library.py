@@ -29,8 +29,8 @@ import numpy as np
 
 from offbeat.dsp import fingerprint as fp
 from offbeat.errors import AnalysisError, ErrorCode, bounded, loggable
-from offbeat.media import intake
 from offbeat.media.decode import read_tags
+from offbeat.pipeline import intake
 from offbeat.pipeline.stage import path_constants
 from offbeat.settings import LIBRARY_NAME, Settings, get_settings
 from offbeat.storage import ArtifactStore, Entry, EntryWriter, entry_key, open_existing_store
@@ -44,7 +44,7 @@ DECODE_BLOCK_SEC = 30.0  # decoding a reference track streams blocks of this len
 def check_name(name: str) -> str:
     """A library name, or ValueError: letters, digits, `_`, `.` and `-`, up to 64 characters (it is part of
     index record names and of cache keys)."""
-    if not NAME.match(name):
+    if not NAME.fullmatch(name):  # `$` alone also matches before a final newline
         raise ValueError(
             f"library name {name[:80]!r} is not allowed: use letters, digits, '_', '.' and '-' (at most 64), "
             "starting with a letter or digit"
@@ -314,9 +314,8 @@ class Library:
                     )
                 try:
                     quads[tid] = read_quads(entry)
-                except Exception as exc:
-                    if self.store.verify(track.fingerprint):  # not damage (the store forgets a damaged entry)
-                        raise
+                except Exception as exc:  # damage (then forgotten by `verify`), or an entry made again meanwhile
+                    self.store.verify(track.fingerprint)
                     broken.append((track, exc))
             if broken:  # every damaged fingerprint at once, so that one more pass makes them all again
                 titles = ", ".join(repr(track.title) for track, _ in broken)
@@ -335,9 +334,8 @@ class Library:
             )
         try:
             index = fp.Index(entry["keys"][...], entry["track"][...], read_quads(entry, "quads."))
-        except Exception as exc:
-            if self.store.verify(key):
-                raise
+        except Exception as exc:  # damage (then forgotten by `verify`), or an entry made again meanwhile: read again
+            self.store.verify(key)
             raise _Damaged([key], "search index") from exc
         _LOADED.clear()  # one index in memory per process: a large library is large
         _LOADED[key] = index
@@ -345,8 +343,9 @@ class Library:
 
 
 class _Damaged(Exception):
-    """Library entries (`keys`) found damaged, and forgotten by the store, while the search index was made or
-    read: `Library.search_index` makes them again."""
+    """Library entries (`keys`) that failed to read while the search index was made or read, and were forgotten
+    when damaged: `Library.search_index` makes them again (or reads them again, when another process had made them
+    again meanwhile)."""
 
     def __init__(self, keys: list[str], what: str) -> None:
         super().__init__(what)

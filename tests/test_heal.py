@@ -132,33 +132,46 @@ def damage_every_entry(store: ArtifactStore) -> list[str]:
 def test_damage_in_every_entry_at_once_heals_within_one_cli_run(
     settings: Settings, prefect_api: str, tmp_path: Path
 ) -> None:
-    """Every entry of an analysis damaged at once: a pass that recomputes an entry reads (and finds) damage in its
-    inputs, which nothing had read before; the run goes on until the whole graph is healed, and completes."""
+    """Every entry of an analysis with a library damaged at once, the library's fingerprints and search index
+    included: a pass that recomputes an entry reads (and finds) damage in its inputs, which nothing had read before;
+    the run goes on until the whole graph is healed, and completes. The library's entries heal where they are read
+    (`Library.search_index`): forgotten, made again from the reference's file, read again."""
     import json
     import os
+    import shutil
     import subprocess
     import sys
 
     from offbeat.storage import open_store
 
     path = synth.write_mix(MIX, settings.shared_mount_path / "every.wav")
+    reference = shutil.copy(path, tmp_path / "reference.wav")
     env = {**os.environ, "PREFECT_API_URL": prefect_api}
-    command = [str(Path(sys.executable).with_name("offbeat")), "analyze", str(path)]
+    offbeat = str(Path(sys.executable).with_name("offbeat"))
+    added = subprocess.run([offbeat, "library", "add", str(reference)], env=env, capture_output=True, text=True)
+    assert added.returncode == 0, added.stderr
+    command = [offbeat, "analyze", str(path)]
     first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
     assert first.returncode == 0, first.stderr[-3000:]
     store = open_store(settings)
     damaged = damage_every_entry(store)
+    # identify's entry holds attributes only (nothing to damage): its record lost, the run identifies again, and so
+    # reads the damaged search index (and, to make that again, the damaged fingerprint)
+    store.invalidate(next(r["key"] for r in store.entries() if r["stage"] == "identify"))
     store.close()
     assert {"decode", "activations", "envelopes", "beats", "separate", "drum_beats", "partition", "segment"} <= set(
         damaged
     )
+    assert {"fingerprint", "search_index"} <= set(damaged)
     again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stderr.count("running the stages again") >= 2  # damage found further up on a later pass
+    assert "the stored search index was damaged" in again.stderr and "fingerprint of 'reference'" in again.stderr
     before, after = json.loads(first.stdout), json.loads(again.stdout)
     assert after["status"] == "completed" and after["results"] == before["results"]
+    assert any(t["identified"] for t in after["results"]["tracks"])  # the library was searched, and answered
     # Every damaged entry the run read was recomputed, not reported as read from the store. The stems entry may be
     # damaged in an array nothing of this run reads (its analysis copies are read by track_features, whose entries
     # are intact here): that damage is found, and healed, by the first stage that reads it.
-    read_by_the_run = set(damaged) - {"separate"}
+    read_by_the_run = set(damaged) - {"separate", "fingerprint", "search_index"}
     assert not read_by_the_run & set(after["engine"]["cached_stages"]), after["engine"]["cached_stages"]

@@ -222,3 +222,42 @@ def test_a_file_rewritten_while_it_is_decoded_stores_nothing(tmp_path: Path) -> 
         ref = Run(store, settings, path).stage("decode", {})
         stereo = store.get(ref.key)["stereo"][...]  # type: ignore[index]
         assert stereo.shape == samples.shape and np.allclose(stereo, samples, atol=1e-4)  # 16-bit
+
+
+def test_the_over_full_scale_warning_gives_the_peak_of_the_channels(tmp_path: Path) -> None:
+    """Channels in part opposite: the mono fold peaks lower than the samples do (it said 189.9 for 200.0); the
+    warning gives the samples' peak."""
+    t = np.arange(3 * SR) / SR
+    left = 200.0 * np.sin(2 * np.pi * 440 * t)
+    data = np.stack([left, -0.9 * left + 20.0 * np.sin(2 * np.pi * 660 * t)], axis=1).astype(np.float32)
+    write_samples(tmp_path / "wide.wav", data, SR, subtype="FLOAT")
+    found = entries(tmp_path, "wide.wav")
+    assert float(np.abs(found["decode"]["mono"][...]).max()) < 100  # the fold really is lower
+    (warning,) = found["trim"].attrs["warnings"]
+    assert "samples reach 200 (+46.0 dBFS" in warning
+    from dataclasses import replace
+
+    from offbeat.pipeline.stages.trim import stereo_peak
+
+    older = replace(found["decode"], attrs={k: v for k, v in found["decode"].attrs.items() if k != "peak"})
+    assert stereo_peak(older) == pytest.approx(200.0, rel=1e-4) == stereo_peak(found["decode"])  # read from stereo
+
+
+def test_a_flac_whose_header_claims_twelve_hours_says_what_is_wrong(tmp_path: Path) -> None:
+    """A 3 s FLAC whose STREAMINFO declares 12 h (within OFFBEAT_MAX_AUDIO_SEC): libsndfile fails with "Internal
+    psf_fseek() failed"; the message says what the header declared and where decoding stopped."""
+    sf.write(str(tmp_path / "short.flac"), tone(3.0), SR)
+    raw = bytearray((tmp_path / "short.flac").read_bytes())
+    at = 8 + 10  # STREAMINFO's bytes 10-17: rate (20 bits), channels (3), bits (5), total samples (36)
+    packed = int.from_bytes(raw[at : at + 8], "big")
+    packed = packed & ~((1 << 36) - 1) | 12 * 3600 * SR
+    raw[at : at + 8] = packed.to_bytes(8, "big")
+    (tmp_path / "claims.flac").write_bytes(bytes(raw))
+    assert sf.info(str(tmp_path / "claims.flac")).duration == 12 * 3600
+    with pytest.raises(AnalysisError) as caught:
+        decode(tmp_path, "claims.flac")
+    assert caught.value.code is ErrorCode.CORRUPT_AUDIO and not caught.value.retryable
+    assert caught.value.message.startswith(
+        "claims.flac is damaged or truncated: its header declares 12.0 h of audio (in a file of "
+    )
+    assert "decoding failed 0.0 s in" in caught.value.message

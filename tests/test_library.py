@@ -331,7 +331,7 @@ def test_damaged_library_entries_heal_within_one_search(
 def test_add_refuses_what_the_engine_refuses(
     settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """References pass the intake checks of a job's audio (`offbeat.media.intake`), with the same error codes: each
+    """References pass the intake checks of a job's audio (`offbeat.pipeline.intake`), with the same error codes: each
     refused file is reported and skipped, the exit status is 1, and only the good file is a member."""
     monkeypatch.setenv("OFFBEAT_MAX_AUDIO_SEC", "30")
     good = track(291, 20.0)
@@ -396,3 +396,55 @@ def test_a_path_added_relative_is_kept_absolute(settings: Settings, tmp_path: Pa
     )
     assert removed.returncode == 0, removed.stderr
     assert library.tracks() == []
+
+
+def test_ls_escapes_tag_text(settings: Settings, tmp_path: Path) -> None:
+    """A title holding an escape sequence (one that sets the terminal's title) and a line break (a forged row) is
+    printed escaped by `library ls`, as `library add` prints it."""
+    evil = "Nice\x1b]0;owned\x07\n4c8273578df3     1.0 s  forged"
+    added = offbeat("library", "add", str(tagged(tmp_path / "evil.flac", track(311, 20.0), evil, "A\x1b[31mB")))
+    assert added.returncode == 0, added.stderr
+    assert "\x1b" not in added.stderr
+    listed = offbeat("library", "ls")
+    assert listed.returncode == 0, listed.stderr
+    (row,) = listed.stdout.splitlines()
+    assert "\x1b" not in row and "\x07" not in row
+    assert row.endswith("Nice\\x1b]0;owned\\x07\\n4c8273578df3     1.0 s  forged - A\\x1b[31mB")
+
+
+@pytest.mark.parametrize("name", ["crate\n", "crate\r", "../up", "", "x" * 65])
+def test_library_names_are_checked_whole(name: str) -> None:
+    """A name ending in a newline passed `re.match` with `$` (which matches before a final newline): created, then
+    unreachable by any command."""
+    from offbeat.library import check_name
+
+    with pytest.raises(ValueError, match="is not allowed"):
+        check_name(name)
+    assert check_name("crate-2.b_1") == "crate-2.b_1"
+
+
+@pytest.mark.parametrize("grace", ["2s", "0", "1m"])
+def test_gc_refuses_a_grace_shorter_than_the_use_time_renewal(settings: Settings, tmp_path: Path, grace: str) -> None:
+    """Readers renew an entry's use time once a minute: a grace shorter than two renewals removed entries a running
+    analysis was reading (a 2 s grace made a job fail). Refused, and nothing is removed."""
+    store = open_store(settings)
+    from offbeat import library as module
+
+    Library(store, "crate").add(tagged(tmp_path / "x.flac", track(321, 20.0), "X"))
+    module._LOADED.clear()  # built into this store, not found in memory from another test's
+    Library(store, "crate").search_index()
+    done = subprocess.run(
+        [OFFBEAT, "cache", "gc", "--max-size", "0", "--grace", grace],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+    )
+    assert done.returncode == 2 and "is too short" in done.stderr and "at least 120s" in done.stderr
+    assert any(r["stage"] == "search_index" for r in store.entries())
+    kept = subprocess.run(
+        [OFFBEAT, "cache", "gc", "--max-size", "0", "--grace", "2m"],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+    )
+    assert kept.returncode == 0 and kept.stdout.startswith("removed 0 entries"), kept.stderr

@@ -213,6 +213,11 @@ def test_cache_commands(settings: Settings, prefect_api: str, tmp_path: Path) ->
     assert re.search(r"decode\s+cached", shown) and re.search(r"track_features:0\s+cached", shown)
     # Everything was used a moment ago: inside the grace period nothing goes, whatever the size asked for.
     assert offbeat("gc", "--max-size", "0").startswith("removed 0 entries")
-    assert offbeat("gc", "--max-size", "0", "--grace", "0s").startswith("removed ")
+    # A grace shorter than two use-time renewals would take entries a running analysis reads: refused.
+    short = subprocess.run([OFFBEAT, "cache", "gc", "--max-size", "0", "--grace", "2s"], env=env, capture_output=True)
+    assert short.returncode == 2 and b"at least 120s" in short.stderr
+    from offbeat.storage import open_store
+
+    assert open_store(settings).collect_garbage(max_bytes=0, grace_sec=0)  # as when nothing runs: everything goes
     assert re.search(r"decode\s+missing", offbeat("show", str(mix)))
     assert offbeat("ls").strip().endswith(f" entries, 0 B in {settings.artifact_store}")  # only array-less records

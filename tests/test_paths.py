@@ -131,3 +131,40 @@ def test_export_stems_refuses_a_planted_stems_link(mount: Path, tmp_path: Path, 
     files, _ = export_stems(store, entry, mount.resolve() / "mixes" / "new.stems", config)
     assert sorted(p.name for p in (mount / "mixes" / "new.stems").iterdir()) == ["accompaniment.wav", "vocals.wav"]
     assert files["vocals"] == mount.resolve() / "mixes" / "new.stems" / "vocals.wav"
+
+
+def test_a_full_exports_folder_says_so(tmp_path: Path, settings: object) -> None:
+    """A real full device: the local exports folder is a 64 kB tmpfs (mounting needs root; skipped elsewhere).
+    Stems that do not fit fail retryable, saying "no space left on device" and where, not libsndfile's "System
+    error."; nothing partial is left there."""
+    import subprocess
+
+    import numpy as np
+
+    from offbeat.pipeline.stages.export_stems import export_stems
+    from offbeat.settings import get_settings
+    from offbeat.storage import ArtifactStore
+
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(exports)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"a tmpfs cannot be mounted here: {mounted.stderr.decode(errors='replace').strip()}")
+    try:
+        config = get_settings().model_copy(update={"local_exports_path": exports})
+        store = ArtifactStore(tmp_path / "store", tmp_path / "store" / "index")
+        with store.write("f" * 32, "separate") as out:
+            for stem in ("vocals", "accompaniment"):
+                out.create_array(stem, shape=(0, 2), dtype="float32", chunks=(4410, 2), audio=True).append(
+                    np.full((44100, 2), 0.25, np.float32), axis=0
+                )
+            out.attrs.update(sample_rate=44100, stems=["vocals", "accompaniment"])
+        entry = store.get("f" * 32)
+        assert entry is not None
+        with pytest.raises(AnalysisError) as caught:
+            export_stems(store, entry, exports / "set.stems", config)
+        assert caught.value.code is ErrorCode.INTERNAL and caught.value.retryable
+        assert caught.value.message.startswith(f"no space left on device: the stems could not be written to {exports}")
+        assert list((exports / "set.stems").iterdir()) == []
+    finally:
+        subprocess.run(["umount", str(exports)], check=True)

@@ -116,15 +116,22 @@ def cache_gc(
     """Remove least recently used entries, safely while analyses run (entries in use are kept). The track
     libraries' fingerprints are kept (`offbeat library rm` removes those no library holds)."""
     from offbeat.library import KEPT_STAGES
-    from offbeat.storage import open_store
+    from offbeat.storage import ArtifactStore, open_store
 
     if max_size is None and older_than is None:
         raise typer.BadParameter("give --max-size and/or --older-than")
+    grace_sec = _seconds(grace)
+    if grace_sec < ArtifactStore.MIN_GRACE_SEC:
+        raise typer.BadParameter(
+            f"--grace {grace} is too short: readers renew an entry's use time once a minute, so entries a running "
+            f"analysis reads may look unused for that long; at least {ArtifactStore.MIN_GRACE_SEC:.0f}s",
+            param_hint="--grace",
+        )
     store = open_store()
     removed = store.collect_garbage(
         max_bytes=_bytes(max_size) if max_size else None,
         older_than_sec=_seconds(older_than) if older_than else None,
-        grace_sec=_seconds(grace),
+        grace_sec=grace_sec,
         keep_stages=KEPT_STAGES,
     )
     left = sum(r["nbytes"] for r in store.entries())

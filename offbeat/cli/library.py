@@ -80,13 +80,16 @@ def library_ls(
     as_json: Annotated[bool, typer.Option("--json", help="one JSON document instead of a table")] = False,
 ) -> None:
     """The library's tracks: id, duration, title, artist."""
+    from offbeat.errors import loggable
+
     lib = _library(library, create=False)
     tracks = [] if lib is None else lib.tracks()
     if as_json:
         typer.echo(json.dumps([t.__dict__ for t in tracks], indent=2))
         return
-    for t in tracks:
-        typer.echo(f"{t.digest[:12]}  {t.duration_sec:7.1f} s  {t.title}" + (f" - {t.artist}" if t.artist else ""))
+    for t in tracks:  # tag text is the file's: escaped, so no control sequence reaches the terminal or forges a row
+        artist = f" - {loggable(t.artist)}" if t.artist else ""
+        typer.echo(f"{t.digest[:12]}  {t.duration_sec:7.1f} s  {loggable(t.title)}{artist}")
     typer.echo(f"{len(tracks)} tracks", err=True)
 
 

@@ -158,15 +158,17 @@ def read_tags(path: Path, info: SourceInfo, ffmpeg: str = "ffmpeg") -> dict[str,
 def _raw_blocks(path: Path, info: SourceInfo, block_frames: int, ffmpeg: str) -> Iterator[np.ndarray]:
     """Float32 (frames, channels) blocks at the source rate."""
     if info.decoder == "libsndfile":
+        done = 0
         try:
             with sf.SoundFile(str(path)) as fh:
                 while True:
                     block = fh.read(block_frames, dtype="float32", always_2d=True)
                     if len(block) == 0:
                         return
+                    done += len(block)
                     yield block
         except (sf.LibsndfileError, RuntimeError) as exc:
-            raise _fail(ErrorCode.CORRUPT_AUDIO, f"{display_name(path)} is damaged: {exc}") from exc
+            raise _fail(ErrorCode.CORRUPT_AUDIO, _damaged(path, info, done, exc)) from exc
         return
     binary = find_ffmpeg(ffmpeg) or ffmpeg
     # ffmpeg knows speaker layouts, so it does the downmix to stereo itself.
@@ -180,6 +182,27 @@ def _raw_blocks(path: Path, info: SourceInfo, block_frames: int, ffmpeg: str) ->
         stderr = proc.stderr.read().decode(errors="replace").strip()
         if proc.wait() != 0:
             raise _fail(ErrorCode.CORRUPT_AUDIO, f"ffmpeg could not decode {display_name(path)}: {stderr[-300:]}")
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds:.1f} s"
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
+
+
+def _damaged(path: Path, info: SourceInfo, frames_read: int, exc: BaseException) -> str:
+    """What to say of a file libsndfile stopped decoding: its own words ("Internal psf_fseek() failed") tell a
+    person nothing, so where it stopped and what the header declared, when that is more than was read."""
+    read_sec = frames_read / info.sample_rate
+    if info.duration_sec is None or info.duration_sec <= read_sec:
+        return f"{display_name(path)} is damaged: {exc}"
+    return (
+        f"{display_name(path)} is damaged or truncated: its header declares {_duration(info.duration_sec)} of audio "
+        f"(in a file of {_size(path.stat().st_size)}), and decoding failed {_duration(read_sec)} in "
+        f"(libsndfile: {str(exc).strip()})"
+    )
 
 
 def decode_blocks(

@@ -208,6 +208,8 @@ class ArtifactStore:
     # -- use and eviction ----------------------------------------------------------------------------
 
     TOUCH_EVERY_SEC = 60.0  # last-use times are this coarse, so reading an entry rarely writes the index
+    # The shortest grace `offbeat cache gc` takes: an entry read all along may show a use time this old.
+    MIN_GRACE_SEC = 2 * TOUCH_EVERY_SEC
 
     def _touch(self, key: str) -> None:
         now = time.time()

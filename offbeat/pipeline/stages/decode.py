@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from offbeat.media import intake
+from offbeat.pipeline import intake
 from offbeat.pipeline.stage import Progress, Stage
 from offbeat.settings import Settings
 from offbeat.storage import ChunkAppender, Entry, EntryWriter
@@ -20,7 +20,7 @@ def params(s: Settings) -> dict[str, Any]:
 
 
 def options(s: Settings) -> dict[str, Any]:
-    """The decoder binary and the limits (`offbeat.media.intake`): they decide whether the file is read, not what
+    """The decoder binary and the limits (`offbeat.pipeline.intake`): they decide whether the file is read, not what
     it reads as."""
     return {"ffmpeg": s.ffmpeg_path, **intake.limits(s)}
 
@@ -29,7 +29,7 @@ def compute(
     out: EntryWriter, params: dict[str, Any], options: dict[str, Any], source_path: Path, progress: Progress
 ) -> None:
     """Stream the file into 44.1 kHz stereo and analysis-rate mono arrays, one chunk at a time, through the intake
-    checks every audio file passes (`offbeat.media.intake.Intake`)."""
+    checks every audio file passes (`offbeat.pipeline.intake.Intake`)."""
     sr, ar, block_sec = params["sample_rate"], params["analysis_sample_rate"], params["block_sec"]
     source = intake.Intake(
         source_path, options, sample_rate=sr, analysis_rate=ar, block_sec=block_sec, ffmpeg=options["ffmpeg"]
@@ -54,7 +54,12 @@ def compute(
             "declared (truncated or damaged?)"
         )
     out.attrs.update(
-        source=info.as_dict(), duration_sec=duration, sample_rate=sr, analysis_sample_rate=ar, warnings=warnings
+        source=info.as_dict(),
+        duration_sec=duration,
+        sample_rate=sr,
+        analysis_sample_rate=ar,
+        peak=source.peak,  # of the stereo samples: the mono copy's fold may be lower (channels in opposite phase)
+        warnings=warnings,
     )
 
 

@@ -4,12 +4,14 @@ not a store entry, so it is not cached or refreshed, only checked."""
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
+from offbeat.errors import AnalysisError, ErrorCode
 from offbeat.paths import atomic_file, export_dir, export_folder, reported_path
 from offbeat.pipeline.stage import Sink, SinkContext, SinkInput
 from offbeat.settings import Settings
@@ -48,15 +50,38 @@ def _write_stems(
             written[name] = path
             continue
         reused = False
+        array = stems[name]
         with atomic_file(folder_fd, path.name) as tmp:
-            array = stems[name]
-            with sf.SoundFile(tmp, "w", samplerate=sr, channels=2, subtype=settings.stem_subtype, format=fmt) as fh:
-                step = array.chunks[0]
-                for first in range(0, array.shape[0], step):
-                    fh.write(np.clip(array[first : first + step], -1.0, 1.0))
+            try:
+                with sf.SoundFile(tmp, "w", samplerate=sr, channels=2, subtype=settings.stem_subtype, format=fmt) as fh:
+                    step = array.chunks[0]
+                    for first in range(0, array.shape[0], step):
+                        fh.write(np.clip(array[first : first + step], -1.0, 1.0))
+            except (sf.LibsndfileError, RuntimeError, OSError) as exc:  # told before the partial file goes
+                full = _full(folder, folder_fd, exc, array.chunks[0] * 2 * 4)
+                if full is None:
+                    raise
+                raise full from exc
         records.written(path, stems.key)
         written[name] = path
     return written, reused
+
+
+def _full(folder: Path, folder_fd: int, exc: BaseException, block_bytes: int) -> AnalysisError | None:
+    """The error to report when writing into the folder failed for want of space: libsndfile says only "System
+    error." (its errno is lost), so a write that failed where less than one block's bytes are free is taken for
+    a full device; retryable, since space may be freed. None when it was something else."""
+    space = os.fstatvfs(folder_fd)
+    free = space.f_bavail * space.f_frsize
+    enospc = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    if not enospc and free >= block_bytes:
+        return None
+    return AnalysisError(
+        ErrorCode.INTERNAL,
+        f"no space left on device: the stems could not be written to {folder} ({free / 1e6:.1f} MB free there)",
+        stage="export_stems",
+        retryable=True,
+    )
 
 
 def run(context: SinkContext, separate: SinkInput) -> tuple[dict[str, str], bool]:
