@@ -149,9 +149,8 @@ def test_damage_in_every_entry_at_once_heals_within_one_cli_run(
     store = open_store(settings)
     damaged = damage_every_entry(store)
     store.close()
-    assert {"decode", "activations", "envelopes", "beats", "separate", "drum_beats", "partition", "segment"} <= set(
-        damaged
-    )
+    stored = {"decode", "activations", "envelopes", "beats", "separate", "drum_beats", "description", "partition"}
+    assert stored <= set(damaged)  # the track list (segment) is attributes only: nothing to damage
     again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stderr.count("running the stages again") >= 2  # damage found further up on a later pass
