@@ -160,7 +160,7 @@ def test_a_title_ending_in_a_backslash_is_written_so_that_its_quote_closes() -> 
 
 
 def test_a_last_track_a_few_milliseconds_long_is_warned_about() -> None:
-    from offbeat.dsp.cues import dropped_cues
+    from offbeat.dsp.track_list import dropped_cues
 
     cues = [("A", 0.0), ("B", 150.0), ("C", 299.995)]
     (said,) = dropped_cues(cues, np.array([]), 0.0, 300.0, 2.0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import pytest
 
 from offbeat.dsp import boundary_merges as merges
 from offbeat.dsp import track_boundaries as tb
@@ -187,3 +188,13 @@ def test_a_sweep_is_a_replaced_config_and_the_merge_rules_a_list() -> None:
     unjoined = tb.find_boundaries(desc, 0.0, 300.0, replace(SHORT, merges=()))
     assert len(unjoined.times) == 1 and abs(unjoined.times[0] - 150) <= 6
     assert len(tb.find_boundaries(desc, 0.0, 300.0, replace(SHORT, merges=(), penalty=1e6)).times) == 0
+
+
+def test_the_tuning_bench_sweeps_config_fields_and_refuses_unknown_ones() -> None:
+    from bench.boundaries import configured
+
+    config = configured({"PENALTY": 3.0, "same_key": 0.3}, 30.0)
+    assert (config.penalty, config.same_key, config.min_track_sec) == (3.0, 0.3, 30.0)
+    assert config.cues == tb.CONFIG.cues and tb.CONFIG.penalty == 4.5  # the committed configuration is untouched
+    with pytest.raises(SystemExit, match="no field wiegths"):
+        configured({"wiegths": 1.0}, 30.0)

@@ -70,28 +70,29 @@ def settings_for(store: Path) -> Settings:
     return Settings(artifact_store=str(store), artifact_index_path=store / "index")
 
 
-def stage_refs(
-    mix: TrueMix, settings: Settings, stages: list[str], cache: Path
-) -> tuple[Run, dict[str, StageRef], Path]:
-    """The run of `mix` through the store, the refs of `stages`, and the file in `cache` that holds what a bench
-    derives from their entries: named by the audio file (path and modification time) and the stages' keys, so a
-    changed mix or stage is read anew."""
-    digest = hashlib.sha256(f"{mix.audio.resolve()}:{mix.audio.stat().st_mtime_ns}".encode()).hexdigest()[:16]
+def run_stages(mix: TrueMix, settings: Settings, stages: list[str]) -> tuple[Run, dict[str, StageRef]]:
+    """The run of `mix` through the store and the refs of `stages` (each read back, or computed when missing)."""
     run = Run(open_store(settings), settings, mix.audio)
     refs: dict[str, StageRef] = {}
     for name in stages:
         refs[name] = run.stage(name, refs)
+    return run, refs
+
+
+def stage_refs(
+    mix: TrueMix, settings: Settings, stages: list[str], cache: Path
+) -> tuple[Run, dict[str, StageRef], Path]:
+    """`run_stages`, and the file in `cache` that holds what a bench derives from their entries: named by the
+    audio file (path and modification time) and the stages' keys, so a changed mix or stage is read anew."""
+    digest = hashlib.sha256(f"{mix.audio.resolve()}:{mix.audio.stat().st_mtime_ns}".encode()).hexdigest()[:16]
+    run, refs = run_stages(mix, settings, stages)
     keys = hashlib.sha256("".join(refs[n].key for n in stages).encode()).hexdigest()[:16]
     return run, refs, cache / f"{mix.mix_id}-{digest}-{keys}.npz"
 
 
 def describe(mix: TrueMix, settings: Settings) -> Described:
     """The mix's `description` entry and music bounds, read from the store (computed there when missing)."""
-    stages = [*_needed("description"), "description"]
-    run = Run(open_store(settings), settings, mix.audio)
-    refs: dict[str, StageRef] = {}
-    for name in stages:
-        refs[name] = run.stage(name, refs)
+    run, refs = run_stages(mix, settings, [*_needed("description"), "description"])
     entries = {name: read(run.store, refs[name]) for name in ("description", "decode", "trim")}
     start, end = music_bounds(entries["decode"], entries["trim"])
     return Described(mix, description(entries["description"]), start, end)

@@ -53,8 +53,7 @@ class Cue:
 @dataclass(frozen=True)
 class Merge:
     """A rule that removes cuts inside one song, after the partition: `rule` names a function of
-    `offbeat.dsp.boundary_merges.RULES`,
-    `cues` the cues whose stretches it reads, in its order."""
+    `offbeat.dsp.boundary_merges.RULES`, `cues` the cues whose stretches it reads, in its order."""
 
     rule: str
     cues: tuple[str, ...]
