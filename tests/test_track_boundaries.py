@@ -191,7 +191,7 @@ def test_a_sweep_is_a_replaced_config_and_the_merge_rules_a_list() -> None:
 
 
 def test_the_tuning_bench_sweeps_config_fields_and_refuses_unknown_ones() -> None:
-    from bench.boundaries import configured
+    from bench.accuracy.boundaries import configured
 
     config = configured({"PENALTY": 3.0, "same_key": 0.3}, 30.0)
     assert (config.penalty, config.same_key, config.min_track_sec) == (3.0, 0.3, 30.0)

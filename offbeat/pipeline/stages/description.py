@@ -1,7 +1,7 @@
 """description: the mix second by second, as the boundary finder reads it: one array per source its cues name
 (`offbeat.dsp.track_boundaries.CUES`): mean log-mel band levels, chroma and the beat grid's tempo.
 
-An entry of its own, so the partition (and `bench/boundaries.py`, which tunes it) reads the description without
+An entry of its own, so the partition (and `bench/accuracy/boundaries.py`, which tunes it) reads the description without
 the envelopes, and a new cue's array is one more line here."""
 
 from __future__ import annotations
