@@ -20,7 +20,7 @@ def params(s: Settings) -> dict[str, Any]:
 
 
 def transition_signals(envelopes: Entry, beats: Entry) -> transitions.Signals:
-    """The mix as `offbeat.dsp.transitions` reads its transitions (also what `bench/transitions.py` scores)."""
+    """The mix as `offbeat.dsp.transitions` reads its transitions (also what `bench/accuracy/transitions.py` scores)."""
     grid = FrameGrid.of(envelopes)
     return transitions.Signals(
         series.means(envelopes["bands"][...], grid.frame_rate, transitions.STEP_SEC),
