@@ -158,6 +158,7 @@ def run_graph(path: Path, cues: Cues | None, redo: set[str]) -> tuple[dict[str, 
     def items(step: Step, refs: dict[str, StageRef]) -> int:  # the store is opened only once a stage needs it
         return Run(store(), get_settings(), path).items(step, refs)
 
+    registry.read_code()
     try:
         return walk(items, PrefectExecutor(path, cues, redo))
     except Stuck as exc:

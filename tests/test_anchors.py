@@ -53,11 +53,16 @@ def test_plays_and_their_handovers(mix: tuple[fp.Index, np.ndarray, list[float]]
     assert abs(handover[0] - middles[0]) < 3.0, (handover, middles)
 
 
-def test_split_time_takes_the_middle_of_a_clean_handover() -> None:
-    before, after = np.array([1.0, 2.0, 3.0, 4.0]), np.array([6.0, 7.0, 8.0])
-    assert anchors.split_time(before, after, 0.0, 10.0) == pytest.approx(5.0)
-    # a stray event on the wrong side moves nothing while the rest hands over cleanly
-    assert anchors.split_time(np.append(before, 9.0), after, 0.0, 10.0) == pytest.approx(5.0)
+def test_split_time_is_the_middle_of_the_silence_between_two_plays() -> None:
+    """Mid-blend neither track's quads match: the handover is the middle between the last time the outgoing play is
+    heard and the first time the incoming one is; a stray match of either inside the silence moves nothing."""
+    before, after = np.arange(-20.0, 4.0, 0.1), np.arange(6.0, 30.0, 0.1)  # 10 matches a second where heard
+    assert anchors.split_time(before, after, 0.0, 10.0) == pytest.approx(5.0, abs=0.3)
+    strays = anchors.split_time(np.append(before, 8.0), np.append(after, 2.0), 0.0, 10.0)
+    assert strays == pytest.approx(5.0, abs=0.3)
+    # a track with ten times the peaks does not pull the handover its way
+    dense = np.arange(-20.0, 4.0, 0.01)
+    assert anchors.split_time(dense, after, 0.0, 10.0) == pytest.approx(5.0, abs=0.3)
 
 
 def test_one_window_alone_is_no_play() -> None:

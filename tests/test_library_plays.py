@@ -58,3 +58,28 @@ def test_plays_of_library_tracks_and_their_handovers(settings: Settings, tmp_pat
     assert not cached and [p["title"] for p in found["plays"]] == ["Track A", "Track B", "Track C"]
     assert abs(found["handovers"][1] - middles[1]) < 3.0
     assert np.all(np.diff(found["handovers"]) > 0)
+
+
+def test_the_boundaries_keep_each_play_whole_and_cut_at_its_handover(settings: Settings, tmp_path: Path) -> None:
+    """Three library tracks blended one into the next: the partition cuts at the two handovers, within 3 s of
+    the fades' middles, and nowhere inside a play; identify names each track by its play."""
+    a, b, c = track(241, 70.0), track(242, 70.0), track(243, 70.0)
+    path = tmp_path / "mix.wav"
+    audio, middles = blend([played(a[: 66 * SR], 0.96)[: 60 * SR], b[: 60 * SR], c[: 60 * SR]], 10.0)
+    sf.write(str(path), audio, SR)
+    store = open_store(settings)
+    library = Library(store, settings.library, sample_rate=settings.analysis_sample_rate)
+    for name, ref in (("A", a), ("B", b), ("C", c)):
+        library.add(tagged(tmp_path / f"{name}.flac", ref, f"Track {name}"))
+    run = Run(store, Settings(min_track_sec=15), path)
+    refs: dict[str, StageRef] = {}
+    stages = ("decode", "trim", "activations", "envelopes", "beats", "description", "library_plays", "partition")
+    for name in (*stages, "segment", "identify"):
+        refs[name] = run.stage(name, refs)
+    partition, identify = store.get(refs["partition"].key), store.get(refs["identify"].key)
+    assert partition is not None and identify is not None
+    cuts = partition["times"][...]
+    assert len(cuts) == 2 and np.all(np.abs(cuts - np.array(middles)) < 3.0), (cuts, middles)
+    assert np.all(partition["confidence"][...] >= 0.6)  # as sure as the plays handing over
+    assert [t["title"] for t in identify.attrs["identified"]] == ["Track A", "Track B", "Track C"]
+    assert identify.attrs["identified"][0]["tempo_ratio"] == pytest.approx(0.96, abs=0.005)

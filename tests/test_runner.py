@@ -21,7 +21,17 @@ MIX = synth.MixSpec(
     tail_silence_sec=0.5,
     crossfades=(6,),
 )
-WITHOUT_STEMS = ("decode", "trim", "activations", "envelopes", "beats", "description", "partition", "segment")
+WITHOUT_STEMS = (
+    "decode",
+    "trim",
+    "activations",
+    "envelopes",
+    "beats",
+    "description",
+    "library_plays",
+    "partition",
+    "segment",
+)
 
 
 def _run(tmp_path: Path, path: Path, **kwargs: object) -> Run:
@@ -47,7 +57,7 @@ def test_stages_compute_once_then_read_back_and_refresh(tmp_path: Path) -> None:
     assert {n: keys[n] for n in WITHOUT_STEMS} == {n: r.key for n, r in first.items()}
 
     refreshed = _stages(_run(tmp_path, path, refresh=frozenset({"beats", "segment"})))
-    cached = ["decode", "trim", "activations", "envelopes", "description", "partition"]  # not refreshed: read back
+    cached = ["decode", "trim", "activations", "envelopes", "description", "library_plays", "partition"]  # read back
     assert [n for n, r in refreshed.items() if r.cached] == cached
     assert refreshed["segment"].key == first["segment"].key  # same inputs and code: the same entry again
 

@@ -29,6 +29,10 @@ MIN_WINDOWS = 2  # a play needs this many identified windows (one alone may be a
 BLOCK_SEC = 60.0  # the mix is fingerprinted this much at a time (memory), each block with MARGIN_SEC each side
 MARGIN_SEC = 4.0  # longer than a query box, so quads rooted near a block's edge are whole
 NOT_TUNING = ("BLOCK_SEC",)
+DENSITY_SEC = 4.0  # a play's matches are counted over this long when placing a handover
+REFERENCE_SEC = 20.0  # and compared with their density over this long where the play is heard alone
+STEP_SEC = 0.25  # handovers are placed on a grid this fine
+HEARD_SHARE = 0.25  # a play is heard while its matches reach this share of their density where it plays alone
 ADJACENT_SEC = 15.0  # two plays this close hand over to each other; further apart, a track nobody knows may lie between
 
 
@@ -173,18 +177,25 @@ def fitting(matches: MixMatches, play: Play, fit_sec: float = FIT_SEC) -> np.nda
 
 
 def split_time(before: np.ndarray, after: np.ndarray, lo: float, hi: float) -> float:
-    """The time in [lo, hi] that best splits two sets of event times: the smallest share of `before`'s events
-    after it plus share of `after`'s before it (shares, so a track with more peaks does not pull the split its
-    way); the middle of the best run of such times."""
-    inside_before = np.sort(before[(before >= lo) & (before <= hi)])
-    inside_after = np.sort(after[(after >= lo) & (after <= hi)])
-    events = np.unique(np.concatenate([[lo, hi], inside_before, inside_after]))
-    points = np.sort(np.concatenate([events, (events[:-1] + events[1:]) / 2]))  # each event and between them
-    late = (len(inside_before) - np.searchsorted(inside_before, points, "right")) / max(len(inside_before), 1)
-    early = np.searchsorted(inside_after, points, "left") / max(len(inside_after), 1)
-    errors = late + early
-    best = np.flatnonzero(errors <= errors.min() + 1e-9)
-    return float((points[best[0]] + points[best[-1]]) / 2)
+    """The time in [lo, hi] where the events of `before` (matches on the outgoing play's line) give way to those
+    of `after` (the incoming one's): the middle between the last time the outgoing play is still heard and the
+    first time the incoming one is. A play is heard while its matches over DENSITY_SEC reach HEARD_SHARE of their
+    density where it plays alone (the REFERENCE_SEC before `lo`, after `hi`). Mid-blend, where both tracks are as
+    loud, their peaks make quads of both and neither matches: the middle of that silence is the blend's."""
+    grid = np.arange(lo, hi + STEP_SEC / 2, STEP_SEC)
+
+    def heard(times: np.ndarray, alone: tuple[float, float]) -> np.ndarray:
+        times = np.sort(times)
+        count = np.searchsorted(times, grid + DENSITY_SEC / 2) - np.searchsorted(times, grid - DENSITY_SEC / 2)
+        solo = np.searchsorted(times, alone[1]) - np.searchsorted(times, alone[0])
+        reference = max(solo / (alone[1] - alone[0]), 1.0 / DENSITY_SEC)
+        return count / DENSITY_SEC >= HEARD_SHARE * reference
+
+    outgoing = np.flatnonzero(heard(before, (lo - REFERENCE_SEC, lo)))
+    incoming = np.flatnonzero(heard(after, (hi, hi + REFERENCE_SEC)))
+    last = grid[outgoing[-1]] if len(outgoing) else lo
+    first = grid[incoming[0]] if len(incoming) else hi
+    return float((last + first) / 2)
 
 
 def boundaries(matches: MixMatches, found: list[Play], fit_sec: float = FIT_SEC) -> list[float | None]:

@@ -23,6 +23,7 @@ import importlib
 import importlib.util
 import re
 import sys
+import threading
 import types
 from functools import cache
 from typing import Any
@@ -49,6 +50,14 @@ PLUMBING = (
 )
 
 _CONSTANT = re.compile(r"^[A-Z][A-Z0-9_]*$")
+# CPython 3.11's parser is not safe to run from several threads at once ("AST constructor recursion depth
+# mismatch"); the flow's task threads key their stages side by side, so every parse goes through this lock.
+_PARSING = threading.Lock()
+
+
+def _parse(source: str) -> ast.Module:
+    with _PARSING:
+        return ast.parse(source)
 
 
 def _plumbing(name: str) -> bool:
@@ -83,7 +92,7 @@ def _top_level(body: list[ast.stmt]) -> list[ast.stmt]:
 def imported(name: str) -> frozenset[str]:
     """The project modules (plumbing aside) that module `name` imports at module level."""
     module = _module(name)
-    tree = ast.parse(_source(module))
+    tree = _parse(_source(module))
     package = module.__package__ or ""
     found: set[str] = set()
     for stmt in _top_level(tree.body):
@@ -136,13 +145,14 @@ def _assigned(stmt: ast.stmt) -> set[str]:
 def normalized(name: str) -> str:
     """Module `name`'s source as it runs: docstrings, comments, layout and `NOT_TUNING` constants left out."""
     module = _module(name)
-    tree = ast.parse(_source(module))
+    tree = _parse(_source(module))
     skipped = set(getattr(module, "NOT_TUNING", ())) | {"NOT_TUNING"}
     tree.body = [s for s in _without_docstring(tree.body) if not (_assigned(s) & skipped)]
     for node in ast.walk(tree):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             node.body = _without_docstring(node.body)
-    return ast.unparse(tree)
+    with _PARSING:
+        return ast.unparse(tree)
 
 
 @cache

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from offbeat.pipeline import context
+from offbeat.pipeline import code, context
 from offbeat.pipeline.stage import Sink, Stage, Step
 from offbeat.pipeline.stages import (
     activations,
@@ -97,3 +97,15 @@ def check_graph(graph: tuple[Step, ...] = GRAPH) -> None:
 
 
 check_graph()
+
+
+def read_code() -> None:
+    """Read every stage's code identity now, in this thread (`code.source_digest` keeps it), so that task threads
+    never parse source side by side (CPython 3.11's parser is not thread-safe). About a second, once a process."""
+    import pkgutil
+
+    from offbeat import dsp
+
+    signal_code = [f"offbeat.dsp.{m.name}" for m in pkgutil.iter_modules(dsp.__path__)]  # `path_constants` reads
+    for module in [stage.compute.__module__ for stage in STAGES.values()] + signal_code:
+        code.source_digest(module)
