@@ -30,6 +30,8 @@ from offbeat.pipeline import registry
 from offbeat.pipeline.preflight import preflight
 from offbeat.pipeline.runner import StageRef, StoreDamaged, healing, read
 from offbeat.pipeline.views import FrameGrid
+from offbeat.service.progress import CURRENT as JOB_PROGRESS
+from offbeat.service.progress import JobProgress
 from offbeat.settings import get_settings, overridden
 from offbeat.storage import JobLedger
 
@@ -125,7 +127,7 @@ def analyze_mix(
                 failed = FailedResult.from_error(job_id, error)
                 return Failed(message=str(error), data=dump_result(failed))
             job = json.loads(job)
-        outcome = _analyze(source, job, job_id, (cues, cue_sheet), refresh)
+        outcome = _analyze(source, job, job_id, (cues, cue_sheet), refresh, publish=job_ref is not None)
         if job_ref is not None:  # the listener may be on another host (work-pool mode): it reads the ledger
             document = outcome.data if isinstance(outcome, State) else outcome
             JobLedger(store()).deliver(str(flow_run.get_id()), document)
@@ -207,16 +209,22 @@ def _analyze(
     job_id: int,
     hints: tuple[list[CueTrack] | None, str | None],
     refresh: list[str] | None,
+    publish: bool = False,
 ) -> dict[str, Any] | State:
+    """`publish`: write the job's progress to Redis (a job handed over by the listener, whose application waits)."""
     logger = get_run_logger()
     started = time.perf_counter()
     opened: Source | None = None
+    progress: JobProgress | None = None
     try:
         job_id = _job_id(job, job_id)
         preflight(get_settings())
         opened, parsed = _open(source, job)
         if parsed is not None:
             job_id, hints = parsed.job_id, (parsed.cue_tracks, parsed.cue_sheet)
+        if parsed is not None and publish:  # the listener writes the final record, with the result
+            progress = JobProgress(get_settings(), job_id, [step.name for step in registry.GRAPH])
+            JOB_PROGRESS.set(progress)
         cues, sheet = _hints(*hints, opened)
         redo = registry.dependents(set(refresh or []))
         if redo:
@@ -248,5 +256,8 @@ def _analyze(
         failed = FailedResult.from_error(job_id, exc)
         return Failed(message=f"{failed.error_code}: {failed.error}", data=dump_result(failed))
     finally:
+        if progress is not None:
+            JOB_PROGRESS.set(None)
+            progress.close()
         if opened is not None:
             opened.close()
