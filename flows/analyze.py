@@ -33,6 +33,7 @@ from offbeat.pipeline.views import FrameGrid
 from offbeat.service.progress import CURRENT as JOB_PROGRESS
 from offbeat.service.progress import JobProgress
 from offbeat.settings import get_settings, overridden
+from offbeat.split import split as split_tracks
 from offbeat.storage import JobLedger
 
 
@@ -223,7 +224,8 @@ def _analyze(
         if parsed is not None:
             job_id, hints = parsed.job_id, (parsed.cue_tracks, parsed.cue_sheet)
         if parsed is not None and publish:  # the listener writes the final record, with the result
-            progress = JobProgress(get_settings(), job_id, [step.name for step in registry.GRAPH])
+            steps = [step.name for step in registry.GRAPH] + (["split"] if parsed.split else [])
+            progress = JobProgress(get_settings(), job_id, steps)
             JOB_PROGRESS.set(progress)
         cues, sheet = _hints(*hints, opened)
         redo = registry.dependents(set(refresh or []))
@@ -236,6 +238,14 @@ def _analyze(
             raise AnalysisError(ErrorCode.INVALID_JOB, str(exc), stage="intake") from None
         with overridden(library=library):
             document = _with_cue_sheet(_healing_graph(opened, cues, redo, job_id), opened.name, sheet)
+        if parsed is not None and parsed.split is not None:  # the job asks for its tracks as files
+            if progress is not None:
+                progress.started("split")
+            document["results"]["split"] = split_tracks(
+                opened.path, document, get_settings(), parsed.split, parsed.split_at or "boundary"
+            )
+            if progress is not None:
+                progress.finished("split", cached=False)
         document["engine"]["timings_sec"]["total"] = round(time.perf_counter() - started, 4)
         cached = document["engine"]["cached_stages"]
         logger.info(

@@ -109,6 +109,15 @@ class Job(BaseModel):
         pattern=LIBRARY_NAME,
     )
 
+    split: Literal["flac", "wav", "ogg", "mp3"] | None = Field(
+        None,
+        description="also write each track as its own tagged file in this format, with a CUE sheet and an M3U "
+        "playlist, in <name>.tracks/ beside the mix (listed in the result's `results.split`)",
+    )
+    split_at: Literal["boundary", "middle"] | None = Field(
+        None, description="where `split` cuts: each track's boundary (the default), or the middle of its transition"
+    )
+
     @model_validator(mode="after")
     def _one_path(self) -> Job:
         if (self.relative_path is None) == (self.file_path is None):
@@ -144,6 +153,17 @@ class GlobalAnalysis(BaseModel):
     )
 
 
+class SplitFiles(BaseModel):
+    """The files `split` wrote, as paths relative to the shared mount (absolute outside it)."""
+
+    format: str
+    cut_at: str
+    folder: str
+    tracks: list[str] = Field(description="one file per track, in track order")
+    cue_sheet: str
+    playlist: str = Field(description="M3U (UTF-8) of the track files")
+
+
 class Results(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
@@ -153,6 +173,9 @@ class Results(BaseModel):
         None,
         description="the tracks as a CUE sheet: FILE names the audio file; per track TITLE (the cue hint's, else "
         "'Track N'), PERFORMER where a CUE sheet given as hints named one, INDEX 01 (mm:ss:ff, 75 frames a second)",
+    )
+    split: SplitFiles | None = Field(
+        None, description="the track files, when the job asked for them (`split`)", exclude_if=lambda v: v is None
     )
 
 

@@ -35,6 +35,7 @@ STAGE_COST: dict[str, float] = {
     "segment": 3.0,
     "track_features": 15.0,
     "identify": 10.0,
+    "split": 30.0,  # a job's tracks as files (decoding the mix again, encoding FLAC)
 }
 ETA_MIN_FRACTION = 0.02  # computed work before the time left is estimated from its pace
 HEARTBEAT_SEC = 60.0  # a record is written again this often when nothing changes (it expires otherwise)
