@@ -1,4 +1,4 @@
-"""Analysis commands: analyze, rerun, demo, split, config, schema."""
+"""Analysis commands: analyze, rerun, demo, split, report, config, schema."""
 
 from __future__ import annotations
 
@@ -264,6 +264,40 @@ def split(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
     typer.echo(json.dumps(listed, indent=2))
+
+
+@app.command()
+def report(
+    result: Annotated[Path, typer.Argument(help="a completed result document (JSON)")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="the HTML file to write")] = Path("mix.html"),
+    audio: Annotated[
+        Path | None, typer.Option(help="the mix (default: where the result's stems and CUE sheet place it)")
+    ] = None,
+) -> None:
+    """Write one self-contained HTML page of a result: the mix's level with its tracks (key colours, blends), the
+    tempo, a block per track, and a player of the mix from any track's start when the mix can be found."""
+    from offbeat import html_report
+    from offbeat import split as splitting
+    from offbeat.errors import AnalysisError
+    from offbeat.settings import get_settings
+
+    settings = get_settings()
+    try:
+        document = json.loads(result.read_text())
+        source = audio or splitting.source_of(document, settings.shared_mount_path)
+        reachable = source is not None and source.is_file()
+        level = html_report.level_per_second(source, settings) if reachable else None
+        address = html_report.audio_address(source, output) if reachable else None
+        text = html_report.page(document, level, address)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
+    except (OSError, ValueError, KeyError, AnalysisError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(
+        f"{output} written ({len(text.encode()) / 1024:.0f} kB{'' if reachable else ', mix not found: no player'})",
+        err=True,
+    )
 
 
 @app.command()
