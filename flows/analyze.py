@@ -28,7 +28,10 @@ from offbeat.pipeline import assemble as assembly
 from offbeat.pipeline import registry
 from offbeat.pipeline.preflight import preflight
 from offbeat.pipeline.runner import StageRef, StoreDamaged, healing, read
+from offbeat.service.progress import CURRENT as JOB_PROGRESS
+from offbeat.service.progress import JobProgress
 from offbeat.settings import get_settings, overridden
+from offbeat.split import split as split_tracks
 from offbeat.storage import JobLedger
 
 
@@ -120,7 +123,7 @@ def analyze_mix(
                 failed = FailedResult.from_error(job_id, error)
                 return Failed(message=str(error), data=dump_result(failed))
             job = json.loads(job)
-        outcome = _analyze(source, job, job_id, (cues, cue_sheet), refresh)
+        outcome = _analyze(source, job, job_id, (cues, cue_sheet), refresh, publish=job_ref is not None)
         if job_ref is not None:  # the listener may be on another host (work-pool mode): it reads the ledger
             document = outcome.data if isinstance(outcome, State) else outcome
             JobLedger(store()).deliver(str(flow_run.get_id()), document)
@@ -202,16 +205,23 @@ def _analyze(
     job_id: int,
     hints: tuple[list[CueTrack] | None, str | None],
     refresh: list[str] | None,
+    publish: bool = False,
 ) -> dict[str, Any] | State:
+    """`publish`: write the job's progress to Redis (a job handed over by the listener, whose application waits)."""
     logger = get_run_logger()
     started = time.perf_counter()
     opened: Source | None = None
+    progress: JobProgress | None = None
     try:
         job_id = _job_id(job, job_id)
         preflight(get_settings())
         opened, parsed = _open(source, job)
         if parsed is not None:
             job_id, hints = parsed.job_id, (parsed.cue_tracks, parsed.cue_sheet)
+        if parsed is not None and publish:  # the listener writes the final record, with the result
+            steps = [step.name for step in registry.GRAPH] + (["split"] if parsed.split else [])
+            progress = JobProgress(get_settings(), job_id, steps)
+            JOB_PROGRESS.set(progress)
         cues, sheet = _hints(*hints, opened)
         redo = registry.dependents(set(refresh or []))
         if redo:
@@ -223,6 +233,14 @@ def _analyze(
             raise AnalysisError(ErrorCode.INVALID_JOB, str(exc), stage="intake") from None
         with overridden(library=library):
             document = _with_cue_sheet(_healing_graph(opened, cues, redo, job_id), opened.name, sheet)
+        if parsed is not None and parsed.split is not None:  # the job asks for its tracks as files
+            if progress is not None:
+                progress.started("split")
+            document["results"]["split"] = split_tracks(
+                opened.path, document, get_settings(), parsed.split, parsed.split_at or "boundary"
+            )
+            if progress is not None:
+                progress.finished("split", cached=False)
         document["engine"]["timings_sec"]["total"] = round(time.perf_counter() - started, 4)
         cached = document["engine"]["cached_stages"]
         logger.info(
@@ -243,5 +261,8 @@ def _analyze(
         failed = FailedResult.from_error(job_id, exc)
         return Failed(message=f"{failed.error_code}: {failed.error}", data=dump_result(failed))
     finally:
+        if progress is not None:
+            JOB_PROGRESS.set(None)
+            progress.close()
         if opened is not None:
             opened.close()

@@ -27,6 +27,7 @@ from offbeat.pipeline import registry
 from offbeat.pipeline.runner import Cues, Run, StageRef
 from offbeat.pipeline.stage import Sink, Step
 from offbeat.pipeline.walk import Stuck, walk
+from offbeat.service.progress import CURRENT as JOB_PROGRESS
 from offbeat.settings import get_settings
 from offbeat.storage import ArtifactStore, open_store, store_config
 from offbeat.storage.store import StoreConfig
@@ -52,13 +53,17 @@ def store() -> ArtifactStore:
 
 
 def _progress_logger(stage: str) -> Callable[[float], None]:
-    """Progress of a long stage in 10 % steps: a log line and the task run's progress artifact in the UI."""
+    """Progress of a long stage in 10 % steps: a log line and the task run's progress artifact in the UI; every
+    report to the job's progress in Redis, when the run has a job (`offbeat.service.progress`)."""
     logger = get_run_logger()
+    job = JOB_PROGRESS.get()
     last = [-1]
     artifact: list[Any] = []
 
     def progress(fraction: float) -> None:
         BOARD.update(stage, fraction)  # a bar on an interactive terminal; nothing otherwise
+        if job is not None:
+            job.advance(stage, fraction)
         step = int(fraction * 10)
         if step <= last[0]:
             return
@@ -83,6 +88,9 @@ def _run_step(
     Bad input is logged in one line, any other exception (a bug, a broken store) with its traceback as a
     retryable internal error; either way the task ends Failed with the AnalysisError as data."""
     logger = get_run_logger()
+    job = JOB_PROGRESS.get()
+    if job is not None:
+        job.started(name)
     try:
         run = Run(
             store(),
@@ -101,6 +109,8 @@ def _run_step(
         logger.error("%s: internal error: %s", name, bounded_traceback(exc))
         error = as_analysis_error(exc, name)
         return Failed(message=str(error), data=error)
+    if job is not None:
+        job.finished(name, ref.cached, mapped=index is not None)
     if ref.cached:
         logger.info("%s: read from the store (entry %s)", name, ref.key)
         return Completed(name="Cached", data=ref)
@@ -142,6 +152,8 @@ class PrefectExecutor:
         refresh = step.name in self.redo and not isinstance(step, Sink)
         args = (str(self.path), self.cues, refresh, upstream)
         if step.per_track:
+            if (job := JOB_PROGRESS.get()) is not None:
+                job.submitted(step.name, len(tracks))
             return [TASKS[step.name].submit(index, *args) for index in tracks]
         return [TASKS[step.name].submit(*args)]
 

@@ -109,6 +109,15 @@ class Job(BaseModel):
         pattern=LIBRARY_NAME,
     )
 
+    split: Literal["flac", "wav", "ogg", "mp3"] | None = Field(
+        None,
+        description="also write each track as its own tagged file in this format, with a CUE sheet and an M3U "
+        "playlist, in <name>.tracks/ beside the mix (listed in the result's `results.split`)",
+    )
+    split_at: Literal["boundary", "middle"] | None = Field(
+        None, description="where `split` cuts: each track's boundary (the default), or the middle of its transition"
+    )
+
     @model_validator(mode="after")
     def _one_path(self) -> Job:
         if (self.relative_path is None) == (self.file_path is None):
@@ -144,6 +153,17 @@ class GlobalAnalysis(BaseModel):
     )
 
 
+class SplitFiles(BaseModel):
+    """The files `split` wrote, as paths relative to the shared mount (absolute outside it)."""
+
+    format: str
+    cut_at: str
+    folder: str
+    tracks: list[str] = Field(description="one file per track, in track order")
+    cue_sheet: str
+    playlist: str = Field(description="M3U (UTF-8) of the track files")
+
+
 class Results(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
@@ -153,6 +173,9 @@ class Results(BaseModel):
         None,
         description="the tracks as a CUE sheet: FILE names the audio file; per track TITLE (the cue hint's, else "
         "'Track N'), PERFORMER where a CUE sheet given as hints named one, INDEX 01 (mm:ss:ff, 75 frames a second)",
+    )
+    split: SplitFiles | None = Field(
+        None, description="the track files, when the job asked for them (`split`)", exclude_if=lambda v: v is None
     )
 
 
@@ -191,6 +214,32 @@ class FailedResult(BaseModel):
         return cls(
             job_id=job_id, error=error.message, error_code=error.code, stage=error.stage, retryable=error.retryable
         )
+
+
+class StageProgress(BaseModel):
+    stage: str
+    fraction: float = Field(ge=0, le=1, description="share of this stage done (a mapped stage: its runs done)")
+
+
+class Progress(BaseModel):
+    """Where a job is, kept at `<queue>:progress:<job_id>` and published on `<queue>:progress` (README.md,
+    "Progress"): one record, replaced as the job advances, marked `final` in the step that publishes its result."""
+
+    job_id: int
+    state: Literal["running", "completed", "failed"]
+    final: bool = Field(description="the result is published; nothing follows this record")
+    stage: str | None = Field(description="the running stage with the most work (null when none runs)")
+    stage_fraction: float | None = Field(None, ge=0, le=1, description="share of `stage` done")
+    running: list[StageProgress] = Field(default_factory=list, description="every stage running now")
+    stages_done: list[str] = Field(default_factory=list, description="finished stages, in the order they finished")
+    fraction: float = Field(ge=0, le=1, description="share of the whole analysis done, by each stage's typical cost")
+    eta_sec: float | None = Field(None, ge=0, description="estimated seconds left (null until it can be told)")
+    started_at: str = Field(description="when the analysis started (ISO 8601, UTC)")
+    updated_at: str = Field(description="when this record was written (ISO 8601, UTC)")
+    elapsed_sec: float = Field(ge=0)
+    sequence: int = Field(ge=0, description="counts the records of one run: a record with a lower one is older")
+    error_code: ErrorCode | None = Field(None, description="a failed result's error_code (final records)")
+    analysis_id: str | None = Field(None, description="a completed result's engine.analysis_id (final records)")
 
 
 def as_analysis_error(exc: BaseException, stage: str | None = None) -> AnalysisError:
@@ -292,7 +341,7 @@ def job_id_of(raw: str | bytes) -> int:
 
 
 def json_schemas(max_cues: int | None = None) -> dict[str, Any]:
-    """JSON Schemas the application can validate against: the job and the result (either status).
+    """JSON Schemas the application can validate against: the job, the result (either status) and a job's progress.
 
     The job schema refuses what `parse_job` refuses, as far as a schema can say it (not the message's size in
     bytes, nor a `cue_sheet`'s grammar or its number of tracks): `max_cues` (default: this engine's
@@ -309,4 +358,5 @@ def json_schemas(max_cues: int | None = None) -> dict[str, Any]:
     return {
         "job": job,
         "result": TypeAdapter(Result).json_schema(by_alias=True),
+        "progress": Progress.model_json_schema(),
     }

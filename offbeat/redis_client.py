@@ -13,8 +13,11 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 
-def connect(url: str, socket_timeout: float | None = None, retries: int = 0) -> redis.Redis:
-    """A client; `socket_timeout` bounds how long a silent connection (a network blip) can hang a command.
+def connect(
+    url: str, socket_timeout: float | None = None, retries: int = 0, connect_timeout: float = 5.0
+) -> redis.Redis:
+    """A client; `socket_timeout` bounds how long a silent connection (a network blip) can hang a command,
+    `connect_timeout` how long a host that does not answer can hang opening one.
 
     `retries`: how often a command that lost its connection is sent again, after 0.5, 1, 2, ... s (at most 8 s
     apart), to ride out a Redis restart. Only for callers whose commands are safe to repeat; the job queues
@@ -26,5 +29,5 @@ def connect(url: str, socket_timeout: float | None = None, retries: int = 0) -> 
             "retry_on_error": [redis.ConnectionError, redis.TimeoutError],
         }
     return redis.Redis.from_url(
-        url, socket_connect_timeout=5, socket_timeout=socket_timeout, health_check_interval=30, **extra
+        url, socket_connect_timeout=connect_timeout, socket_timeout=socket_timeout, health_check_interval=30, **extra
     )

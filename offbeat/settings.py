@@ -77,6 +77,12 @@ class Settings(BaseSettings):
         30.0, ge=0, description="on SIGINT/SIGTERM, how long running jobs may finish before they are handed back"
     )
     redis_retry_max_sec: float = Field(30.0, gt=0, description="longest wait between reconnection attempts to Redis")
+    progress_interval_sec: float = Field(
+        0.5, gt=0, description="least time between two writes of one job's progress record (a few a second at most)"
+    )
+    progress_ttl_sec: float = Field(
+        86400.0, gt=0, description="how long a job's final progress record stays readable after its result"
+    )
     max_delivery_attempts: int = Field(
         3,
         ge=1,

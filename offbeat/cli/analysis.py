@@ -1,4 +1,4 @@
-"""Analysis commands: analyze, rerun, demo, config, schema."""
+"""Analysis commands: analyze, rerun, demo, split, report, config, schema."""
 
 from __future__ import annotations
 
@@ -232,6 +232,72 @@ def demo(
         typer.echo(f"writing {path} ...", err=True)
         synth.write_mix(synth.demo_mix(minutes), path, subtype="PCM_16")
     _finish(run_analysis(path), output)
+
+
+@app.command()
+def split(
+    result: Annotated[Path, typer.Argument(help="a completed result document (JSON)")],
+    audio: Annotated[
+        Path | None, typer.Option(help="the mix (default: where the result's stems and CUE sheet place it)")
+    ] = None,
+    file_format: Annotated[str, typer.Option("--format", help="flac, wav, ogg or mp3")] = "flac",
+    at: Annotated[
+        str, typer.Option(help="cut at each track's boundary, or at the middle of its transition")
+    ] = "boundary",
+) -> None:
+    """Write each track of a result as its own tagged audio file, with a CUE sheet and an M3U playlist, in
+    `<name>.tracks/` beside the mix (or under the local exports folder); prints what was written (JSON)."""
+    from offbeat import split as splitting
+    from offbeat.errors import AnalysisError
+    from offbeat.settings import get_settings
+
+    settings = get_settings()
+    try:
+        if file_format not in splitting.FORMATS or at not in ("boundary", "middle"):
+            raise ValueError(f"--format is one of {', '.join(splitting.FORMATS)}; --at is boundary or middle")
+        document = json.loads(result.read_text())
+        source = audio or splitting.source_of(document, settings.shared_mount_path)
+        if source is None:
+            raise ValueError("the result does not say where its mix is: name it with --audio")
+        listed = splitting.split(source, document, settings, file_format, at)  # type: ignore[arg-type]
+    except (OSError, ValueError, KeyError, AnalysisError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(json.dumps(listed, indent=2))
+
+
+@app.command()
+def report(
+    result: Annotated[Path, typer.Argument(help="a completed result document (JSON)")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="the HTML file to write")] = Path("mix.html"),
+    audio: Annotated[
+        Path | None, typer.Option(help="the mix (default: where the result's stems and CUE sheet place it)")
+    ] = None,
+) -> None:
+    """Write one self-contained HTML page of a result: the mix's level with its tracks (key colours, blends), the
+    tempo, a block per track, and a player of the mix from any track's start when the mix can be found."""
+    from offbeat import html_report
+    from offbeat import split as splitting
+    from offbeat.errors import AnalysisError
+    from offbeat.settings import get_settings
+
+    settings = get_settings()
+    try:
+        document = json.loads(result.read_text())
+        source = audio or splitting.source_of(document, settings.shared_mount_path)
+        reachable = source is not None and source.is_file()
+        level = html_report.level_per_second(source, settings) if reachable else None
+        address = html_report.audio_address(source, output) if reachable else None
+        text = html_report.page(document, level, address)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
+    except (OSError, ValueError, KeyError, AnalysisError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(
+        f"{output} written ({len(text.encode()) / 1024:.0f} kB{'' if reachable else ', mix not found: no player'})",
+        err=True,
+    )
 
 
 @app.command()

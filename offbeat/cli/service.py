@@ -1,4 +1,4 @@
-"""The Redis side and serving: listen, serve, redis-check, push-job, pop-result."""
+"""The Redis side and serving: listen, serve, redis-check, push-job, pop-result, status."""
 
 from __future__ import annotations
 
@@ -131,6 +131,25 @@ def pop_result(timeout: Annotated[float, typer.Option(help="seconds to wait for 
         typer.echo(f"no result within {timeout:g} s", err=True)
         raise typer.Exit(1)
     typer.echo(json.dumps(result, indent=2))
+
+
+@app.command()
+def status(job_id: Annotated[int, typer.Argument(help="the job's id")]) -> None:
+    """Print where a job is: its progress record (stage running, share done, time left; exit status 1 when Redis
+    holds none: not started, or expired)."""
+    from offbeat.service import transport
+    from offbeat.settings import get_settings
+
+    settings = get_settings()
+    try:
+        record = transport.read_progress(transport.connect(settings.redis_url, socket_timeout=10), settings, job_id)
+    except transport.TransportError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    if record is None:
+        typer.echo(f"no progress for job {job_id} in {settings.queue_name} (not started, or expired)", err=True)
+        raise typer.Exit(1)
+    typer.echo(json.dumps(record, indent=2))
 
 
 @dead_app.command("ls")

@@ -11,6 +11,8 @@ Reliable delivery (`WorkerQueue`), with keys beside the job queue `<q>`:
 - `<q>:workers`: the set of workers that may hold jobs, so the living can find the processing lists of the dead;
 - `<q>:lock:<job_id>`: which worker analyzes a job id now (renewed with the lease), so two copies of one job
   are never analyzed at once;
+- `<q>:progress:<job_id>` and the channel `<q>:progress`: where a job is (`ProgressChannel` writes a running
+  job's records, the publishing script its final one);
 - `<q>:attempts:<sha1>`: deliveries of one message not answered yet (a message that kills every worker taking it
   would otherwise travel from worker to worker for ever); past the limit it goes to `<q>:dead`, the dead letters.
 
@@ -92,6 +94,57 @@ def pop_result(client: redis.Redis, settings: Settings, timeout: float) -> dict[
     return None if item is None else json.loads(item[1])
 
 
+# -- progress -------------------------------------------------------------------------------------------
+
+# A running record lives this long unless written again: a job whose worker vanished stops showing as running.
+PROGRESS_RUNNING_TTL_SEC = 300.0
+PROGRESS_TIMEOUT_SEC = 0.5  # longest a progress write may wait for Redis (connecting, then answering)
+
+
+def progress_key(queue: str, job_id: int) -> str:
+    """`<q>:progress:<job_id>`: the job's progress record (JSON, `offbeat.contract.Progress`)."""
+    return f"{queue}:progress:{job_id}"
+
+
+def progress_channel(queue: str) -> str:
+    """`<q>:progress`: the channel every progress record is also published on, for applications that subscribe."""
+    return f"{queue}:progress"
+
+
+def _decoded(raw: bytes | None) -> dict[str, Any] | None:
+    return None if raw is None else json.loads(raw)
+
+
+class ProgressChannel:
+    """Writes one job's running progress records: each stored at its key (with a TTL) and published on the
+    channel, in one round trip. Short timeouts and no retries: a caller that cannot write drops the record."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.client = connect(
+            settings.redis_url, socket_timeout=PROGRESS_TIMEOUT_SEC, connect_timeout=PROGRESS_TIMEOUT_SEC
+        )
+        self.queue = settings.queue_name
+
+    def write(self, job_id: int, record: dict[str, Any]) -> None:
+        """Store and publish a record; raises redis.RedisError when Redis does not take it in time."""
+        text = json.dumps(record, separators=(",", ":"))
+        pipe = self.client.pipeline(transaction=True)
+        pipe.set(progress_key(self.queue, job_id), text, px=int(PROGRESS_RUNNING_TTL_SEC * 1000))
+        pipe.publish(progress_channel(self.queue), text)
+        pipe.execute()
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def read_progress(client: redis.Redis, settings: Settings, job_id: int) -> dict[str, Any] | None:
+    """A job's progress record as last written (None when there is none, or it expired)."""
+    try:
+        return _decoded(client.get(progress_key(settings.queue_name, job_id)))
+    except redis.RedisError as exc:
+        raise TransportError(f"could not read the progress of job {job_id}: {exc}") from exc
+
+
 # -- reliable delivery ----------------------------------------------------------------------------------
 
 # Every script re-checks its condition inside Redis, where nothing can interleave.
@@ -132,7 +185,11 @@ if mine then redis.call('DEL', KEYS[3]) end
 if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 and redis.call('GET', KEYS[4]) == ARGV[5] then return 0 end
 redis.call('LPUSH', KEYS[2], ARGV[2])
 redis.call('DEL', KEYS[5])
-if KEYS[6] then redis.call('LPUSH', KEYS[6], ARGV[1]) end
+if ARGV[6] == '1' then redis.call('LPUSH', KEYS[6], ARGV[1]) end
+if ARGV[7] ~= '' then
+  redis.call('SET', KEYS[7], ARGV[7], 'PX', ARGV[8])
+  redis.call('PUBLISH', ARGV[9], ARGV[7])
+end
 return 1
 """
 
@@ -209,6 +266,7 @@ class WorkerQueue:
         self.processing = self.processing_prefix + self.worker_id
         self.lease = self.lease_prefix + self.worker_id
         self.epoch: bytes | None = None
+        self.progress_ttl_ms = max(1, int(settings.progress_ttl_sec * 1000))
         self._renew = self.client.register_script(_RENEW)
         self._lock = self.client.register_script(_LOCK)
         self._publish = self.client.register_script(_PUBLISH)
@@ -250,14 +308,28 @@ class WorkerQueue:
         return int(self._call(self._attempt, keys=[self.attempts_prefix + delivery.digest]))
 
     def publish(
-        self, delivery: Delivery, job_id: int, document: dict[str, Any], locked: bool, *, dead: bool = False
+        self,
+        delivery: Delivery,
+        job_id: int,
+        document: dict[str, Any],
+        locked: bool,
+        *,
+        dead: bool = False,
+        progress: dict[str, Any] | None = None,
     ) -> bool:
         """LPUSH the result and drop the job from the processing list, atomically; False when the job
-        was no longer this worker's to answer. `dead`: also move the message to the dead-letter list."""
+        was no longer this worker's to answer. `dead`: also move the message to the dead-letter list.
+        `progress`: the job's final progress record, stored and announced in the same step."""
         keys = [self.processing, self.results, self.lock_key(job_id), self.epoch_key]
-        keys += [self.attempts_prefix + delivery.digest, *([self.dead] if dead else [])]
+        keys += [self.attempts_prefix + delivery.digest, self.dead, progress_key(self.jobs, job_id)]
         args = [delivery.raw, json.dumps(document), self.worker_id, "1" if locked else "0", delivery.epoch or b""]
+        args += ["1" if dead else "0", json.dumps(progress) if progress else "", self.progress_ttl_ms]
+        args += [progress_channel(self.jobs)]
         return bool(self._call(self._publish, keys=keys, args=args))
+
+    def progress(self, job_id: int) -> dict[str, Any] | None:
+        """The job's progress record as last written, or None."""
+        return _decoded(self._call(self.client.get, progress_key(self.jobs, job_id)))
 
     def recover(self) -> dict[str, int]:
         """Give the jobs of workers whose lease expired back to the queue; {worker: jobs moved}."""

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from offbeat.contract import FailedResult, Job, dump_result, job_id_of, parse_job
 from offbeat.errors import AnalysisError, ErrorCode, bounded, bounded_traceback, loggable
+from offbeat.service.progress import final_record
 from offbeat.service.transport import Delivery, RedisUnavailable, WorkerQueue
 from offbeat.settings import Settings
 from offbeat.storage import ArtifactStore, JobLedger, open_store
@@ -203,6 +204,7 @@ class Worker:
             self._running.pop(threading.current_thread(), None)
 
     def _answer(self, delivery: Delivery) -> None:
+        started = time.time()
         attempts = self._retrying(lambda: self.queue.attempt(delivery), "count the delivery")
         limit = self.settings.max_delivery_attempts
         if attempts > limit:
@@ -224,7 +226,7 @@ class Worker:
         except Exception as exc:  # a fault outside the stages: still one failed result, never a lost job
             self.log.error("job %d: internal error: %s", job.job_id, bounded_traceback(exc))
             document = dump_result(FailedResult.from_error(job.job_id, exc, stage="analysis"))
-        self._publish(delivery, job.job_id, document, locked=True)
+        self._publish(delivery, job.job_id, document, locked=True, started=started)
 
     def _from_ledger(self, job: Job) -> dict[str, Any] | None:
         """The stored result of the same job completed before, if the ledger has it."""
@@ -285,10 +287,22 @@ class Worker:
             self.log.error("job %s: no failed result could be published: %s", job_id, loggable(again))
 
     def _publish(
-        self, delivery: Delivery, job_id: int, document: dict[str, Any], *, locked: bool, dead: bool = False
+        self,
+        delivery: Delivery,
+        job_id: int,
+        document: dict[str, Any],
+        *,
+        locked: bool,
+        dead: bool = False,
+        started: float | None = None,
     ) -> None:
+        """Publish the result, and with it the job's final progress record (one for every job id that is known)."""
+        progress = None
+        if job_id >= 0:
+            progress = final_record(job_id, document, self._last_progress(job_id), started or time.time())
         published = self._retrying(
-            lambda: self.queue.publish(delivery, job_id, document, locked, dead=dead), f"publish job {job_id}"
+            lambda: self.queue.publish(delivery, job_id, document, locked, dead=dead, progress=progress),
+            f"publish job {job_id}",
         )
         if published:
             with self._guard:
@@ -296,3 +310,12 @@ class Worker:
             self.log.info("job %s: %s result published", job_id, document.get("status"))
         else:
             self.log.warning("job %s: recovered by another worker meanwhile; this result is not published", job_id)
+
+    def _last_progress(self, job_id: int) -> dict[str, Any] | None:
+        """The job's running progress record, if it can be read now (the final one carries its start over)."""
+        try:
+            record = self.queue.progress(job_id)
+        except Exception as exc:  # Redis away, a key the application overwrote: the record is only a nicety
+            self.log.debug("job %d: progress record not read (%s)", job_id, exc)
+            return None
+        return record if isinstance(record, dict) and not record.get("final") else None

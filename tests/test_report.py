@@ -1,0 +1,93 @@
+"""The page of a result (`offbeat report`): loaded in a real headless browser (Debian's `chromium`), which runs its
+script without errors, shows one block per track and keeps a title holding `<script>` as text; a screenshot is
+taken; a three-hour mix still makes a small page."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from offbeat.html_report import camelot_colour, page
+from offbeat.settings import Settings
+
+from .conftest import require
+from .fleet import OFFBEAT
+from .test_split import result, tone_mix
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    require("Chromium", "PATH", None if CHROMIUM else "not installed", "apt-get install chromium")
+    assert CHROMIUM is not None
+    command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--hide-scrollbars"]
+    command += [f"--user-data-dir={tmp_path / 'chromium-profile'}", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, check=True)
+
+
+def test_the_page_in_a_browser(settings: Settings, tmp_path: Path) -> None:
+    mix = tone_mix(settings.shared_mount_path / "sets" / "mix.wav")
+    document = result("mix.wav")
+    document["engine"]["warnings"] = ["a <b>warning</b> from a file"]
+    saved = tmp_path / "result.json"
+    saved.write_text(json.dumps(document))
+    out = tmp_path / "pages" / "mix.html"
+    done = subprocess.run(
+        [OFFBEAT, "report", str(saved), "-o", str(out)], env=os.environ, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    text = out.read_text()
+    assert not re.search(r"(src|href)=\"(https?:)?//", text)  # nothing fetched from the network
+    assert f'src="{os.path.relpath(mix, out.parent)}"' in text  # the mix, as the page reaches it
+
+    dom = chromium(tmp_path, "--dump-dom", out.as_uri()).stdout
+    assert 'data-ready="yes"' in dom and "data-errors" not in dom  # the script ran to its end, nothing thrown
+    assert len(re.findall(r'<article class="track"', dom)) == 3
+    assert dom.count("<script") == 1 and "&lt;script&gt;alert(" in dom  # the title stays text
+    assert "&lt;b&gt;warning" in dom
+    assert re.findall(r'data-start="([0-9.]+)"', dom) == ["0.000", "4.000", "8.000"]
+    assert len(re.findall(r'<polyline class="level"', dom)) == 1  # the level measured from the mix
+
+    shot = tmp_path / "page.png"
+    chromium(tmp_path, f"--screenshot={shot}", "--window-size=1200,900", out.as_uri())
+    image = Image.open(shot).convert("RGB")
+    assert image.size == (1200, 900)
+    colours = image.getcolors(maxcolors=1 << 16)
+    assert colours is None or len(colours) > 50  # drawn, not blank
+
+
+def test_a_three_hour_mix_makes_a_small_page() -> None:
+    seconds = 3 * 3600
+    tracks = []
+    for i in range(60):
+        start = i * seconds / 60
+        key = {"musical": "A Minor", "camelot": f"{i % 12 + 1}{'AB'[i % 2]}", "confidence": 0.8}
+        analysis = {"duration_sec": 180.0, "stable_bpm": 124.0, "key": key, "loudness_lufs_total": -9.0}
+        tracks.append(
+            {
+                "track_id": i,
+                "title": f"T{i}",
+                "start_time_sec": start,
+                "end_time_sec": start + 180,
+                "analysis": analysis,
+            }
+        )
+    bpm = [None if s % 600 < 5 else 120 + (s % 100) / 10 for s in range(seconds)]
+    document = {
+        "job_id": 1,
+        "status": "completed",
+        "results": {"global": {"duration_sec": float(seconds), "bpm_curve": bpm}, "tracks": tracks},
+        "engine": {"analysis_id": "x"},
+    }
+    level = np.random.default_rng(0).uniform(-30, -5, seconds)
+    text = page(document, level, "set.mp3")
+    assert len(text.encode()) < 200_000
+    assert text.count('<article class="track"') == 60
+    assert len({camelot_colour(f"{n}{m}") for n in range(1, 13) for m in "AB"}) == 24
