@@ -97,3 +97,47 @@ def test_the_separate_stage_with_the_onnx_backend(models: Path, tmp_path: Path) 
         stored = np.asarray(entry[name][:])
         assert stored.shape == stem.shape
         assert snr_db(stem, stored) > MIN_SNR_DB, name
+
+
+EXPORT_PEAK_LIMIT_GB = 2.5  # measured 2.05 GB for 2stems (5.2-5.8 GB before tf2onnx's per-pass copies were cut)
+
+
+@pytest.mark.slow
+def test_the_export_stays_under_its_memory_limit_and_gives_the_same_masks(
+    models: Path, mix: np.ndarray, tmp_path: Path
+) -> None:
+    """A fresh export of the published checkpoint, in a folder of its own as `models install` writes it: the
+    child that converts peaks under 2.5 GB of memory, and its network gives bit-identical masks to the export
+    the other tests use."""
+    import shutil
+    import subprocess
+    import sys
+
+    from offbeat.media.onnx_runtime import OnnxSeparator
+
+    folder = tmp_path / "models" / "2stems"
+    folder.mkdir(parents=True)
+    for name in (*weights.CHECKPOINT_FILES, "checkpoint", weights.PROBE):
+        shutil.copyfile(models / "2stems" / name, folder / name)
+    # The largest descendant's peak resident set, in a process that starts nothing else.
+    probe = (
+        "import resource, sys\n"
+        "from pathlib import Path\n"
+        "from offbeat.media import onnx_export\n"
+        "assert onnx_export.export_in_subprocess('2stems', Path(sys.argv[1]), ['full'], log=print)\n"
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe, str(folder.parent)], capture_output=True, text=True, check=True)
+    peak_gb = int(done.stdout.split()[-1]) / 1e6
+    assert peak_gb < EXPORT_PEAK_LIMIT_GB, peak_gb
+
+    bins = onnx_export.bins_of("2stems", "full")
+    params = separation.model_params("2stems", "full")
+    fresh = OnnxSeparator(onnx_export.onnx_file("2stems", folder.parent, bins), params)
+    shared = OnnxSeparator(onnx_export.onnx_file("2stems", models, bins), params)
+    patch = next(fresh.patches(mix))
+    for ours, theirs in zip(
+        fresh.session.run(None, {fresh.input: patch}), shared.session.run(None, {shared.input: patch}), strict=True
+    ):
+        assert ours.shape == (1, 512, bins, 2)
+        np.testing.assert_array_equal(ours, theirs)

@@ -10,7 +10,7 @@ instead of 1.8-2.7 GB, because only one segment's spectrogram and activations ex
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -87,10 +87,8 @@ class OnnxSeparator:
         for f0 in range(0, f_hi - f_lo, T):
             f1 = min(f_hi - f_lo, f0 + T)
             count = f1 - f0
-            spectrum = scipy.fft.rfft(windows[:, f0:f1] * self.window, axis=-1, workers=self.workers)
-            patch = np.zeros((T, F, C), np.float32)  # the last segment is padded with zero frames, as Spleeter does
-            patch[:count] = np.abs(spectrum[:, :, :F]).transpose(1, 2, 0)
-            masks = self.session.run(self.outputs, {self.input: patch[None]})
+            spectrum, patch = self._patch(windows[:, f0:f1])
+            masks = self.session.run(self.outputs, {self.input: patch})
             for stem, mask in zip(self.stems, masks, strict=True):
                 m = mask[0, :count].transpose(2, 0, 1)  # (C, count, F)
                 masked = np.empty_like(spectrum)
@@ -104,6 +102,24 @@ class OnnxSeparator:
                 for k in range(L // H):  # overlap-add, one hop-sized slice of every frame at a time
                     target[:, (f0 + k) * H : (f1 + k) * H] += y[:, :, k * H : (k + 1) * H].reshape(C, -1)
         return first, out
+
+    def _patch(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The spectrum of up to T (channels, frames, L) windows and the network's input from it: magnitudes of
+        the F lowest bins as (1, T, F, channels), a short last segment padded with zero frames as Spleeter does."""
+        count = windows.shape[1]
+        spectrum = scipy.fft.rfft(windows * self.window, axis=-1, workers=self.workers)
+        patch = np.zeros((1, self.segment, self.bins, self.channels), np.float32)
+        patch[0, :count] = np.abs(spectrum[:, :, : self.bins]).transpose(1, 2, 0)
+        return spectrum, patch
+
+    def patches(self, waveform: np.ndarray) -> Iterator[np.ndarray]:
+        """The network inputs a whole-signal `separate` of a (frames, channels) waveform runs, one per segment
+        (what quantization calibrates its ranges on)."""
+        n, L, H, T = len(waveform), self.length, self.hop, self.segment
+        signal = zero_padded(lambda a, b: waveform[a:b], n, self.channels)(-L, (self.frames(n) - 1) * H)
+        windows = np.lib.stride_tricks.sliding_window_view(np.ascontiguousarray(signal.T), L, axis=1)[:, ::H]
+        for f0 in range(0, windows.shape[1], T):
+            yield self._patch(windows[:, f0 : f0 + T])[1]
 
     def finish(self, summed: np.ndarray) -> np.ndarray:
         """(samples, channels) stem from an overlap-added (channels, samples) sum: the inverse STFT's scale."""
