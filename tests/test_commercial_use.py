@@ -34,6 +34,7 @@ def _mix(bpm: float, seconds: float) -> tuple[np.ndarray, np.ndarray]:
     return synth.render(spec, 0.0, spec.duration_sec).mean(axis=1), np.asarray(spec.beats())
 
 
+@pytest.mark.accuracy
 @pytest.mark.parametrize("bpm", [122.0, 140.0, 174.0])
 def test_onset_activation_carries_the_beat_tracker(bpm: float) -> None:
     mono, truth = _mix(bpm, 40.0)
