@@ -186,6 +186,11 @@ class Settings(BaseSettings):
     # Stem separation
     spleeter_model: Literal["2stems", "4stems"] = Field("2stems", description="Spleeter model for stems")
     model_dir: Path = Field(Path("models"), description="folder holding <model>/ checkpoints (MODEL_PATH)")
+    model_release_url: str = Field(
+        "https://github.com/deezer/spleeter/releases/download/v1.4.0",
+        description="where `offbeat models pull 4stems` downloads <model>.tar.gz: spleeter's v1.4.0 release, or a "
+        "mirror serving the same files (the published sha256 is checked either way)",
+    )
     separation_chunk_sec: float = Field(
         60.0, gt=0, description="audio per Spleeter call, rounded to whole 11.9 s model segments (memory vs speed)"
     )

@@ -2,16 +2,18 @@
 PostgreSQL for a module, the machine's Redis (queues and store-index key prefixes of a test's own), an S3 server on
 loopback, the `offbeat listen` workers of a listener test.
 
-External services: a test that needs the machine's Redis (the `redis_server` fixture, or the `redis` marker, which
-every test using that fixture gets) or its PostgreSQL (`prefect_postgres`) is skipped, saying what to start, when
-the service does not answer. Under CI (`CI=true`), which provides them, it fails instead: a skip would hide that
-the tests did not run.
+What a test needs is a marker (pyproject.toml lists them), added here to every test whose fixtures imply it:
+`redis` (the `redis_server` fixture), `postgres` (`prefect_postgres`), `prefect` (a Prefect API server: `prefect_api`
+or `prefect_postgres`), `s3` (`s3_endpoint`). A test that needs the machine's Redis or PostgreSQL, or a program that
+is not on PATH (`program("redis-server")`), is skipped, saying what to start or install, when it is missing; under
+CI (`CI=true`), which provides them, it fails instead (`require`): a skip would hide that the tests did not run.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import shutil
 import socket
 import uuid
 from collections.abc import Iterator
@@ -34,11 +36,12 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 REDIS_URL = os.environ.get("OFFBEAT_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 
 
-def require(service: str, where: str, problem: str | None, start: str) -> None:
-    """Skip the test when `problem` says a service it needs is missing; fail it under CI (`CI=true`)."""
+def require(needed: str, problem: str | None, remedy: str) -> None:
+    """Skip the test when `problem` says something it needs (a service, a program) is missing, saying what to
+    do; fail it under CI (`CI=true`). The one rule for every test's external needs."""
     if problem is None:
         return
-    message = f"{service} not reachable at {where}: {start} ({problem})"
+    message = f"needs {needed}: {problem}; {remedy}"
     if os.environ.get("CI", "").lower() in ("true", "1"):
         pytest.fail(f"{message}; CI=true, where it must be there: failed, not skipped", pytrace=False)
     pytest.skip(message)
@@ -58,7 +61,19 @@ def _redis_problem(url: str) -> str | None:
 
 def require_redis() -> None:
     start = "start redis-server, or set OFFBEAT_TEST_REDIS_URL to a Redis the tests may use"
-    require("Redis", REDIS_URL, _redis_problem(REDIS_URL), start)
+    require(f"Redis at {REDIS_URL}", _redis_problem(REDIS_URL), start)
+
+
+# What to install for each program a test may need on PATH (the `program` marker, `require_program`).
+PROGRAMS = {
+    "redis-server": "install Redis (the redis-server program)",
+    "strace": "install strace",
+}
+
+
+def require_program(name: str) -> None:
+    """Skip the test (fail it under CI) when the program `name` is not on PATH."""
+    require(f"the program {name}", None if shutil.which(name) else "not found on PATH", PROGRAMS[name])
 
 
 @functools.cache
@@ -70,16 +85,45 @@ def _tcp_problem(host: str, port: int) -> str | None:
     return None
 
 
+def _postgres_problem() -> tuple[str, str | None]:
+    from .prefect_server import POSTGRES
+
+    host, port = POSTGRES.rpartition("@")[2].split(":")
+    return f"PostgreSQL at {host}:{port}", _tcp_problem(host, int(port))
+
+
+def require_postgres() -> None:
+    where, problem = _postgres_problem()
+    require(where, problem, "start postgresql")
+
+
+# The markers a fixture implies (closure of a test's fixtures, so `fleet` implies `redis`).
+IMPLIED = {
+    "redis_server": ("redis",),
+    "prefect_postgres": ("postgres", "prefect"),
+    "prefect_api": ("prefect",),
+    "s3_endpoint": ("s3",),
+}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if "redis_server" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.redis)
+        fixtures = getattr(item, "fixturenames", ())
+        implied = {marker for fixture, markers in IMPLIED.items() if fixture in fixtures for marker in markers}
+        for marker in sorted(implied):
+            if item.get_closest_marker(marker) is None:
+                item.add_marker(getattr(pytest.mark, marker))
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     if item.get_closest_marker("redis") is not None:
         require_redis()
+    if item.get_closest_marker("postgres") is not None:
+        require_postgres()
+    for marker in item.iter_markers("program"):
+        for name in marker.args:
+            require_program(name)
 
 
 @pytest.fixture
@@ -114,10 +158,9 @@ def prefect_api() -> Iterator[str]:
 def prefect_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
     """A Prefect server on a PostgreSQL database of its own (dropped afterwards), as a deployment of several hosts
     runs it: (API URL, the variables that point a process at it)."""
-    from .prefect_server import POSTGRES, prefect_server
+    from .prefect_server import prefect_server
 
-    host, port = POSTGRES.rpartition("@")[2].split(":")
-    require("PostgreSQL", f"{host}:{port}", _tcp_problem(host, int(port)), "start postgresql")
+    require_postgres()
     with prefect_server(tmp_path_factory.mktemp("prefect-home"), "postgresql") as server:
         yield server
 

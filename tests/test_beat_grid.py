@@ -164,6 +164,7 @@ def groove(seconds: float, bpm: float) -> np.ndarray:
     return (x + bass).astype(np.float32)
 
 
+@pytest.mark.accuracy
 @pytest.mark.slow
 def test_network_marks_the_beats_of_a_drum_pattern() -> None:
     """madmom's network on a synthesized kick/snare/hat groove at 128 BPM: beats at 128, downbeats on 1."""
@@ -264,6 +265,7 @@ def a_minor_progression() -> np.ndarray:
     return (0.1 * np.concatenate(parts)).astype(np.float32)
 
 
+@pytest.mark.accuracy
 @pytest.mark.slow
 def test_key_network_hears_a_minor_chord_progression() -> None:
     from offbeat.dsp import key_network

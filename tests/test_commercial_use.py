@@ -34,6 +34,7 @@ def _mix(bpm: float, seconds: float) -> tuple[np.ndarray, np.ndarray]:
     return synth.render(spec, 0.0, spec.duration_sec).mean(axis=1), np.asarray(spec.beats())
 
 
+@pytest.mark.accuracy
 @pytest.mark.parametrize("bpm", [122.0, 140.0, 174.0])
 def test_onset_activation_carries_the_beat_tracker(bpm: float) -> None:
     mono, truth = _mix(bpm, 40.0)
@@ -113,6 +114,7 @@ def _audited(script: str, *args: str, env: dict[str, str], record: Path) -> tupl
     return proc, json.loads(record.read_text()) if record.exists() else []
 
 
+@pytest.mark.slow  # a Python process of its own
 def test_the_audit_hook_sees_a_model_file_opened(tmp_path: Path) -> None:
     """The control: the hook records madmom's key network being loaded, so an empty record below means something."""
     script = tmp_path / "load.py"

@@ -63,6 +63,7 @@ def check(
     return found
 
 
+@pytest.mark.accuracy
 @pytest.mark.parametrize("speed", [0.95, 1.05])
 def test_speed_changes_with_pitch_following_are_measured(library, speed: float) -> None:
     tracks, index = library
@@ -71,6 +72,7 @@ def test_speed_changes_with_pitch_following_are_measured(library, speed: float) 
         check(index, faster(excerpt(tracks[k], start, 13.0 * speed), speed), k, speed, speed, start)
 
 
+@pytest.mark.accuracy
 @pytest.mark.parametrize("rate", [0.95, 1.05])
 def test_time_stretch_with_key_lock_keeps_the_pitch(library, rate: float) -> None:
     tracks, index = library
@@ -81,6 +83,7 @@ def test_time_stretch_with_key_lock_keeps_the_pitch(library, rate: float) -> Non
         check(index, stretched, k, rate, 1.0, start)
 
 
+@pytest.mark.accuracy
 def test_noise_and_another_track_mixed_in(library) -> None:
     tracks, index = library
     rng = np.random.default_rng(7)
@@ -92,6 +95,7 @@ def test_noise_and_another_track_mixed_in(library) -> None:
     check(index, blend, 2, 1.05, 1.05, 8.0)
 
 
+@pytest.mark.accuracy
 def test_a_track_outside_the_library_is_not_claimed(library) -> None:
     _, index = library
     for seed in (998, 999):

@@ -53,6 +53,7 @@ def first_run(mount: Path) -> tuple[Path, dict[str, Any]]:
     return path, analyze(job={"job_id": 77, "relative_path": "sets/night.wav"})
 
 
+@pytest.mark.accuracy
 def test_beat_grids_match_the_known_beats(first_run: tuple[Path, dict[str, Any]]) -> None:
     result = first_run[1]["results"]["global"]
     reference = np.array(MIX.beats())
@@ -63,6 +64,7 @@ def test_beat_grids_match_the_known_beats(first_run: tuple[Path, dict[str, Any]]
     assert grid.min() >= MIX.lead_silence_sec - 0.05  # absolute times: the leading silence is accounted for
 
 
+@pytest.mark.accuracy
 def test_bpm_curve_follows_each_section(first_run: tuple[Path, dict[str, Any]]) -> None:
     curve = first_run[1]["results"]["global"]["bpm_curve"]
     assert len(curve) == int(np.ceil(MIX.duration_sec))  # one value per second

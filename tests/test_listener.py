@@ -25,7 +25,7 @@ import redis
 from offbeat.settings import get_settings
 
 from .audio_files import write_wav
-from .conftest import REPO
+from .conftest import REPO, require_program
 from .fleet import Fleet
 from .processes import free_port, kill_tree, stop_worker, wait_until
 
@@ -147,8 +147,8 @@ def test_jobs_and_every_bad_input_get_their_result_and_nothing_outside_is_touche
     assert (mount / "sets" / "good.stems" / "vocals.wav").is_file()
     assert not list(outside.glob("*.stems")) and sorted(p.name for p in outside.iterdir()) == ["secret.wav"]
 
-    if strace is None:
-        pytest.skip("strace is not installed: the file-access trace was not checked")
+    require_program("strace")  # the rest is checked without it; the file-access trace needs it
+    assert strace is not None
     calls = touched(strace, tmp_path / "cwd")
     # The trace does see the worker's reads: the mixes it analyzed inside the mount.
     assert any(path == mount / "sets" / "good.wav" and call.startswith("open") for call, path in calls)
@@ -262,7 +262,7 @@ def _pings(client: redis.Redis) -> bool:
         return False
 
 
-@pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server to run an own Redis")
+@pytest.mark.program("redis-server")  # an own Redis, stopped and restarted
 def test_a_redis_restart_during_a_job_is_survived(fleet: Fleet, tmp_path: Path) -> None:
     server = RedisServer(tmp_path)
     server.start()

@@ -17,7 +17,6 @@ import hashlib
 import json
 import os
 import random
-import shutil
 import signal
 import subprocess
 import time
@@ -36,10 +35,7 @@ from .audio_files import write_samples, write_wav
 from .fleet import Fleet
 from .processes import free_port, stop, wait_until
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server to run an own Redis"),
-]
+pytestmark = [pytest.mark.slow, pytest.mark.program("redis-server")]  # an own Redis, stopped and restarted
 
 DEADLINE_SEC = 900.0  # for every result of the soak, on a loaded machine; the expected time is a few minutes
 NON_RETRYABLE = {

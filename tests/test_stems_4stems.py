@@ -1,11 +1,17 @@
 """The 4stems path proven without its published weights: a checkpoint of Spleeter's real 4stems architecture
-with random weights, installed the way a user installs real ones (`offbeat models install`), run through the
-whole flow. Also: pulling 4stems fails with a clear error where the release cannot be reached."""
+with random weights, packed as a release archive and installed the way a user installs real ones (`offbeat models
+install 4stems.tar.gz`), run through the whole flow. `offbeat models pull 4stems` downloads from a loopback HTTP
+server standing in for the release (`OFFBEAT_MODEL_RELEASE_URL`): an archive other than the published one is
+refused, and the download path installs an archive whose digest it was given. Installing the published weights
+themselves needs the published file, which this network cannot reach."""
 
 from __future__ import annotations
 
+import hashlib
 import http.server
+import io
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -22,6 +28,7 @@ from offbeat.media import onnx_export, separation, weights
 from offbeat.settings import Settings
 
 from .conftest import REPO
+from .processes import free_port
 from .spleeter_checkpoints import random_checkpoint
 from .test_separation import band_energy, db
 
@@ -40,16 +47,27 @@ def _offbeat(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str
         capture_output=True,
         text=True,
         env={**os.environ, **env},
-        timeout=600,
+        timeout=onnx_export.EXPORT_TIMEOUT_SEC + 600,  # an install exports to ONNX: minutes on loaded cores
     )
 
 
 @pytest.fixture(scope="session")
-def four_stems_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A model folder with a random-weight 4stems checkpoint, installed by `offbeat models install`."""
+def four_stems_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-weight 4stems checkpoint laid out as the release archive is: `model.*` and `checkpoint` at its root."""
     brought = random_checkpoint("4stems", tmp_path_factory.mktemp("brought") / "4stems")
+    archive = tmp_path_factory.mktemp("archive") / "4stems.tar.gz"
+    with tarfile.open(archive, "w:gz", compresslevel=1) as tar:
+        for name in (*weights.CHECKPOINT_FILES, "checkpoint"):
+            tar.add(brought / name, arcname=name)
+    return archive
+
+
+@pytest.fixture(scope="session")
+def four_stems_models(four_stems_archive: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model folder with the random-weight 4stems checkpoint, installed from its archive by `offbeat models
+    install`."""
     models = tmp_path_factory.mktemp("models")
-    done = _offbeat("models", "install", str(brought), env={"OFFBEAT_MODEL_DIR": str(models)})
+    done = _offbeat("models", "install", str(four_stems_archive), env={"OFFBEAT_MODEL_DIR": str(models)})
     assert done.returncode == 0, done.stderr[-2000:]
     assert weights.is_installed("4stems", models) and weights.verify("4stems", models)
     checked = _offbeat("models", "check", "4stems", env={"OFFBEAT_MODEL_DIR": str(models)})
@@ -75,22 +93,6 @@ def test_install_from_a_release_archive(tmp_path: Path) -> None:
     assert weights.verify("2stems", tmp_path / "models")
 
 
-def test_pull_4stems_fails_clearly_where_the_release_cannot_be_reached(tmp_path: Path) -> None:
-    """On this network github.com does not resolve; elsewhere the real archive would be fetched and checked."""
-    import socket
-
-    try:
-        socket.getaddrinfo("github.com", 443)
-        pytest.skip("github.com resolves here: `models pull 4stems` would download the real checkpoint")
-    except OSError:
-        pass
-    done = _offbeat("models", "pull", "4stems", env={"OFFBEAT_MODEL_DIR": str(tmp_path / "models")})
-    assert done.returncode == 1
-    assert "error: could not download 4stems" in done.stderr and "offbeat models install" in done.stderr
-    assert not weights.is_installed("4stems", tmp_path / "models")
-    assert list((tmp_path / "models").iterdir()) == []
-
-
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[str]:
     """A local HTTP server over `tmp_path/www` (a real download, without the internet)."""
@@ -114,18 +116,63 @@ def served(tmp_path: Path) -> Iterator[str]:
         thread.join()
 
 
-def test_pull_refuses_a_release_archive_with_another_checksum(
-    tmp_path: Path, served: str, monkeypatch: pytest.MonkeyPatch
+def _fake_release_archive(path: Path) -> Path:
+    """A well-formed release archive (the checkpoint's file names at its root) holding other bytes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, "w:gz") as tar:
+        for name in (*weights.CHECKPOINT_FILES, "checkpoint"):
+            info = tarfile.TarInfo(name)
+            info.size = 64
+            tar.addfile(info, io.BytesIO(bytes(64)))
+    return path
+
+
+@pytest.mark.slow  # `offbeat` in a process of its own
+def test_models_pull_4stems_refuses_an_archive_that_is_not_the_published_one(tmp_path: Path, served: str) -> None:
+    """The command a user runs, downloading from a mirror of the release: the archive it serves is not the
+    published one, so the pull fails saying so and installs nothing."""
+    archive = _fake_release_archive(tmp_path / "www" / "v1.4.0" / "4stems.tar.gz")
+    models = tmp_path / "models"
+    env = {"OFFBEAT_MODEL_DIR": str(models), "OFFBEAT_MODEL_RELEASE_URL": f"{served}/v1.4.0/"}
+    done = _offbeat("models", "pull", "4stems", env=env)
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert f"fetching {served}/v1.4.0/4stems.tar.gz" in done.stderr
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    assert (
+        f"error: {served}/v1.4.0/4stems.tar.gz is not the published 4stems archive (archive sha256 mismatch: "
+        f"expected {weights.RELEASE_SHA256['4stems']}, got {digest}); nothing was installed"
+    ) in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not weights.is_installed("4stems", models) and list(models.iterdir()) == []
+
+
+def test_pull_fails_clearly_where_the_release_cannot_be_reached(tmp_path: Path, served: str) -> None:
+    """A mirror without the archive (HTTP 404) and a release host that does not answer (a closed port)."""
+    models = tmp_path / "models"
+    with pytest.raises(weights.ModelError, match=r"could not download 4stems .*HTTPStatusError.*404") as error:
+        weights.pull("4stems", models, release_url=f"{served}/gone", log=lambda _: None)
+    assert "offbeat models install FILE" in str(error.value) and "OFFBEAT_MODEL_RELEASE_URL" in str(error.value)
+    with pytest.raises(weights.ModelError, match=r"could not download 4stems .*ConnectError"):
+        weights.pull("4stems", models, release_url=f"http://127.0.0.1:{free_port()}", log=lambda _: None)
+    assert list(models.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_pull_downloads_checks_and_installs_an_archive_of_the_expected_digest(
+    tmp_path: Path, served: str, four_stems_archive: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    (tmp_path / "www" / "4stems.tar.gz").write_bytes(b"not the published archive")
-    source = weights.ReleaseSource(f"{served}/4stems.tar.gz", weights.RELEASE_SOURCES["4stems"].archive_sha256)
-    monkeypatch.setitem(weights.RELEASE_SOURCES, "4stems", source)
-    with pytest.raises(weights.ModelError, match="archive sha256 mismatch"):
-        weights.pull("4stems", tmp_path / "models", log=lambda _: None)
-    monkeypatch.setitem(weights.RELEASE_SOURCES, "4stems", weights.ReleaseSource(f"{served}/gone.tar.gz", "0"))
-    with pytest.raises(weights.ModelError, match=r"could not download 4stems .*HTTPStatusError"):
-        weights.pull("4stems", tmp_path / "models", log=lambda _: None)
-    assert list((tmp_path / "models").iterdir()) == []
+    """The download path up to the install, where the served archive is the expected one: here a random-weight
+    archive whose digest stands in for the published one (the published file cannot be fetched here)."""
+    shutil.copyfile(four_stems_archive, tmp_path / "www" / "4stems.tar.gz")
+    digest = hashlib.sha256(four_stems_archive.read_bytes()).hexdigest()
+    monkeypatch.setitem(weights.RELEASE_SHA256, "4stems", digest)
+    messages: list[str] = []
+    target = weights.pull("4stems", tmp_path / "models", release_url=served, log=messages.append)
+    assert target == tmp_path / "models" / "4stems" and weights.is_installed("4stems", tmp_path / "models")
+    assert messages[0] == f"fetching {served}/4stems.tar.gz ..."
+    with tarfile.open(four_stems_archive) as tar:
+        packed = tar.extractfile(weights.DATA_FILE)
+        assert packed is not None and (target / weights.DATA_FILE).read_bytes() == packed.read()
 
 
 @pytest.mark.slow

@@ -83,6 +83,7 @@ def pairs(analyzed: dict[str, Any]) -> list[tuple[synth.MixSpec, int, dict[str, 
     return out
 
 
+@pytest.mark.accuracy
 @pytest.mark.slow
 def test_boundaries_within_ten_seconds_of_the_crossfade_middle(analyzed: dict[str, Any]) -> None:
     hits = found_total = true_total = 0
@@ -116,6 +117,7 @@ def test_boundaries_within_ten_seconds_of_the_crossfade_middle(analyzed: dict[st
     assert f_measure >= 0.8, (precision, recall)
 
 
+@pytest.mark.accuracy
 @pytest.mark.slow
 def test_stable_bpm_without_octave_errors(analyzed: dict[str, Any]) -> None:
     results = [(t["analysis"]["stable_bpm"], spec.sections[i].bpm) for spec, i, t in pairs(analyzed)]
@@ -123,6 +125,7 @@ def test_stable_bpm_without_octave_errors(analyzed: dict[str, Any]) -> None:
     assert np.mean(right) >= 0.9, results
 
 
+@pytest.mark.accuracy
 @pytest.mark.slow
 def test_keys(analyzed: dict[str, Any]) -> None:
     exact = close = 0
@@ -143,6 +146,7 @@ def test_keys(analyzed: dict[str, Any]) -> None:
     assert close / total >= 0.9, results
 
 
+@pytest.mark.accuracy
 @pytest.mark.slow
 def test_loudness_matches_the_isolated_track(analyzed: dict[str, Any]) -> None:
     for spec, i, track in pairs(analyzed):
@@ -153,6 +157,7 @@ def test_loudness_matches_the_isolated_track(analyzed: dict[str, Any]) -> None:
         assert track["analysis"]["loudness_lufs_bass"] < track["analysis"]["loudness_lufs_total"]
 
 
+@pytest.mark.accuracy
 @pytest.mark.slow
 def test_vocals(analyzed: dict[str, Any]) -> None:
     results = [(t["analysis"]["has_vocals"], spec.sections[i].vocals) for spec, i, t in pairs(analyzed)]

