@@ -27,13 +27,14 @@ import numpy as np
 
 from bench.accuracy.boundaries import _needed, _value, settings_for, stage_refs
 from bench.accuracy.mixes import TrueMix, find_mixes
+from bench.accuracy.run import REPO
 from bench.corpus.truth import read_mix
 from offbeat.dsp import transitions
 from offbeat.pipeline.runner import read
 from offbeat.pipeline.stages import segment
 
 MATCH_SEC = 10.0
-STORE = Path(".bench-store/transitions")
+STORE = REPO / ".bench-store" / "transitions"
 
 
 @dataclass(frozen=True)
@@ -158,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.accuracy.transitions", description=__doc__.split("\n\n")[0])
     parser.add_argument("corpora", nargs="+", type=Path, metavar="CORPUS_DIR")
     parser.add_argument("--split", choices=("test", "tune", "all"), default="tune", help="which mixes (default tune)")
-    parser.add_argument("--store", type=Path, default=STORE, help=f"artifact store (default {STORE})")
+    parser.add_argument("--store", type=Path, default=STORE, help=f"artifact store (default {STORE.relative_to(REPO)})")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="a constant's value")
     parser.add_argument("--per-transition", action="store_true", help="one row per matched transition")
     args = parser.parse_args(argv)

@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 
 SR = 11025  # Hz of the cached audio: the fingerprints work at 8 kHz, so this keeps everything up to 5.5 kHz
-STORE = Path(".bench-store/identification")
-CORPUS_CACHE = Path(".corpus-cache")
+REPO = Path(__file__).resolve().parents[2]
+STORE = REPO / ".bench-store" / "identification"  # in the checkout, wherever the bench is started from
+CORPUS_CACHE = REPO / ".corpus-cache"  # the game and recorded corpora's download cache (their --cache default)
 
 
 @dataclass(frozen=True)

@@ -280,9 +280,19 @@ def plan_mix(seed: int, short: bool = False) -> MixPlan:
             )
         )
 
-    # Placement: the incoming track's first downbeat starts where the blend starts, i.e. `bars` bars before the
-    # outgoing track's last bar ends. When tempi are equal this lands on an outgoing downbeat: beat-matched.
     tracks[0].offset = round(rng.uniform(0.2, 1.0) * SR)
+    total = place(tracks, transitions)
+    split = "tune" if seed % 2 == 0 else "test"
+    mix_id = f"synth{'-short' if short else ''}-{seed:05d}"
+    return MixPlan(mix_id, seed, split, tracks, transitions, total)
+
+
+def place(tracks: list[TrackPlan], transitions: list[Transition]) -> int:
+    """Place every track after the first (whose `offset` is set) and time the transitions; the mix's samples.
+
+    The incoming track's first downbeat starts where the blend starts, i.e. `bars` bars before the outgoing
+    track's last bar ends. When tempi are equal this lands on an outgoing downbeat: beat-matched.
+    """
     for i, t in enumerate(transitions):
         out, inc = tracks[i], tracks[i + 1]
         inc.offset = out.offset + round(out.grid.bar_time(out.n_bars - t.bars) * SR)
@@ -295,7 +305,4 @@ def plan_mix(seed: int, short: bool = False) -> MixPlan:
             t.swap = 0.5 * (t.start + t.end)
     last = tracks[-1]
     last.n_render = round((last.grid.end + TAIL_SEC) * SR)
-    total = last.offset + last.n_render
-    split = "tune" if seed % 2 == 0 else "test"
-    mix_id = f"synth{'-short' if short else ''}-{seed:05d}"
-    return MixPlan(mix_id, seed, split, tracks, transitions, total)
+    return last.offset + last.n_render
