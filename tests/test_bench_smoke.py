@@ -194,7 +194,10 @@ def test_identification_benches_start() -> None:
     """These benches play the real tracks of the game and recorded corpora (and 200 synthetic ones), so a run
     would download and take hours without the caches: their options only, which imports every module they use."""
     assert "--workers" in bench("bench.accuracy.identification", "--help")
+    assert "--workers" in bench("bench.accuracy.library_boundaries", "--help")
     assert "--workers" in bench("bench.perf.identification_scale", "--help")
+    assert "--pieces" in bench("bench.perf.stems_precision", "--help")  # calibrates on the corpora's real music
+    assert "--run-sec" in bench("bench.perf.progress_overhead", "--help")
 
 
 # -- bench.corpus ------------------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ Quality, per stem, against what the fp32 network gives on the same audio:
 Speed: seconds of separation (`OnnxSeparator.separate`, STFT to inverse STFT) per minute of audio on one
 excerpt, every variant in this one process, rounds alternating the order, medians reported.
 
-    .venv/bin/python -m bench.stems_precision [--pieces 12] [--seconds 24] [--synthetic 3] [--rounds 5]
+    .venv/bin/python -m bench.perf.stems_precision [--pieces 12] [--seconds 24] [--synthetic 3] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ from offbeat.media.onnx_runtime import OnnxSeparator
 from offbeat.media.separation import DEFAULT_BAND, model_params
 
 SR = 44100
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 VARIANTS = ("int8-static", "int8-dynamic", "fp16")
 QUIET_DB = -40.0  # an excerpt quieter than this (RMS, dBFS) is a fade or a pause, not music
 
