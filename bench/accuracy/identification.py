@@ -44,7 +44,6 @@ from bench.corpus.library import SR, STORE, Track, real_tracks, synthetic_tracks
 from offbeat.dsp import anchors, matching
 from offbeat.dsp import fingerprint as fp
 from offbeat.library import window_quads
-from offbeat.pipeline.stages import identify
 from offbeat.settings import Settings
 
 SPANS = ("solo", "cut", "engine")
@@ -125,12 +124,12 @@ def _engine_plays(mix: np.ndarray) -> tuple[list[anchors.Play], float, float, in
 
 
 def _engine_match(engine: list[anchors.Play], lo: float, hi: float) -> matching.Identification | None:
-    """What the engine says of a track whose steady part is [lo, hi]: the play covering most of it, when that
-    covers at least `identify.MIN_COVER` of it (the `identify` stage's rule)."""
-    cover = {id(e): identify.covered({"start": e.start, "end": e.end}, lo, hi) for e in engine}
-    best = max(engine, key=lambda e: cover[id(e)], default=None)
-    if best is None or cover[id(best)] < identify.MIN_COVER * (hi - lo):
+    """What the engine says of a track whose steady part is [lo, hi] (`anchors.named_by`, the `identify` stage's
+    rule)."""
+    named = anchors.named_by([(e.start, e.end) for e in engine], lo, hi)
+    if named is None:
         return None
+    best = engine[named]
     return matching.Identification(
         best.track, best.confidence, best.windows, 0, best.tempo_ratio, best.pitch_ratio, best.offset_sec
     )

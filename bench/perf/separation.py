@@ -30,7 +30,6 @@ def one_backend(backend: str, mix_path: Path, out_path: Path, threads: int) -> N
     """Child process: separate the mix with `backend`, save the stems, print one JSON line of figures."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from offbeat.media import separation
-    from offbeat.pipeline.stages.separate import chunk_segments
     from offbeat.settings import get_settings
 
     settings = get_settings()
@@ -45,7 +44,7 @@ def one_backend(backend: str, mix_path: Path, out_path: Path, threads: int) -> N
             len(mix),
             "2stems",
             settings.model_dir,
-            chunk_segments=chunk_segments(settings),
+            chunk_segments=separation.segments_per_chunk(settings.separation_chunk_sec, settings.sample_rate),
             crossfade=44100,
             threads=threads,
             backend=backend,

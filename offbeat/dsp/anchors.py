@@ -33,6 +33,7 @@ DENSITY_SEC = 4.0  # a play's matches are counted over this long when placing a 
 REFERENCE_SEC = 20.0  # and compared with their density over this long where the play is heard alone
 STEP_SEC = 0.25  # handovers are placed on a grid this fine
 HEARD_SHARE = 0.25  # a play is heard while its matches reach this share of their density where it plays alone
+MIN_COVER = 0.5  # a play names a detected track when it covers at least this share of the track's steady part
 ADJACENT_SEC = 15.0  # two plays this close hand over to each other; further apart, a track nobody knows may lie between
 
 
@@ -217,3 +218,13 @@ def interior(play: Play, window_sec: float = WINDOW_SEC) -> tuple[float, float]:
     """The part of a play no track change can lie in: from its first window's middle to its last one's (its
     first and last windows may reach into the blends around it)."""
     return play.start + window_sec / 2, play.end - window_sec / 2
+
+
+def named_by(spans: list[tuple[float, float]], lo: float, hi: float) -> int | None:
+    """Which play (by index; `spans`: each play's (start, end)) names the track whose steady part is [lo, hi]: the
+    one covering most of it, when that covers at least MIN_COVER of it; None otherwise."""
+    cover = [max(0.0, min(hi, end) - max(lo, start)) for start, end in spans]
+    if not cover:
+        return None
+    best = int(np.argmax(cover))
+    return best if cover[best] >= MIN_COVER * (hi - lo) else None

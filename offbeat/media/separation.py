@@ -249,3 +249,8 @@ def _onnx_chunks(
         carried = done
         if progress is not None:
             progress(stop / frames)
+
+
+def segments_per_chunk(chunk_sec: float, sample_rate: int) -> int:
+    """Spleeter segments per separation chunk of about `chunk_sec` (chunks are cut on Spleeter's own segment grid)."""
+    return max(1, round(chunk_sec * sample_rate / SEGMENT))

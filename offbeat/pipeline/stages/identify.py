@@ -8,22 +8,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from offbeat.dsp import anchors
 from offbeat.pipeline.stage import Stage
 from offbeat.pipeline.views import Tracks
 from offbeat.settings import Settings
 from offbeat.storage import Entry, EntryWriter
 
 SAME_TIMELINE_SEC = 2.0  # two tracks on one reference's timeline within this are one track split in two
-MIN_COVER = 0.5  # a play names a track when it covers at least this share of the track's steady part
 
 
 def params(s: Settings) -> dict[str, Any]:
     return {"library": s.library, "default_library": Settings.model_fields["library"].default}
-
-
-def covered(play: dict[str, Any], lo: float, hi: float) -> float:
-    """How many seconds of [lo, hi] the play covers."""
-    return max(0.0, min(hi, play["end"]) - max(lo, play["start"]))
 
 
 def described(play: dict[str, Any], start_sec: float, library: str) -> dict[str, Any]:
@@ -45,11 +40,11 @@ def compute(out: EntryWriter, params: dict[str, Any], library_plays: Entry, segm
     tracks = Tracks.of(segment)
     plays, library = library_plays.attrs["plays"], params["library"]
     found: list[dict | None] = [None] * len(tracks)
+    spans = [(p["start"], p["end"]) for p in plays]
     for i in range(len(tracks)):
-        lo, hi = tracks.steady_part(i)
-        best = max(plays, key=lambda p: covered(p, lo, hi), default=None)
-        if best is not None and covered(best, lo, hi) >= MIN_COVER * (hi - lo):
-            found[i] = described(best, tracks.starts[i], library)
+        named = anchors.named_by(spans, *tracks.steady_part(i))
+        if named is not None:
+            found[i] = described(plays[named], tracks.starts[i], library)
     warnings = split_tracks(found, tracks.starts)
     if not library_plays.attrs["searched"] and library != params["default_library"]:
         warnings.append(f"library {library} holds no tracks: no track was identified")

@@ -14,16 +14,11 @@ from offbeat.settings import Settings
 from offbeat.storage import ChunkAppender, Entry, EntryWriter
 
 
-def chunk_segments(settings: Settings) -> int:
-    """Spleeter segments per separation chunk (chunks are cut on Spleeter's own segment grid)."""
-    return max(1, round(settings.separation_chunk_sec * settings.sample_rate / separation.SEGMENT))
-
-
 def params(s: Settings) -> dict[str, Any]:
     return {
         "model": s.spleeter_model,
         "band": s.stem_band,
-        "chunk_segments": chunk_segments(s),
+        "chunk_segments": separation.segments_per_chunk(s.separation_chunk_sec, s.sample_rate),
         "crossfade": int(s.separation_crossfade_sec * s.sample_rate),
     }
 
