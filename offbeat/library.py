@@ -148,8 +148,10 @@ class Library:
 
     def add(self, path: Path, *, title: str = "", artist: str = "", again: bool = False) -> tuple[LibraryTrack, bool]:
         """Fingerprint the file at `path` into the library: (its member record, whether it is new here). Title
-        and artist come from the arguments, else the file's tags, else the file name (title). A file already a
-        member is kept as it is unless a title or artist is given, or `again` (fingerprint it with this code)."""
+        and artist come from the arguments, else the member's record, else the file's tags, else the file name
+        (title). A file already a member is kept as it is unless a title or artist is given, `again` (fingerprint
+        it with this code), or its fingerprint is stale or gone from the store. The file passes the intake checks
+        of a job's audio (`offbeat.pipeline.intake`): what they refuse is an `AnalysisError` with their code."""
         # kept resolved: re-fingerprinting (`refreshed`) may run in another working directory
         path, sample_rate, ffmpeg = Path(path).resolve(), self.sample_rate, self.ffmpeg
         # the intake checks of a job's audio: the header's here, before any reading; the samples' while decoding
@@ -224,7 +226,7 @@ class Library:
             track, _ = self.add(path, title=track.title, artist=track.artist, again=True)
         except (AnalysisError, OSError):
             log.warning(
-                "library %s: '%s' %s and its file is gone or changed: not searched until it is added again",
+                "library %s: '%s' %s and its file is gone, changed or refused: not searched until it is added again",
                 self.name,
                 loggable(track.title),
                 why,
