@@ -10,7 +10,7 @@ is written every few minutes and on exit, and a run started again continues from
 included). When the steps are done (or with ``--export-only``), the model is exported to ONNX.
 
 Usage: ``python -m training.same_track.train [--minutes 30] [--steps 2000] [--threads 2] [--export PATH]``
-(PyTorch is needed: ``pip install -r training/requirements.txt``; the engine never is).
+(PyTorch is needed: the optional ``train`` group, ``uv sync --extra train``; the engine never needs it).
 """
 
 from __future__ import annotations
