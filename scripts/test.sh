@@ -3,5 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-.venv/bin/ruff check offbeat flows tests bench
+.venv/bin/ruff check offbeat flows tests bench training
 exec .venv/bin/python -m pytest "$@"

@@ -195,6 +195,7 @@ def test_identification_benches_start() -> None:
     would download and take hours without the caches: their options only, which imports every module they use."""
     assert "--workers" in bench("bench.accuracy.identification", "--help")
     assert "--workers" in bench("bench.accuracy.library_boundaries", "--help")
+    assert "--cache" in bench("bench.accuracy.same_track", "--help")  # the test packages' features
     assert "--workers" in bench("bench.perf.identification_scale", "--help")
     assert "--pieces" in bench("bench.perf.stems_precision", "--help")  # calibrates on the corpora's real music
     assert "--run-sec" in bench("bench.perf.progress_overhead", "--help")
