@@ -15,6 +15,8 @@ from .audio_files import write_wav
 
 OFFBEAT = str(Path(sys.executable).with_name("offbeat"))
 
+pytestmark = pytest.mark.slow  # each test runs `offbeat` in a process of its own
+
 
 def offbeat(*args: str, api: str | None = None) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
@@ -23,7 +25,6 @@ def offbeat(*args: str, api: str | None = None) -> subprocess.CompletedProcess[s
     return subprocess.run([OFFBEAT, *args], capture_output=True, text=True, env=env, timeout=300)
 
 
-@pytest.mark.slow
 def test_analyze_prints_the_document_and_caches(settings: Settings, tmp_path: Path, prefect_api: str) -> None:
     path = write_wav(tmp_path / "set.ogg", seconds=5.0, lead=2.0, subtype="VORBIS")
     first = offbeat("analyze", str(path), api=prefect_api)
@@ -47,7 +48,6 @@ def test_analyze_prints_the_document_and_caches(settings: Settings, tmp_path: Pa
     assert [t.start_sec for t in read.tracks] == pytest.approx(starts, abs=1 / 75)
 
 
-@pytest.mark.slow
 def test_analyze_failure_exits_non_zero_without_traceback(settings: Settings, tmp_path: Path, prefect_api: str) -> None:
     (tmp_path / "notes.mp3").write_text("these are not audio bytes\n" * 50)
     result = offbeat("analyze", str(tmp_path / "notes.mp3"), api=prefect_api)

@@ -114,6 +114,7 @@ def _audited(script: str, *args: str, env: dict[str, str], record: Path) -> tupl
     return proc, json.loads(record.read_text()) if record.exists() else []
 
 
+@pytest.mark.slow  # a Python process of its own
 def test_the_audit_hook_sees_a_model_file_opened(tmp_path: Path) -> None:
     """The control: the hook records madmom's key network being loaded, so an empty record below means something."""
     script = tmp_path / "load.py"

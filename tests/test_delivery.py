@@ -129,6 +129,7 @@ def ghost_delivery(settings: Settings, name: str) -> None:
     ghost.attempt(delivery)
 
 
+@pytest.mark.slow  # `offbeat` in processes of its own
 def test_a_message_that_never_gets_answered_is_dead_lettered_then_requeued(queue_settings: Settings) -> None:
     client = redis.Redis.from_url(REDIS_URL)
     q = queue_settings.queue_name

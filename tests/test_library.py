@@ -42,6 +42,7 @@ def tagged(path: Path, audio: np.ndarray, title: str = "", artist: str = "") -> 
     return path
 
 
+@pytest.mark.slow  # `offbeat library` in processes of its own
 def test_add_list_and_remove_from_the_command_line(settings: Settings, tmp_path: Path) -> None:
     folder = tmp_path / "refs"
     folder.mkdir()
@@ -108,6 +109,7 @@ def identified(tmp_path: Path, path: Path, cues: list[tuple[str, float]], store:
     return entry.attrs["identified"], refs["identify"].cached
 
 
+@pytest.mark.slow  # madmom's networks over minutes of audio
 def test_tracks_of_a_mix_are_identified_through_a_speed_change(settings: Settings, tmp_path: Path) -> None:
     a, b, c = track(211, 50.0), track(212, 50.0), track(213, 50.0)
     store = open_store(settings)  # the settings' store: the one the stage's key reads the revision from

@@ -105,6 +105,7 @@ def _stage_at_home(home: str, endpoint: str, config: StoreConfig, source: str, e
     shared._stage_in_process(config, source, events, results)
 
 
+@pytest.mark.slow  # hosts are spawned processes
 def test_two_hosts_sharing_only_the_bucket_and_redis_compute_a_stage_once(
     tmp_path: Path, bucket: tuple[str, dict[str, Any]], redis_url: str, s3_endpoint: str
 ) -> None:

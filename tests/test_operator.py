@@ -47,6 +47,7 @@ def with_env(marker: str) -> list[int]:
     return found
 
 
+@pytest.mark.slow  # `offbeat` in a process of its own
 def test_path_settings_do_not_depend_on_the_working_directory(tmp_path: Path) -> None:
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -61,6 +62,7 @@ def test_path_settings_do_not_depend_on_the_working_directory(tmp_path: Path) ->
     assert Settings(artifact_store="s3://bucket/x").artifact_store == "s3://bucket/x"
 
 
+@pytest.mark.slow  # `offbeat` in a process of its own
 def test_a_missing_model_is_a_configuration_error_at_start_up(tmp_path: Path) -> None:
     mix = write_wav(tmp_path / "mix.wav", seconds=2.0)
     env = clean_env(OFFBEAT_MODEL_DIR=str(tmp_path / "no-models"), OFFBEAT_ARTIFACT_STORE=str(tmp_path / "a"))
@@ -149,6 +151,7 @@ bystander.kill()
 """
 
 
+@pytest.mark.slow  # Python processes of their own
 def test_temporary_servers_left_as_children_are_stopped_at_exit() -> None:
     """The safety net for a SIGTERM between Prefect starting its server and registering its stop: children that
     run the server's app are stopped, by SIGKILL when they ignore SIGTERM; other children are left. Checked in a

@@ -43,6 +43,8 @@ def test_blockwise_features_equal_a_whole_signal_pass() -> None:
     np.testing.assert_allclose(chroma, whole_chroma, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow  # over 80 s of synthesized audio
+@pytest.mark.accuracy
 def test_beats_follow_a_known_tempo_curve_through_a_tempo_change(tempo_change: synth.MixSpec) -> None:
     """The drum grid follows the tempo curve of the mix's beat grid; here the curve the synth played."""
     y = mono(tempo_change)

@@ -36,9 +36,18 @@ def _stages(run: Run) -> dict[str, StageRef]:
     return refs
 
 
-def test_stages_compute_once_then_read_back_and_refresh(tmp_path: Path) -> None:
-    path = synth.write_mix(MIX, tmp_path / "mix.wav")
-    first = _stages(_run(tmp_path, path))
+@pytest.fixture(scope="module")
+def computed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[str, StageRef]]:
+    """(store folder, mix, its stages as first computed): the mix's stages computed once for the module's tests
+    (each run over it later finds them in the store)."""
+    folder = tmp_path_factory.mktemp("runner")
+    path = synth.write_mix(MIX, folder / "mix.wav")
+    return folder, path, _stages(_run(folder, path))
+
+
+@pytest.mark.slow  # madmom's networks over 100 s of audio
+def test_stages_compute_once_then_read_back_and_refresh(computed: tuple[Path, Path, dict[str, StageRef]]) -> None:
+    tmp_path, path, first = computed
     assert not any(ref.cached for ref in first.values())
     again = _stages(_run(tmp_path, path))
     assert all(ref.cached for ref in again.values())
@@ -55,8 +64,9 @@ def test_stages_compute_once_then_read_back_and_refresh(tmp_path: Path) -> None:
     assert abs(segment.attrs["starts"][1] - MIX.boundaries()[0]) < 10
 
 
-def test_cue_hints_are_part_of_the_segment_key(tmp_path: Path) -> None:
-    path = synth.write_mix(MIX, tmp_path / "mix.wav")
+@pytest.mark.slow  # madmom's networks over 100 s of audio (computed once, with the test above)
+def test_cue_hints_are_part_of_the_segment_key(computed: tuple[Path, Path, dict[str, StageRef]]) -> None:
+    tmp_path, path, _ = computed
     plain = _stages(_run(tmp_path, path))
     hinted = _stages(_run(tmp_path, path, cues=[("A", 0.0), ("B", 21.0)]))
     assert hinted["beats"].key == plain["beats"].key and hinted["beats"].cached

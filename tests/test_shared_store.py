@@ -236,6 +236,7 @@ def _configs(tmp_path: Path, index_url: str, lease_sec: float = 60.0) -> tuple[C
     return tuple((root, index_path, index_url, host, lease_sec, "{}") for host in ("host-a", "host-b"))  # type: ignore[return-value]
 
 
+@pytest.mark.slow  # hosts are spawned processes
 @pytest.mark.parametrize("kind", ["disk", pytest.param("redis", marks=pytest.mark.redis)])
 def test_two_hosts_compute_a_stage_once(tmp_path: Path, request: pytest.FixtureRequest, kind: str) -> None:
     """Host b arrives while host a computes `decode` of the same file: b waits for a's commit and reads it."""
@@ -249,6 +250,7 @@ def test_two_hosts_compute_a_stage_once(tmp_path: Path, request: pytest.FixtureR
     assert record["host"] == "host-a" and record["pid"] == a.pid
 
 
+@pytest.mark.slow  # hosts are spawned processes
 def test_a_holder_killed_mid_compute_is_taken_over_after_its_lease(tmp_path: Path, redis_url: str) -> None:
     """SIGKILL while a writes: no half entry; b waits out a's lease (2 s, never renewed again) and computes."""
     source = synth.write_mix(MIX, tmp_path / "mix.wav")
@@ -285,6 +287,7 @@ def _answer_job(config: Config, export: str, refs: Any) -> None:
     ExportRecords(store).written(Path(export), "e" * 32)
 
 
+@pytest.mark.slow  # hosts are spawned processes
 def test_the_ledger_answers_from_another_hosts_handle(tmp_path: Path, redis_url: str) -> None:
     """What one host records (a job's answer, a handed-over message, an exported file) another host reads."""
     config_a, config_b = _configs(tmp_path, redis_url)

@@ -99,6 +99,7 @@ def _write_slowly(root: str, started: "mp.synchronize.Event") -> None:
         time.sleep(60)  # killed here, mid-write
 
 
+@pytest.mark.slow  # writers are spawned processes
 def test_crash_mid_write_is_a_miss_and_recomputes(tmp_path: Path) -> None:
     ctx = mp.get_context("spawn")
     started = ctx.Event()
@@ -127,6 +128,7 @@ def _write_value(root: str, value: float, barrier: "mp.synchronize.Barrier") -> 
             array.append(np.full((1000, 2), value, np.float32), axis=0)
 
 
+@pytest.mark.slow  # writers are spawned processes
 def test_concurrent_writers_yield_one_whole_entry(tmp_path: Path) -> None:
     ctx = mp.get_context("spawn")
     barrier = ctx.Barrier(2)
@@ -225,6 +227,7 @@ def _read_for(root: str, key: str, seconds: float, reading: "mp.synchronize.Even
     ok.set()
 
 
+@pytest.mark.slow  # the reader is a spawned process
 def test_gc_leaves_an_entry_being_read_by_another_process_alone(tmp_path: Path) -> None:
     store = make_store(tmp_path)
     busy, idle = (entry_key("src", "decode", 1, {"n": n}, {}) for n in (1, 2))

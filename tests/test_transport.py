@@ -42,6 +42,7 @@ def offbeat(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([OFFBEAT, *args], capture_output=True, text=True, env=dict(os.environ), timeout=600)
 
 
+@pytest.mark.slow  # `offbeat` in processes of its own
 def test_redis_check(queues: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
     ok = offbeat("redis-check")
     assert ok.returncode == 0 and ok.stdout.startswith(f"Redis OK at {REDIS_URL}")
@@ -53,6 +54,7 @@ def test_redis_check(queues: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> No
     assert down.returncode == 1 and f"Redis unreachable at redis://127.0.0.1:{port}/0" in down.stderr
 
 
+@pytest.mark.slow  # `offbeat` in processes of its own
 def test_push_job_queues_a_valid_job(queues: redis.Redis, tmp_path: Path) -> None:
     settings = get_settings()
     path = write_wav(settings.shared_mount_path / "sets" / "a.wav", seconds=2.0)
@@ -76,6 +78,7 @@ def test_push_job_queues_a_valid_job(queues: redis.Redis, tmp_path: Path) -> Non
     assert job == {"job_id": 43, "relative_path": "sets/a.wav", "cue_sheet": sheet.read_text()}
 
 
+@pytest.mark.slow  # `offbeat` in processes of its own
 @pytest.mark.parametrize("problem", ["outside", "bad-cues", "bad-cue-sheet", "negative-id"])
 def test_push_job_refuses_what_the_engine_would_refuse(queues: redis.Redis, tmp_path: Path, problem: str) -> None:
     settings = get_settings()
@@ -95,6 +98,7 @@ def test_push_job_refuses_what_the_engine_would_refuse(queues: redis.Redis, tmp_
     assert queues.llen(settings.queue_name) == 0
 
 
+@pytest.mark.slow  # `offbeat` in processes of its own
 def test_pop_result(queues: redis.Redis) -> None:
     settings = get_settings()
     document = {"job_id": 7, "status": "failed", "error": "file not found: x.mp3", "error_code": "file_not_found"}
