@@ -24,9 +24,8 @@ from bench.corpus import truth as ct
 from bench.corpus.game import sources as game_sources
 from bench.corpus.recorded import sources as recorded_sources
 from bench.corpus.synthetic.dsp import SR
-from bench.corpus.synthetic.mixing import render_mix
 
-from .test_bench_truth import check_against_audio, tiny_plan
+from .test_bench_truth import check_against_audio, tiny_mix
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS_CACHE = REPO / ".corpus-cache"
@@ -79,8 +78,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A corpus folder of one tiny synthetic mix (three 12-bar tracks, 57 s; its truth tested in
     test_bench_truth.py), in the `test` split."""
     folder = tmp_path_factory.mktemp("corpus")
-    plan = tiny_plan()
-    audio, truth = render_mix(plan)
+    plan, audio, truth = tiny_mix()
     ct.write_mix(folder, plan.mix_id, audio, SR, truth)
     return folder
 

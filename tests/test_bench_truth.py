@@ -10,6 +10,7 @@ round trips, the consistency checks a writer must pass, and what `write_mix` ref
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -53,11 +54,18 @@ def tiny_plan() -> MixPlan:
     return MixPlan("synth-tiny-00001", 1, "test", tracks, transitions, place(tracks, transitions))
 
 
+@functools.cache
+def tiny_mix() -> tuple[MixPlan, np.ndarray, ct.MixTruth]:
+    """The tiny mix as the corpus's mixer renders it: (plan, audio, truth); rendered once per test session."""
+    plan = tiny_plan()
+    audio, truth = render_mix(plan)
+    return plan, audio, truth
+
+
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[MixPlan, ct.MixTruth, np.ndarray]:
     """The tiny mix written as a corpus writes it, and read back: (plan, truth from the JSON, audio from the FLAC)."""
-    plan = tiny_plan()
-    audio, truth = render_mix(plan)
+    plan, audio, truth = tiny_mix()
     path = ct.write_mix(tmp_path_factory.mktemp("corpus"), plan.mix_id, audio, SR, truth)
     read = ct.read_mix(path)
     flac, rate = sf.read(str(read.audio_path), dtype="float64", always_2d=True)
