@@ -12,12 +12,12 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from offbeat.html_report import camelot_colour, page
 from offbeat.settings import Settings
 
-from .conftest import require
 from .fleet import OFFBEAT
 from .test_split import result, tone_mix
 
@@ -25,8 +25,8 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    require("Chromium", "PATH", None if CHROMIUM else "not installed", "apt-get install chromium")
-    assert CHROMIUM is not None
+    if CHROMIUM is None:  # a browser is no service of the machines the suite runs on: skipped, saying so, even in CI
+        pytest.skip("needs Chromium on PATH: apt-get install chromium")
     command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--hide-scrollbars"]
     command += [f"--user-data-dir={tmp_path / 'chromium-profile'}", *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=300, check=True)
