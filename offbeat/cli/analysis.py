@@ -14,6 +14,7 @@ from offbeat.cli.app import (
     CueOption,
     ModelOption,
     RefreshOption,
+    _emit,
     _finish,
     _prefect_defaults,
     app,
@@ -247,6 +248,22 @@ def demo(
         played = [(start, end, s.bpm) for (start, end), s in zip(spec.spans(), spec.sections, strict=True)]
         note = truth_line(document, spec.boundaries(), played)
     _finish(document, output, table=not as_json, note=note)
+
+
+@app.command()
+def result(
+    run_id: Annotated[str, typer.Argument(help="the analyze-mix flow run's id (the UI shows it; also its log)")],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="write the result here")] = None,
+) -> None:
+    """Print the result document of an analysis run, also one started from the Prefect UI or `prefect deployment
+    run` (kept 30 days in the store's job ledger); exit status 1 when the store holds none for that run."""
+    from offbeat.storage import JobLedger, open_store
+
+    document = JobLedger(open_store()).delivered(run_id.strip())
+    if document is None:
+        typer.echo(f"error: no result document for flow run {run_id} in the store (another store? expired?)", err=True)
+        raise typer.Exit(1)
+    _emit(document, output)
 
 
 @app.command()
