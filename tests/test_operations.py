@@ -147,7 +147,9 @@ def test_deploy_run_and_read_it_back_through_the_api(
     assert document["status"] == "completed" and [t["title"] for t in document["results"]["tracks"]] == [
         row["title"] for row in table
     ]
-    unknown = subprocess.run([OFFBEAT, "result", str(uuid.uuid4())], env=env, capture_output=True, text=True)
+    unknown = subprocess.run(
+        [OFFBEAT, "result", str(uuid.uuid4())], env=env, capture_output=True, text=True, timeout=180
+    )
     assert unknown.returncode == 1 and "no result document" in unknown.stderr
 
     page = httpx.get(url.removesuffix("/api") + "/", timeout=30)

@@ -126,3 +126,10 @@ def test_demo_shows_a_table_on_a_terminal_and_json_otherwise(
     code, shown = _in_terminal(["analyze", str(mix), "--json"], env, tmp_path / "analyze.err")
     assert code == 0, (tmp_path / "analyze.err").read_text()[-3000:]
     assert json.loads(shown)["results"]["tracks"] == doc["results"]["tracks"]
+
+    # -o FILE: the document goes to the file, the terminal still shows the table.
+    out = tmp_path / "result.json"
+    code, shown = _in_terminal(["analyze", str(mix), "-o", str(out)], env, tmp_path / "out.err")
+    assert code == 0, (tmp_path / "out.err").read_text()[-3000:]
+    assert shown.strip().splitlines() == track_table(doc).splitlines()
+    assert json.loads(out.read_text())["results"]["tracks"] == doc["results"]["tracks"]
