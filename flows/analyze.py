@@ -124,10 +124,20 @@ def analyze_mix(
                 return Failed(message=str(error), data=dump_result(failed))
             job = json.loads(job)
         outcome = _analyze(source, job, job_id, (cues, cue_sheet), refresh, publish=job_ref is not None)
+        document = outcome.data if isinstance(outcome, State) else outcome
         if job_ref is not None:  # the listener may be on another host (work-pool mode): it reads the ledger
-            document = outcome.data if isinstance(outcome, State) else outcome
             JobLedger(store()).deliver(str(flow_run.get_id()), document)
+        else:  # a run from the UI or `prefect deployment run` keeps its document too (no Prefect result)
+            _keep(str(flow_run.get_id()), document)
         return outcome
+
+
+def _keep(run_id: str, document: dict[str, Any]) -> None:
+    try:
+        JobLedger(store()).deliver(run_id, document, keep_sec=JobLedger.KEEP_SEC)
+        get_run_logger().info("result document kept for 30 days: offbeat result %s", run_id)
+    except Exception:  # a convenience, like the artifacts: never fail an analysis over it
+        get_run_logger().exception("could not keep the result document")
 
 
 def _open(source: str | None, job: Job | dict[str, Any] | None) -> tuple[Source, Job | None]:

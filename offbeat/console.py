@@ -140,3 +140,79 @@ class ProgressBoard:
 
 
 BOARD = ProgressBoard()
+
+
+def clock(seconds: float) -> str:
+    """`m:ss`, or `h:mm:ss` from an hour on: where a track starts, as a DJ reads it off a player."""
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+def track_table(document: dict[str, Any]) -> str:
+    """A completed result's tracks as a short table for a person at a terminal: number, start, end, BPM, key
+    (musical and Camelot), LUFS and the title (a library identification as `artist - title`, else the cue's).
+    Titles come from producers and files, so they are escaped (`loggable`): no control sequence reaches the
+    terminal or starts a row of its own."""
+    from offbeat.errors import loggable
+
+    header = ("track", "start", "end", "BPM", "key", "LUFS", "title")
+    rows = [header]
+    for track in document["results"]["tracks"]:
+        features = track.get("analysis") or {}
+        bpm, key, lufs = features.get("stable_bpm"), features.get("key"), features.get("loudness_lufs_total")
+        known = track.get("identified")
+        title = f"{known['artist']} - {known['title']}" if known else track.get("title") or ""
+        rows.append(
+            (
+                str(track["track_id"]),
+                clock(track["start_time_sec"]),
+                clock(track["end_time_sec"]),
+                "-" if bpm is None else f"{bpm:.1f}",
+                "-" if key is None else f"{key['musical']} ({key['camelot']})",
+                "-" if lufs is None else f"{lufs:.1f}",
+                loggable(title, 80),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
+    right = {0, 1, 2, 3, 5}  # numbers line up on the right
+    lines = []
+    for row in rows:
+        cells = [row[i].rjust(w) if i in right else row[i].ljust(w) for i, w in enumerate(widths)]
+        lines.append("  ".join([*cells, row[-1]]).rstrip())
+    return "\n".join(lines)
+
+
+def truth_line(
+    document: dict[str, Any],
+    boundaries: Sequence[float],
+    sections: Sequence[tuple[float, float, float]],
+    *,
+    within_sec: float = 10.0,
+    within_bpm: float = 0.5,
+) -> str:
+    """One line comparing a completed result with a mix's known truth: how many true boundaries have a found
+    track start within `within_sec` (each found start used once), and how many played sections (`(start, end,
+    bpm)`) got the tempo right within `within_bpm` from the found track that overlaps them most."""
+    tracks = document["results"]["tracks"]
+    found = [t["start_time_sec"] for t in tracks[1:]]
+    used: set[int] = set()
+    misses: list[float] = []
+    for boundary in boundaries:
+        near = sorted((abs(start - boundary), i) for i, start in enumerate(found) if i not in used)
+        if near and near[0][0] <= within_sec:
+            used.add(near[0][1])
+            misses.append(near[0][0])
+    tempos = 0
+    for start, end, bpm in sections:
+        overlap = [min(end, t["end_time_sec"]) - max(start, t["start_time_sec"]) for t in tracks]
+        if not tracks:
+            continue
+        measured = (tracks[max(range(len(tracks)), key=overlap.__getitem__)].get("analysis") or {}).get("stable_bpm")
+        tempos += measured is not None and abs(measured - bpm) <= within_bpm
+    worst = f" (at most {max(misses):.1f} s off)" if misses else ""
+    return (
+        f"against the truth: {len(misses)} of {len(boundaries)} boundaries within {within_sec:g} s{worst}, "
+        f"{tempos} of {len(sections)} tempos within {within_bpm:g} BPM; {len(tracks)} tracks found, "
+        f"{len(sections)} played"
+    )

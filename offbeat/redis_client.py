@@ -7,6 +7,7 @@ It sits below both rooms because the store (below the service) needs Redis too w
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 import redis
 from redis.backoff import ExponentialBackoff
@@ -31,3 +32,20 @@ def connect(
     return redis.Redis.from_url(
         url, socket_connect_timeout=connect_timeout, socket_timeout=socket_timeout, health_check_interval=30, **extra
     )
+
+
+def shown(url: str) -> str:
+    """`url` for a log line or a message: its password (in the user part, or a `password=` parameter) written as
+    `***`, so a line saying which Redis is served never carries the secret."""
+    try:
+        parts = urlsplit(url)
+        netloc = parts.netloc
+        if parts.password is not None:
+            netloc = f"{parts.username or ''}:***@{netloc.rsplit('@', 1)[1]}"
+        query = "&".join(
+            "password=***" if item.split("=", 1)[0].lower() == "password" else item for item in parts.query.split("&")
+        )
+        masked = url.replace(parts.netloc, netloc, 1) if netloc != parts.netloc else url
+        return masked.replace(f"?{parts.query}", f"?{query}", 1) if query != parts.query else masked
+    except ValueError:
+        return "(a Redis URL that cannot be parsed)"

@@ -122,6 +122,7 @@ def test_deploy_run_and_read_it_back_through_the_api(
         "envelopes",
         "export_stems",
         "identify",
+        "library_plays",
         "partition",
         "segment",
         "separate",
@@ -138,6 +139,18 @@ def test_deploy_run_and_read_it_back_through_the_api(
     assert [row["title"] for row in table] == ["First", "Second"] and table[0]["bpm"] == pytest.approx(124, abs=2)
     assert by_type["image"]["data"].startswith("data:image/png;base64,")
     assert any(a["type"] == "progress" for a in artifacts)  # long stages report progress
+
+    # The run keeps no Prefect result; its document is in the store's job ledger, by run id.
+    kept = subprocess.run([OFFBEAT, "result", run_id], env=env, capture_output=True, text=True, timeout=180)
+    assert kept.returncode == 0, kept.stderr
+    document = json.loads(kept.stdout)
+    assert document["status"] == "completed" and [t["title"] for t in document["results"]["tracks"]] == [
+        row["title"] for row in table
+    ]
+    unknown = subprocess.run(
+        [OFFBEAT, "result", str(uuid.uuid4())], env=env, capture_output=True, text=True, timeout=180
+    )
+    assert unknown.returncode == 1 and "no result document" in unknown.stderr
 
     page = httpx.get(url.removesuffix("/api") + "/", timeout=30)
     assert page.status_code == 200 and "<html" in page.text.lower()

@@ -5,17 +5,23 @@ Redis does not answer (failed under CI).
 """
 
 import json
+import logging
 import os
 import socket
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import redis
 
+from offbeat.redis_client import shown
+from offbeat.service.transport import redis_origin
 from offbeat.settings import Settings, get_settings
 
 from .audio_files import write_wav
@@ -38,6 +44,63 @@ def queues(settings: Settings, redis_server: str, monkeypatch: pytest.MonkeyPatc
         client.delete(key)
 
 
+def with_password(url: str, password: str = "s3cret-pass") -> str:
+    """The test Redis's URL with a password: `default:<password>@` where it has none (a Redis without a password
+    takes any for its passwordless default user), else the URL as it is, naming its own."""
+    if urlsplit(url).password is not None:
+        return url
+    scheme, rest = url.split("://", 1)
+    return f"{scheme}://default:{password}@{rest}"
+
+
+def test_a_shown_url_never_carries_its_password() -> None:
+    assert shown("redis://default:hunter2@db.example:6380/3") == "redis://default:***@db.example:6380/3"
+    assert shown("rediss://:hunter2@db.example/0?ssl_cert_reqs=none") == "rediss://:***@db.example/0?ssl_cert_reqs=none"
+    assert shown("unix:///run/redis.sock?db=2&password=hunter2") == "unix:///run/redis.sock?db=2&password=***"
+    assert shown("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+    # Without OFFBEAT_REDIS_URL (nor a .env), the line says the URL is only the default.
+    default = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert redis_origin(default) == "redis://127.0.0.1:6379/0 (the default: OFFBEAT_REDIS_URL is not set)"
+    assert redis_origin(Settings(_env_file=None, redis_url="redis://:pw@h/1")) == "redis://:***@h/1"  # type: ignore[call-arg]
+
+
+def test_the_listener_says_at_start_which_redis_it_serves(queues: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker the `redis-listener` flow runs logs one line at start naming the Redis, its password masked."""
+    from offbeat.service.worker import Worker
+
+    url = with_password(REDIS_URL)
+    monkeypatch.setenv("OFFBEAT_REDIS_URL", url)
+    get_settings.cache_clear()
+    said: list[str] = []
+    serving = threading.Event()
+
+    class Heard(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            said.append(record.getMessage())
+            if "serving" in said[-1]:
+                serving.set()
+
+    log = logging.getLogger(f"offbeat.test-worker-{uuid.uuid4().hex[:8]}")
+    log.addHandler(Heard())
+    log.setLevel(logging.INFO)
+
+    def analyze(job: Any) -> dict[str, Any]:
+        raise AssertionError("no job was pushed")
+
+    worker = Worker(get_settings(), analyze, log=log)
+    runner = threading.Thread(target=worker.run)
+    runner.start()
+    try:
+        assert serving.wait(timeout=120), said
+    finally:
+        worker.request_stop()
+        runner.join(timeout=120)
+    (line,) = [message for message in said if "serving" in message]
+    password = urlsplit(url).password
+    assert f"serving {get_settings().queue_name} on Redis {shown(url)} (results to" in line
+    assert password and password not in line and "***" in line and "not set" not in line
+
+
 def offbeat(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([OFFBEAT, *args], capture_output=True, text=True, env=dict(os.environ), timeout=600)
 
@@ -52,6 +115,10 @@ def test_redis_check(queues: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("OFFBEAT_REDIS_URL", f"redis://127.0.0.1:{port}/0")
     down = offbeat("redis-check")
     assert down.returncode == 1 and f"Redis unreachable at redis://127.0.0.1:{port}/0" in down.stderr
+    monkeypatch.setenv("OFFBEAT_REDIS_URL", with_password(REDIS_URL))
+    masked = offbeat("redis-check")
+    assert masked.returncode == 0 and masked.stdout.startswith(f"Redis OK at {shown(with_password(REDIS_URL))}")
+    assert urlsplit(with_password(REDIS_URL)).password not in masked.stdout + masked.stderr
 
 
 @pytest.mark.slow  # `offbeat` in processes of its own
@@ -96,6 +163,10 @@ def test_push_job_refuses_what_the_engine_would_refuse(queues: redis.Redis, tmp_
     result = offbeat("push-job", *args)
     assert result.returncode == 1 and result.stderr.startswith("error:")
     assert queues.llen(settings.queue_name) == 0
+    # A refused push used up no job id: the next accepted one gets the counter's first.
+    accepted = offbeat("push-job", str(inside))
+    assert accepted.returncode == 0, accepted.stderr
+    assert json.loads(accepted.stdout)["job_id"] == 1 == json.loads(queues.lindex(settings.queue_name, 0))["job_id"]
 
 
 @pytest.mark.slow  # `offbeat` in processes of its own

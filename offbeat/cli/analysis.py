@@ -14,10 +14,15 @@ from offbeat.cli.app import (
     CueOption,
     ModelOption,
     RefreshOption,
+    _emit,
     _finish,
     _prefect_defaults,
     app,
 )
+
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="print the result document (JSON) even on a terminal, not the track table")
+]
 
 
 def _checked_stages(names: list[str] | None) -> list[str]:
@@ -160,8 +165,10 @@ def analyze(
         str | None,
         typer.Option(help="track library to identify tracks against (default from settings)", show_default=False),
     ] = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """Analyze a mix and print its result document; exit status 1 when the analysis failed."""
+    """Analyze a mix: on a terminal, print its tracks as a table; else (or with --json) its result document.
+    Exit status 1 when the analysis failed."""
     cues, sheet = _read_cues(cue_file)
     document = run_analysis(
         path, job_id=job_id, refresh=refresh, cues=cues, model=model, cue_sheet=sheet, library=library
@@ -170,7 +177,7 @@ def analyze(
         cue_sheet.parent.mkdir(parents=True, exist_ok=True)
         cue_sheet.write_text(document["results"]["cue_sheet"], encoding="utf-8")
         typer.echo(f"cue sheet written to {cue_sheet}", err=True)
-    _finish(document, output)
+    _finish(document, output, table=not as_json)
 
 
 @app.command()
@@ -223,15 +230,40 @@ def demo(
     minutes: Annotated[float, typer.Option(help="length of the generated mix")] = 4.0,
     folder: Annotated[Path, typer.Option(help="where the demo mix is written")] = Path("demo"),
     output: Annotated[Path | None, typer.Option("--output", "-o")] = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """Generate a demo mix (known tempos, keys, vocals, silence) and analyze it."""
+    """Generate a demo mix (known tempos, keys, vocals, silence), analyze it, show its tracks (a table on a
+    terminal, else or with --json the result document) and say how close they are to the mix's known truth."""
     from offbeat import synth
+    from offbeat.console import truth_line
 
+    spec = synth.demo_mix(minutes)
     path = folder / f"demo-mix-{minutes:g}min.wav"
     if not path.exists():
         typer.echo(f"writing {path} ...", err=True)
-        synth.write_mix(synth.demo_mix(minutes), path, subtype="PCM_16")
-    _finish(run_analysis(path), output)
+        synth.write_mix(spec, path, subtype="PCM_16")
+    document = run_analysis(path)
+    note = None
+    if document.get("status") == "completed":
+        played = [(start, end, s.bpm) for (start, end), s in zip(spec.spans(), spec.sections, strict=True)]
+        note = truth_line(document, spec.boundaries(), played)
+    _finish(document, output, table=not as_json, note=note)
+
+
+@app.command()
+def result(
+    run_id: Annotated[str, typer.Argument(help="the analyze-mix flow run's id (the UI shows it; also its log)")],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="write the result here")] = None,
+) -> None:
+    """Print the result document of an analysis run, also one started from the Prefect UI or `prefect deployment
+    run` (kept 30 days in the store's job ledger); exit status 1 when the store holds none for that run."""
+    from offbeat.storage import JobLedger, open_store
+
+    document = JobLedger(open_store()).delivered(run_id.strip())
+    if document is None:
+        typer.echo(f"error: no result document for flow run {run_id} in the store (another store? expired?)", err=True)
+        raise typer.Exit(1)
+    _emit(document, output)
 
 
 @app.command()

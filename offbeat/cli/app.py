@@ -203,8 +203,22 @@ CueOption = Annotated[
 ModelOption = Annotated[str | None, typer.Option(help="Spleeter model: 2stems or 4stems (default from settings)")]
 
 
-def _finish(document: dict[str, Any], output: Path | None) -> None:
-    _emit(document, output)
+def _finish(document: dict[str, Any], output: Path | None, *, table: bool = False, note: str | None = None) -> None:
+    """Print (or write to `output`) the result document, and say so on stderr when the analysis failed.
+
+    With `table`, a completed result on a terminal is shown as the track table (`offbeat.console.track_table`),
+    followed by `note`; the JSON then goes only to `output`, if given. Whenever stdout is not a terminal (a pipe,
+    a file, a test that captures it) the document is printed as JSON, so scripts read it as before; `note` then
+    goes to stderr."""
+    on_terminal = table and document.get("status") == "completed" and sys.stdout.isatty()
+    if output is not None or not on_terminal:
+        _emit(document, output)
+    if on_terminal:
+        from offbeat.console import track_table
+
+        typer.echo(track_table(document))
+    if note:
+        typer.echo(note, err=not on_terminal)
     if document.get("status") != "completed":
         typer.echo(f"analysis failed [{document.get('error_code')}]: {document.get('error')}", err=True)
         raise typer.Exit(1)

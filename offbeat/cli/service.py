@@ -104,10 +104,11 @@ def push_job(
         if sheet is not None:
             cue_sheet.parse(sheet, max_tracks=settings.max_cues)  # the worker would refuse it: say so now
         cues = json.loads(text) if text is not None and sheet is None else None
+        # The job is checked (path, cues) before an id is drawn: a refused push uses up no id of the counter.
+        job = transport.make_job(path, settings, job_id if job_id is not None else 0, cues, sheet)
         client = transport.connect(settings.redis_url)
-        job = transport.make_job(
-            path, settings, job_id if job_id is not None else transport.next_job_id(client, settings), cues, sheet
-        )
+        if job_id is None:
+            job = job.model_copy(update={"job_id": transport.next_job_id(client, settings)})
         transport.push_job(client, settings, job)
     except (OSError, ValueError, ValidationError, AnalysisError, transport.TransportError) as exc:
         typer.echo(f"error: {exc}", err=True)

@@ -35,7 +35,7 @@ import redis
 
 from offbeat.contract import Job
 from offbeat.paths import relative_to_mount
-from offbeat.redis_client import connect
+from offbeat.redis_client import connect, shown
 from offbeat.settings import Settings
 
 
@@ -54,12 +54,20 @@ class TransportError(RuntimeError):
 
 
 def check(url: str) -> str:
-    """A line for the operator: "Redis OK at ..." or TransportError with the reason."""
+    """A line for the operator: "Redis OK at ..." or TransportError with the reason (the password masked)."""
     try:
         info = connect(url).info("server")
     except redis.RedisError as exc:
-        raise TransportError(f"Redis unreachable at {url}: {exc}") from exc
-    return f"Redis OK at {url} (version {info.get('redis_version', '?')})"
+        raise TransportError(f"Redis unreachable at {shown(url)}: {exc}") from exc
+    return f"Redis OK at {shown(url)} (version {info.get('redis_version', '?')})"
+
+
+def redis_origin(settings: Settings) -> str:
+    """Which Redis the job queues live on, for the listener's first line: the URL with its password masked, and
+    whether it is only the default (neither OFFBEAT_REDIS_URL nor a .env set it: a worker started without the
+    variable serves a local Redis, which the operator should see at once)."""
+    chosen = "redis_url" in settings.model_fields_set
+    return shown(settings.redis_url) + ("" if chosen else " (the default: OFFBEAT_REDIS_URL is not set)")
 
 
 def make_job(
@@ -75,7 +83,10 @@ def make_job(
 
 def next_job_id(client: redis.Redis, settings: Settings) -> int:
     """A fresh job id from a counter beside the queue (for operators and tests without their own ids)."""
-    return int(client.incr(f"{settings.queue_name}:next_job_id"))
+    try:
+        return int(client.incr(f"{settings.queue_name}:next_job_id"))
+    except redis.RedisError as exc:
+        raise TransportError(f"could not draw a job id at {shown(settings.redis_url)}: {exc}") from exc
 
 
 def push_job(client: redis.Redis, settings: Settings, job: Job) -> None:

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from offbeat.contract import FailedResult, Job, dump_result, job_id_of, parse_job
 from offbeat.errors import AnalysisError, ErrorCode, bounded, bounded_traceback, loggable
 from offbeat.service.progress import final_record
-from offbeat.service.transport import Delivery, RedisUnavailable, WorkerQueue
+from offbeat.service.transport import Delivery, RedisUnavailable, WorkerQueue, redis_origin
 from offbeat.settings import Settings
 from offbeat.storage import ArtifactStore, JobLedger, open_store
 
@@ -83,9 +83,10 @@ class Worker:
         except _Abandoned:
             return 0
         self.log.info(
-            "worker %s serving %s (results to %s), %d job(s) at a time",
+            "worker %s serving %s on Redis %s (results to %s), %d job(s) at a time",
             self.queue.worker_id,
             self.queue.jobs,
+            redis_origin(self.settings),
             self.queue.results,
             self.concurrency,
         )

@@ -38,10 +38,14 @@ class JobLedger:
         self._index.set(f"handover:{ref}", job, expire=self.HANDOVER_SEC)
         return ref
 
-    def deliver(self, run_id: str, result: dict[str, Any]) -> None:
-        """Keep the result document of analysis run `run_id` for the listener that started it on a work pool
-        (`delivered`): a run on another host returns nothing to its caller but its state."""
-        self._index.set(f"answer:{run_id}", result, expire=self.HANDOVER_SEC)
+    KEEP_SEC = 30 * 24 * 3600.0  # the result of a run started from the UI or `prefect deployment run`
+
+    def deliver(self, run_id: str, result: dict[str, Any], keep_sec: float = HANDOVER_SEC) -> None:
+        """Keep the result document of analysis run `run_id` for `keep_sec` (`delivered`): for the listener that
+        started it on a work pool (a run on another host returns nothing to its caller but its state), and, for
+        `KEEP_SEC`, for a person who started it from the UI or `prefect deployment run` (the flow keeps no Prefect
+        result: `offbeat result RUN_ID` reads it here)."""
+        self._index.set(f"answer:{run_id}", result, expire=keep_sec)
 
     def delivered(self, run_id: str) -> dict[str, Any] | None:
         """The result document analysis run `run_id` delivered, or None."""
