@@ -88,3 +88,11 @@ def test_cuts_agree_with_the_plays() -> None:
     # around the stranger stay
     assert cuts.tolist() == [95.0, 230.0, 290.0]
     assert forced.tolist() == [True, False, False]
+
+
+def test_a_mix_of_one_window_is_one_play_when_that_window_is_sure() -> None:
+    from offbeat.dsp.matching import Identification
+
+    hit = Identification(0, 0.9, 40, 2, 1.0, 1.0, 0.0)
+    (play,) = anchors.plays([anchors.WindowMatch(0.0, 12.0, hit)], CONFIDENT)
+    assert (play.start, play.end, play.windows) == (0.0, 12.0, 1)

@@ -155,9 +155,9 @@ def test_damage_in_every_entry_at_once_heals_within_one_cli_run(
     assert first.returncode == 0, first.stderr[-3000:]
     store = open_store(settings)
     damaged = damage_every_entry(store)
-    # identify's entry holds attributes only (nothing to damage): its record lost, the run identifies again, and so
-    # reads the damaged search index (and, to make that again, the damaged fingerprint)
-    store.invalidate(next(r["key"] for r in store.entries() if r["stage"] == "identify"))
+    # library_plays' entry holds attributes only (nothing to damage): its record lost, the run searches the mix
+    # again, and so reads the damaged search index (and, to make that again, the damaged fingerprint)
+    store.invalidate(next(r["key"] for r in store.entries() if r["stage"] == "library_plays"))
     store.close()
     stored = {"decode", "activations", "envelopes", "beats", "separate", "drum_beats", "description", "partition"}
     assert stored <= set(damaged)  # the track list (segment) is attributes only: nothing to damage

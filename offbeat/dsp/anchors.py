@@ -132,7 +132,7 @@ def plays(
 ) -> list[Play]:
     """The mix's plays of library tracks, in order: confident windows on one timeline joined (windows between
     them that matched nothing or another track weakly do not break a play; a confident window of another track
-    does). Plays of fewer than `min_windows` windows are dropped."""
+    does). Plays of fewer than `min_windows` windows (or than there are, in a mix that short) are dropped."""
     found: list[Play] = []
     current: Play | None = None
     for window in matches:
@@ -166,7 +166,8 @@ def plays(
         )
     if current is not None:
         found.append(current)
-    return [p for p in found if p.windows >= min_windows]
+    # a mix too short for min_windows windows (one track analyzed alone) needs them all
+    return [p for p in found if p.windows >= min(min_windows, len(matches))]
 
 
 def fitting(matches: MixMatches, play: Play, fit_sec: float = FIT_SEC) -> np.ndarray:
