@@ -110,6 +110,8 @@ def test_a_stage_version_bump_recomputes_it_and_its_dependents_only(
     path, doc = first_run
     monkeypatch.setitem(stages.STAGES, "beats", replace(stages.STAGES["beats"], version=99))
     bumped = analyze(source=str(path))
+    # what reads the beats recomputes; the library's search reads no beats, and identify reads only the track
+    # list, which the bump did not move
     assert set(bumped["engine"]["cached_stages"]) == {
         "decode",
         "trim",
@@ -117,6 +119,8 @@ def test_a_stage_version_bump_recomputes_it_and_its_dependents_only(
         "separate",
         "envelopes",
         "export_stems",
+        "library_plays",
+        "identify",
     }
     assert (
         bumped["results"]["global"]["global_beat_grid_timestamps"]
@@ -135,6 +139,7 @@ def test_refresh_of_separation_recomputes_its_dependents(first_run: tuple[Path, 
         "envelopes",
         "beats",
         "description",
+        "library_plays",
         "partition",
         "segment",
         "identify",
