@@ -186,6 +186,7 @@ def test_rerun_of_one_stage_recomputes_it_alone(settings: Settings, prefect_api:
         "drum_beats",
         "export_stems",
         "description",
+        "library_plays",
         "partition",
         "segment",
         "identify",
