@@ -25,7 +25,12 @@ def mix(songs: list[tuple]) -> dict[str, np.ndarray]:
     return {name: np.concatenate([s[i] for s in songs]) for i, name in enumerate(("mel_db", "chroma", "bpm"))}
 
 
-SHORT = replace(tb.CONFIG, min_track_sec=30.0)
+# The hand-made cues alone: the synthesized descriptions below have no same-track embedding.
+SHORT = replace(
+    tb.CONFIG,
+    min_track_sec=30.0,
+    cues=tuple(replace(c, weight=0.0) if c.source == "embedding" else c for c in tb.CONFIG.cues),
+)
 
 
 def test_tracks_are_cut_where_songs_change_not_where_their_sections_do() -> None:
@@ -199,13 +204,15 @@ def test_the_tuning_bench_sweeps_config_fields_and_cue_weights_and_refuses_unkno
     weighted = configured({"same_track": 2}, 30.0)
     assert [c.weight for c in weighted.cues if c.name == "same_track"] == [2.0]
     assert [c for c in weighted.cues if c.name != "same_track"] == [c for c in tb.CUES if c.name != "same_track"]
-    assert "embedding" in tb.sources(weighted) and "embedding" not in tb.sources(configured({}, 30.0))
+    assert "embedding" in tb.sources(configured({}, 30.0)) and "embedding" not in tb.sources(
+        configured({"same_track": 0}, 30.0)
+    )
     with pytest.raises(SystemExit, match="no field or cue wiegths"):
         configured({"wiegths": 1.0}, 30.0)
 
 
 def test_a_cue_of_weight_0_needs_no_array_and_changes_nothing() -> None:
-    """The committed same-track cue weighs 0: the description need not hold its embedding, and a description that
+    """With the same-track cue at weight 0 the description need not hold its embedding, and a description that
     holds one finds the same boundaries."""
     rng = np.random.default_rng(5)
     palettes = [rng.normal(0, 10, 40) for _ in range(2)]
@@ -214,6 +221,8 @@ def test_a_cue_of_weight_0_needs_no_array_and_changes_nothing() -> None:
     )
     config = SHORT
     assert tb.Cue("same_track", "embedding", "frames", "kernel", 0.0) in config.cues
+    with pytest.raises(KeyError):  # at the committed weight the array is needed
+        tb.find_boundaries(desc, 0.0, 300.0, replace(tb.CONFIG, min_track_sec=30.0))
     without = tb.find_boundaries(desc, 0.0, 300.0, config)
     with_it = tb.find_boundaries({**desc, "embedding": rng.normal(0, 1, (300, 8))}, 0.0, 300.0, config)
     np.testing.assert_array_equal(without.times, with_it.times)

@@ -68,8 +68,8 @@ CUES = (
     # Two tracks of one tempo and style (jungle into drum and bass at 170) differ most in key; it only lowers
     # similarity, since DJs mix in compatible keys.
     Cue("key", "chroma", "key", "apart", 0.25),
-    # The learned same-track embedding (`offbeat.dsp.same_track`): its cosine multiplies the similarity.
-    Cue("same_track", "embedding", "frames", "kernel", 0.0),
+    # The learned same-track embedding (`offbeat.dsp.same_track`): its cosine, squared, multiplies the similarity.
+    Cue("same_track", "embedding", "frames", "kernel", 2.0),
 )
 MERGES = (Merge("returning_sections", ("chroma",)), Merge("one_key_and_tempo", ("key", "tempo")))
 
