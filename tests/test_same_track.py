@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from offbeat.dsp import same_track as st
 
@@ -72,3 +73,33 @@ def test_the_engine_never_imports_the_training_code_or_torch() -> None:
             if isinstance(node, ast.ImportFrom) and node.module:
                 names.append(node.module)
             assert not any(n.split(".")[0] in ("torch", "training") for n in names), path
+
+
+def test_per_second_rows_are_unit_embeddings_of_the_window_around_each_second() -> None:
+    lead = st.WINDOW_FRAMES // 2 + 8
+    pad = np.zeros(lead * st.HOP, np.float32)
+    x = np.concatenate([pad, pattern("chords", 12.0, seed=1), pattern("hats", 12.0, seed=2), pad])
+    rows = st.per_second(x, 24, lead)
+    assert rows.shape[0] == 24
+    np.testing.assert_allclose(np.linalg.norm(rows, axis=1), 1.0, atol=1e-5)
+    assert rows[3] @ rows[8] > rows[3] @ rows[20] + 0.2  # one pattern alike, two patterns apart
+    with pytest.raises(ValueError, match="half a window"):
+        st.per_second(x[lead * st.HOP :], 24, lead)
+
+
+def test_the_description_embeds_a_long_mix_in_blocks_as_in_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The `description` stage reads the mono copy 512 s at a time; the rows are those of one block."""
+    from offbeat.pipeline.stages import description
+
+    class Decode:  # the decode entry as the stage reads it
+        def __init__(self, mono: np.ndarray) -> None:
+            self.mono, self.attrs = mono, {"analysis_sample_rate": st.SAMPLE_RATE}
+
+        def __getitem__(self, name: str) -> np.ndarray:
+            return self.mono
+
+    mono = np.tile(pattern("hats", 20.0), 27)[: 530 * st.SAMPLE_RATE]
+    blocked = description.embedding(Decode(mono), 530)
+    monkeypatch.setattr(description, "EMBEDDING_BLOCK_SEC", 1024)
+    np.testing.assert_array_equal(blocked, description.embedding(Decode(mono), 530))
+    assert blocked.shape[0] == 530

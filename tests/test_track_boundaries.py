@@ -25,7 +25,12 @@ def mix(songs: list[tuple]) -> dict[str, np.ndarray]:
     return {name: np.concatenate([s[i] for s in songs]) for i, name in enumerate(("mel_db", "chroma", "bpm"))}
 
 
-SHORT = replace(tb.CONFIG, min_track_sec=30.0)
+# The hand-made cues alone: the synthesized descriptions below have no same-track embedding.
+SHORT = replace(
+    tb.CONFIG,
+    min_track_sec=30.0,
+    cues=tuple(replace(c, weight=0.0) if c.source == "embedding" else c for c in tb.CONFIG.cues),
+)
 
 
 def test_tracks_are_cut_where_songs_change_not_where_their_sections_do() -> None:
@@ -190,11 +195,36 @@ def test_a_sweep_is_a_replaced_config_and_the_merge_rules_a_list() -> None:
     assert len(tb.find_boundaries(desc, 0.0, 300.0, replace(SHORT, merges=(), penalty=1e6)).times) == 0
 
 
-def test_the_tuning_bench_sweeps_config_fields_and_refuses_unknown_ones() -> None:
+def test_the_tuning_bench_sweeps_config_fields_and_cue_weights_and_refuses_unknown_ones() -> None:
     from bench.accuracy.boundaries import configured
 
     config = configured({"PENALTY": 3.0, "same_key": 0.3}, 30.0)
     assert (config.penalty, config.same_key, config.min_track_sec) == (3.0, 0.3, 30.0)
     assert config.cues == tb.CONFIG.cues and tb.CONFIG.penalty == 4.5  # the committed configuration is untouched
-    with pytest.raises(SystemExit, match="no field wiegths"):
+    weighted = configured({"same_track": 2}, 30.0)
+    assert [c.weight for c in weighted.cues if c.name == "same_track"] == [2.0]
+    assert [c for c in weighted.cues if c.name != "same_track"] == [c for c in tb.CUES if c.name != "same_track"]
+    assert "embedding" in tb.sources(configured({}, 30.0)) and "embedding" not in tb.sources(
+        configured({"same_track": 0}, 30.0)
+    )
+    with pytest.raises(SystemExit, match="no field or cue wiegths"):
         configured({"wiegths": 1.0}, 30.0)
+
+
+def test_a_cue_of_weight_0_needs_no_array_and_changes_nothing() -> None:
+    """With the same-track cue at weight 0 the description need not hold its embedding, and a description that
+    holds one finds the same boundaries."""
+    rng = np.random.default_rng(5)
+    palettes = [rng.normal(0, 10, 40) for _ in range(2)]
+    desc = mix(
+        [song(150, [p + rng.normal(0, 2.5, 40) for _ in range(2)], 120 + 8 * i, rng) for i, p in enumerate(palettes)]
+    )
+    config = SHORT
+    assert tb.Cue("same_track", "embedding", "frames", "kernel", 0.0) in config.cues
+    with pytest.raises(KeyError):  # at the committed weight the array is needed
+        tb.find_boundaries(desc, 0.0, 300.0, replace(tb.CONFIG, min_track_sec=30.0))
+    without = tb.find_boundaries(desc, 0.0, 300.0, config)
+    with_it = tb.find_boundaries({**desc, "embedding": rng.normal(0, 1, (300, 8))}, 0.0, 300.0, config)
+    np.testing.assert_array_equal(without.times, with_it.times)
+    np.testing.assert_array_equal(without.similarity, with_it.similarity)
+    assert len(without.times) == 1

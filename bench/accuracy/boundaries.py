@@ -5,7 +5,8 @@ The engine's stages up to the `description` entry (the mix second by second, as 
 through the accuracy bench's store, so entries computed by the bench are reused, and separation, which the
 boundaries do not read, is never run. Then `offbeat.dsp.track_boundaries.find_boundaries` runs on every mix with
 the boundary finder's configuration as it is, or with fields of it changed (`dataclasses.replace`) by
-`--set NAME=VALUE` (repeatable) or `--sweep NAME=V1,V2,...`, and mir_eval's boundary detection at +-10 s and +-30 s
+`--set NAME=VALUE` (repeatable) or `--sweep NAME=V1,V2,...` (NAME a field, or a cue of `track_boundaries.CUES`
+whose weight it sets), and mir_eval's boundary detection at +-10 s and +-30 s
 is printed per corpus (pooled), and per mix with `--per-mix`. What `segment` does besides (cue hints) is not
 scored here; the accuracy bench scores the whole result.
 
@@ -35,6 +36,7 @@ from bench.accuracy.score import BoundaryCounts, score_boundaries
 from offbeat.dsp import track_boundaries
 from offbeat.pipeline import registry
 from offbeat.pipeline.runner import Run, StageRef, read
+from offbeat.pipeline.stages import description as description_stage
 from offbeat.pipeline.views import description, music_bounds
 from offbeat.settings import Settings
 from offbeat.storage import open_store
@@ -90,23 +92,41 @@ def stage_refs(
     return run, refs, cache / f"{mix.mix_id}-{digest}-{keys}.npz"
 
 
-def describe(mix: TrueMix, settings: Settings) -> Described:
-    """The mix's `description` entry and music bounds, read from the store (computed there when missing)."""
-    run, refs = run_stages(mix, settings, [*_needed("description"), "description"])
+def describe(mix: TrueMix, settings: Settings, embedded: bool = False) -> Described:
+    """The mix's `description` entry and music bounds, read from the store (computed there when missing); with
+    `embedded`, the same-track embedding too where the entry lacks it (no cue of nonzero weight reads it as
+    committed), computed as the stage would and kept beside the store."""
+    stages = [*_needed("description"), "description"]
+    run, refs, cached = stage_refs(mix, settings, stages, Path(settings.artifact_store) / "embeddings")
     entries = {name: read(run.store, refs[name]) for name in ("description", "decode", "trim")}
     start, end = music_bounds(entries["decode"], entries["trim"])
-    return Described(mix, description(entries["description"]), start, end)
+    desc = description(entries["description"])
+    if embedded and "embedding" not in desc:
+        if not cached.exists():
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            rows = description_stage.embedding(entries["decode"], len(desc["bpm"]))
+            np.savez(cached, embedding=rows)
+        desc["embedding"] = np.load(cached)["embedding"]
+    return Described(mix, desc, start, end)
 
 
 def configured(values: dict[str, Any], min_track_sec: float) -> track_boundaries.Config:
-    """The boundary finder's configuration with `values` for its fields (names in any case); unknown names are
-    refused."""
+    """The boundary finder's configuration with `values` for its fields, or for the weights of its cues (names in
+    any case); unknown names are refused."""
     fields = {field.name for field in dataclasses.fields(track_boundaries.Config)}
+    weights = {cue.name: cue for cue in track_boundaries.CONFIG.cues}
     changes = {name.lower(): value for name, value in values.items()}
-    unknown = sorted(name for name in changes if name not in fields)
+    unknown = sorted(name for name in changes if name not in fields and name not in weights)
     if unknown:
-        raise SystemExit(f"track_boundaries.Config has no field {', '.join(unknown)}")
-    return dataclasses.replace(track_boundaries.CONFIG, **{"min_track_sec": min_track_sec, **changes})
+        raise SystemExit(f"track_boundaries.Config has no field or cue {', '.join(unknown)}")
+    cues = tuple(
+        dataclasses.replace(cue, weight=float(changes[cue.name])) if cue.name in changes else cue
+        for cue in changes.get("cues", track_boundaries.CONFIG.cues)
+    )
+    fields_changed = {name: value for name, value in changes.items() if name in fields}
+    return dataclasses.replace(
+        track_boundaries.CONFIG, **{"min_track_sec": min_track_sec, **fields_changed, "cues": cues}
+    )
 
 
 def evaluate(
@@ -192,18 +212,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     mixes = find_mixes(args.corpora, args.split)
     if not mixes:
         raise SystemExit("no mixes of that split in those corpora")
+    fixed = {name: _value(text) for name, text in _assignments(args.set).items()}
+    sweeps = {name: [_value(v) for v in text.split(",")] for name, text in _assignments(args.sweep).items()}
+    names = list(sweeps)
+    combinations = [
+        {**fixed, **dict(zip(names, combination, strict=True))}
+        for combination in (itertools.product(*sweeps.values()) if sweeps else [()])
+    ]
+    configs = [configured(values, args.min_track_sec) for values in combinations]
+    embedded = any("embedding" in track_boundaries.sources(config) for config in configs)
     started = time.perf_counter()
     described = []
     for mix in mixes:
         print(f"describing {mix.corpus}/{mix.mix_id} ({mix.duration / 60:.1f} min) ...", file=sys.stderr, flush=True)
-        described.append(describe(mix, settings))
+        described.append(describe(mix, settings, embedded))
     print(f"{len(described)} mixes described in {time.perf_counter() - started:.0f} s", file=sys.stderr)
-    fixed = {name: _value(text) for name, text in _assignments(args.set).items()}
-    sweeps = {name: [_value(v) for v in text.split(",")] for name, text in _assignments(args.sweep).items()}
-    names = list(sweeps)
-    for combination in itertools.product(*sweeps.values()) if sweeps else [()]:
-        values = {**fixed, **dict(zip(names, combination, strict=True))}
-        pooled, singles, rows = evaluate(described, configured(values, args.min_track_sec))
+    for values, config in zip(combinations, configs, strict=True):
+        pooled, singles, rows = evaluate(described, config)
         label = ", ".join(f"{k}={v}" for k, v in values.items()) or "as committed"
         print(report(label, pooled, singles))
         if args.per_mix:

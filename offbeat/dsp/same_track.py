@@ -99,3 +99,22 @@ def cosine_distance(a: np.ndarray, b: np.ndarray) -> float:
     """1 - cosine of the means of two sets of unit embeddings (rows): 0 for one direction, up to 2."""
     ma, mb = np.mean(a, axis=0), np.mean(b, axis=0)
     return float(1.0 - ma @ mb / max(float(np.linalg.norm(ma) * np.linalg.norm(mb)), 1e-12))
+
+
+def per_second(samples: np.ndarray, count: int, lead_frames: int, sr: int = SAMPLE_RATE) -> np.ndarray:
+    """(count, dim) unit embeddings, row t of the window (WINDOW_FRAMES frames, about 4.5 s) centred on the middle
+    of second t, where second 0 starts `lead_frames` frames (of HOP samples at SAMPLE_RATE) into the mono
+    `samples` (at `sr`). The samples must reach half a window and a frame past both ends; a caller reading a long
+    mix in blocks whose starts are whole frames gets the rows of one pass over the whole signal."""
+    x = np.asarray(samples, dtype=np.float32)
+    if sr != SAMPLE_RATE:
+        x = librosa.resample(x, orig_sr=sr, target_sr=SAMPLE_RATE, res_type="soxr_hq")
+    if count <= 0:
+        return np.zeros((0, 0), np.float32)
+    mel = log_mel(x)
+    centres = np.round(lead_frames + (np.arange(count) + 0.5) * SAMPLE_RATE / HOP).astype(int)
+    starts = centres - WINDOW_FRAMES // 2
+    if starts[0] < 0 or starts[-1] + WINDOW_FRAMES > mel.shape[1]:
+        raise ValueError("per_second needs half a window of audio past both ends")
+    view = np.lib.stride_tricks.sliding_window_view(mel, WINDOW_FRAMES, axis=1)  # (bands, n, W)
+    return embed_windows(np.ascontiguousarray(view[:, starts].transpose(1, 0, 2)))

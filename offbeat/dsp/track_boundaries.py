@@ -68,6 +68,8 @@ CUES = (
     # Two tracks of one tempo and style (jungle into drum and bass at 170) differ most in key; it only lowers
     # similarity, since DJs mix in compatible keys.
     Cue("key", "chroma", "key", "apart", 0.25),
+    # The learned same-track embedding (`offbeat.dsp.same_track`): its cosine, squared, multiplies the similarity.
+    Cue("same_track", "embedding", "frames", "kernel", 2.0),
 )
 MERGES = (Merge("returning_sections", ("chroma",)), Merge("one_key_and_tempo", ("key", "tempo")))
 
@@ -166,12 +168,20 @@ TRANSFORMS: dict[str, Callable[[np.ndarray, Config], np.ndarray]] = {
 }
 
 
+def sources(config: Config) -> set[str]:
+    """The description arrays the cues of `config` read: those of the cues of nonzero weight (a cue of weight 0
+    changes nothing, so the `description` stage does not compute an array only such cues name)."""
+    return {cue.source for cue in config.cues if cue.weight != 0}
+
+
 def stretches(desc: Description, config: Config, frame_sec: float) -> dict[str, np.ndarray]:
     """Each cue of `config` as (stretches, dims): its transform of the per-second description, averaged over
-    `frame_sec`-second stretches."""
+    `frame_sec`-second stretches. A cue of weight 0 whose array is not described is left out."""
     step = max(1, round(frame_sec))
     out = {}
     for cue in config.cues:
+        if cue.weight == 0 and cue.source not in desc:
+            continue
         values = TRANSFORMS[cue.transform](desc[cue.source], config)
         n = len(values) // step * step
         out[cue.name] = values[:n].reshape(-1, step, values.shape[1]).mean(axis=1) if n else values[:0]
@@ -282,7 +292,10 @@ def find_boundaries(
     # cut is in frames of config.frame_sec, so it shrinks with longer frames.
     frame_sec = float(max(config.frame_sec, np.ceil((hi - lo) / config.max_frames)))
     grouped = stretches(part, config, frame_sec)
-    roles = {role: {c.name: c.weight for c in config.cues if c.role == role} for role in ("similar", "apart", "kernel")}
+    roles = {
+        role: {c.name: c.weight for c in config.cues if c.role == role and c.name in grouped}
+        for role in ("similar", "apart", "kernel")
+    }
     x = standardized(grouped, roles["similar"])
     if len(x) < 2:
         empty = np.zeros(0)
