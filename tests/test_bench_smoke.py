@@ -142,6 +142,8 @@ def test_boundaries_bench_describes_the_mix_and_scores_the_finder(corpus: Path, 
     per_mix = re.findall(r"synth-tiny-00001: 3 tracks, (\d+) found", out)
     assert len(per_mix) == 2 and all(1 <= int(n) <= 6 for n in per_mix)
     assert any(p.is_file() for p in (tmp_path / "store").rglob("*"))  # the description entry, kept in the store
+    # The committed description holds the same-track embedding: nothing is computed beside the store.
+    assert not (tmp_path / "store" / "embeddings").exists()
 
 
 @pytest.mark.slow
