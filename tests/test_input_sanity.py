@@ -178,17 +178,7 @@ def test_cues_outside_the_music_are_dropped_with_a_warning(tmp_path: Path) -> No
     """Cues past the end of the music (and before its start) start no track, and the result says which; the
     titles of the cues kept stay with their tracks."""
     write_wav(tmp_path / "mix.wav", seconds=8.0, lead=1.0, tail=0.5)
-    names = (
-        "decode",
-        "trim",
-        "activations",
-        "envelopes",
-        "beats",
-        "description",
-        "library_plays",
-        "partition",
-        "segment",
-    )
+    names = registry.needed_by("segment")
     cues = [("A", 0.0), ("early", 0.5), ("B", 5.0), ("C", 30.0), ("D", 45.0)]
     found = entries(tmp_path, "mix.wav", names, cues)
     segment = found["segment"].attrs

@@ -206,3 +206,12 @@ def test_current_keys_list_every_stage(tmp_path: typing.Any) -> None:
     below = registry.dependents({n for n, stage in registry.STAGES.items() if summarized & set(stage.inputs)})
     assert summarized
     assert list(keys) == [name for name in registry.STAGES if name not in below]
+
+
+def test_what_a_stage_needs_is_closed_under_its_inputs_and_in_graph_order() -> None:
+    needed = registry.needed_by("segment")
+    assert needed[-1] == "segment" and "separate" not in needed and "track_features" not in needed
+    for name in needed:
+        assert set(registry.STAGES[name].inputs) <= set(needed)
+    order = [step.name for step in registry.GRAPH]
+    assert list(needed) == sorted(needed, key=order.index)

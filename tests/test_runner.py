@@ -9,6 +9,7 @@ import pytest
 
 from offbeat import synth
 from offbeat.errors import AnalysisError, ErrorCode
+from offbeat.pipeline import registry
 from offbeat.pipeline.runner import Run, StageRef, current_keys
 from offbeat.settings import Settings
 from offbeat.storage import ArtifactStore
@@ -21,17 +22,7 @@ MIX = synth.MixSpec(
     tail_silence_sec=0.5,
     crossfades=(6,),
 )
-WITHOUT_STEMS = (
-    "decode",
-    "trim",
-    "activations",
-    "envelopes",
-    "beats",
-    "description",
-    "library_plays",
-    "partition",
-    "segment",
-)
+WITHOUT_STEMS = registry.needed_by("segment")  # no stems: separation never runs
 
 
 def _run(tmp_path: Path, path: Path, **kwargs: object) -> Run:

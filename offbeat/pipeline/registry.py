@@ -70,6 +70,15 @@ def dependents(names: set[str]) -> set[str]:
     return result
 
 
+def needed_by(name: str) -> tuple[str, ...]:
+    """The stored stages `name` reads, directly or not, and itself, in graph order (what a run of it alone needs)."""
+    needed = {name}
+    for step in reversed(steps()):  # in reverse order: a step's readers come after it
+        if step.name in needed and isinstance(step, Stage):
+            needed |= set(step.inputs)
+    return tuple(step.name for step in steps() if step.name in needed and isinstance(step, Stage))
+
+
 def check_graph(graph: tuple[Step, ...] = GRAPH) -> None:
     """Refuse a graph whose steps read a stage declared after them (or none), or take unknown context."""
     seen: dict[str, Any] = {}
