@@ -25,10 +25,12 @@ def mix(songs: list[tuple]) -> dict[str, np.ndarray]:
     return {name: np.concatenate([s[i] for s in songs]) for i, name in enumerate(("mel_db", "chroma", "bpm"))}
 
 
-# The hand-made cues alone: the synthesized descriptions below have no same-track embedding.
+# The hand-made cues alone: the synthesized descriptions below have no same-track embedding, so no cut is dropped
+# for a confidence fitted with one.
 SHORT = replace(
     tb.CONFIG,
     min_track_sec=30.0,
+    min_confidence=0.0,
     cues=tuple(replace(c, weight=0.0) if c.source == "embedding" else c for c in tb.CONFIG.cues),
 )
 
@@ -228,3 +230,22 @@ def test_a_cue_of_weight_0_needs_no_array_and_changes_nothing() -> None:
     np.testing.assert_array_equal(without.times, with_it.times)
     np.testing.assert_array_equal(without.similarity, with_it.similarity)
     assert len(without.times) == 1
+
+
+def test_a_cut_the_embedding_hears_as_two_tracks_is_surer_than_one_it_hears_as_one() -> None:
+    """At one abruptness (a change at once, as a song's new section), a cut between unlike embeddings is likelier
+    a track change: with the committed threshold the cut inside one track is dropped, the one between two kept."""
+    rng = np.random.default_rng(11)
+    frames = np.arange(60, dtype=float)[:, None]
+    x = (frames >= 30) * np.ones((60, 3))  # a sudden change at frame 30
+    one, two = rng.normal(0, 1, 8), rng.normal(0, 1, 8)
+    same = np.tile(one, (60, 1)) + rng.normal(0, 0.05, (60, 8))
+    apart = np.concatenate([np.tile(one, (30, 1)), np.tile(two, (30, 1))]) + rng.normal(0, 0.05, (60, 8))
+    cut = np.array([30])
+    inside, between = tb.confidence(x, cut, 2.0, tb.CONFIG, same)[0], tb.confidence(x, cut, 2.0, tb.CONFIG, apart)[0]
+    assert 0.0 <= inside < tb.CONFIG.min_confidence < between <= 1.0
+    assert (
+        merges.embedding_distance(apart, (0, 30), (30, 60), 15)
+        > 0.5
+        > merges.embedding_distance(same, (0, 30), (30, 60), 15)
+    )

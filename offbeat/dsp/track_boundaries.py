@@ -59,6 +59,8 @@ class Merge:
     cues: tuple[str, ...]
 
 
+SAME_TRACK = "same_track"  # the cue whose stretches are the embedding a cut's confidence reads
+
 # The evidence, in the order its columns are laid side by side (the order matters to the last float bit).
 CUES = (
     Cue("timbre", "mel_db", "shape", "similar", 1.0),  # the spectrum's shape, apart from how loud it is
@@ -69,7 +71,7 @@ CUES = (
     # similarity, since DJs mix in compatible keys.
     Cue("key", "chroma", "key", "apart", 0.25),
     # The learned same-track embedding (`offbeat.dsp.same_track`): its cosine, squared, multiplies the similarity.
-    Cue("same_track", "embedding", "frames", "kernel", 2.0),
+    Cue(SAME_TRACK, "embedding", "frames", "kernel", 2.0),
 )
 MERGES = (Merge("returning_sections", ("chroma",)), Merge("one_key_and_tempo", ("key", "tempo")))
 
@@ -95,8 +97,11 @@ class Config:
     mixed_share: float = 0.25  # a stretch is in the blend while its likeness to both sides differs by less
     abrupt_sec: float = 8.0  # seconds each side of a cut whose change counts as sudden (see `abruptness`)
     gradual_sec: tuple[float, float] = (24.0, 40.0)  # seconds before and after a cut: the whole change
-    confident_abruptness: float = 1.415  # abruptness of a cut as likely true as not (see `confidence`)
-    confidence_slope: float = 1.418  # how fast a cut's confidence falls as it grows more abrupt
+    # A cut's confidence is a logistic over the same-track embedding's distance across it and its abruptness
+    # (see `confidence`): (intercept, per unit of distance, per unit of abruptness), fitted on the tune corpora.
+    confidence_weights: tuple[float, float, float] = (1.003, 1.802, -1.66)
+    confidence_span_sec: float = 30.0  # seconds each side of a cut whose embeddings are compared
+    min_confidence: float = 0.4  # a cut less sure than this is taken for a section change inside one track
     unknown_bpm: float = 120.0  # the tempo of a mix where no stretch has one (only its log differences count)
     handover_sec: float = 10.0  # a cut this near a handover of the library's plays is that handover
     cues: tuple[Cue, ...] = CUES
@@ -308,6 +313,9 @@ def find_boundaries(
     cuts = partition(sim, min_len, max_len, config.penalty * config.frame_sec / frame_sec)
     for merge in config.merges:
         cuts = boundary_merges.RULES[merge.rule](sim, cuts, config, *(grouped[name] for name in merge.cues))
+    # A cut the evidence at it does not make likely is a section change inside one track.
+    embedding = grouped.get(SAME_TRACK)
+    cuts = cuts[confidence(x, cuts, frame_sec, config, embedding) >= config.min_confidence]
     # The boundary is the cut itself: where the partition found the audio turn from like the track before to like
     # the one after. The middle of the blend window is further from the crossfade's middle, because that window
     # is lopsided (a fade-in under a loud outgoing track looks like the outgoing track for longer).
@@ -318,7 +326,7 @@ def find_boundaries(
         cuts = np.clip(np.round((bounds - lo) / frame_sec).astype(int), 1, len(x) - 1)
     left, right = _transitions(sim, cuts, config)
     starts, ends = transition_windows(bounds, lo + left * frame_sec, lo + right * frame_sec, config)
-    sure = confidence(x, cuts, frame_sec, config)
+    sure = confidence(x, cuts, frame_sec, config, embedding)
     if plays is not None and known.any():  # a handover is as sure as the less sure of its two plays
         pairs = zip(pairwise(plays.confidence), plays.handovers, strict=True)
         sure[known] = [min(a, b) for (a, b), h in pairs if h is not None]
@@ -342,14 +350,26 @@ def transition_windows(
     return bounds - half, bounds + half
 
 
-def confidence(x: np.ndarray, cuts: np.ndarray, frame_sec: float, config: Config = CONFIG) -> np.ndarray:
-    """How sure each cut is, 0-1: a logistic in its `abruptness`, whose midpoint and slope (`confident_abruptness`,
-    `confidence_slope`) are fitted to the cuts found on the tune corpora, a cut being true when a track changes
-    within 10 s of it. A DJ's blend turns one track into the next over many bars, a song's new section begins at
-    once; of the evidence at a cut, this told them apart on both the tune and the test corpora (figures in the
-    README), the key distance and the parts' contrast did not once the partition and its joins had chosen."""
-    ratios = np.array([abruptness(x, int(c), frame_sec, config) for c in cuts])
-    return 1.0 / (1.0 + np.exp(config.confidence_slope * (ratios - config.confident_abruptness)))
+def confidence(
+    x: np.ndarray, cuts: np.ndarray, frame_sec: float, config: Config = CONFIG, embedding: np.ndarray | None = None
+) -> np.ndarray:
+    """How likely each cut is a true track change, 0-1: a logistic over the learned same-track embedding's distance
+    across the cut (`boundary_merges.embedding_distance` over `confidence_span_sec` each side of it, stretches of
+    `embedding`) and the cut's `abruptness`, its weights (`confidence_weights`) fitted on the cuts found on the
+    tune corpora, a cut being true when a track changes within 10 s of it (figures in docs/). Two tracks sound
+    unlike each other to the embedding, a song's own sections do not; and a DJ's blend turns one track into the
+    next over many bars, while a song's new section begins at once. Without an embedding (its cue weighed 0, as
+    in sweeps) the distance term is left out."""
+    intercept, per_distance, per_abruptness = config.confidence_weights
+    span = max(1, round(config.confidence_span_sec / frame_sec))
+    edges = [0, *(int(c) for c in cuts), len(x)]
+    logit = np.full(len(cuts), intercept)
+    for k, cut in enumerate(edges[1:-1]):
+        logit[k] += per_abruptness * abruptness(x, cut, frame_sec, config)
+        if embedding is not None:
+            before, after = (edges[k], cut), (cut, edges[k + 2])
+            logit[k] += per_distance * boundary_merges.embedding_distance(embedding, before, after, span)
+    return 1.0 / (1.0 + np.exp(-logit))
 
 
 def abruptness(x: np.ndarray, cut: int, frame_sec: float, config: Config = CONFIG) -> float:
