@@ -346,8 +346,8 @@ def confidence(x: np.ndarray, cuts: np.ndarray, frame_sec: float, config: Config
     """How sure each cut is, 0-1: a logistic in its `abruptness`, whose midpoint and slope (`confident_abruptness`,
     `confidence_slope`) are fitted to the cuts found on the tune corpora, a cut being true when a track changes
     within 10 s of it. A DJ's blend turns one track into the next over many bars, a song's new section begins at
-    once; of the evidence at a cut, this told them apart on both the tune and the test corpora (figures in the
-    README), the key distance and the parts' contrast did not once the partition and its joins had chosen."""
+    once; of the evidence at a cut, this told them apart on both the tune and the test corpora (figures in
+    docs/accuracy.md), the key distance and the parts' contrast did not once the partition and its joins had chosen."""
     ratios = np.array([abruptness(x, int(c), frame_sec, config) for c in cuts])
     return 1.0 / (1.0 + np.exp(config.confidence_slope * (ratios - config.confident_abruptness)))
 
