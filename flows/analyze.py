@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_image_artifact, create_table_artifact
+from prefect.artifacts import create_image_artifact, create_link_artifact, create_table_artifact
 from prefect.runtime import flow_run
 from prefect.states import Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
@@ -19,11 +19,12 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from flows import report
 from flows.tasks import TASK_OPTIONS, run_graph, store
 from offbeat import cue_sheet as sheets
+from offbeat import html_report
 from offbeat.contract import NO_JOB_ID, CueTrack, FailedResult, Job, dump_result, validate_job
 from offbeat.errors import MESSAGE_CHARS, AnalysisError, ErrorCode, bounded, bounded_traceback, loggable
 from offbeat.library import check_name
 from offbeat.media import decode
-from offbeat.paths import Source, open_job_source, open_local_source
+from offbeat.paths import Source, open_job_source, open_local_source, reported_path
 from offbeat.pipeline import assemble as assembly
 from offbeat.pipeline import registry
 from offbeat.pipeline.preflight import preflight
@@ -151,12 +152,15 @@ def _open(source: str | None, job: Job | dict[str, Any] | None) -> tuple[Source,
     raise AnalysisError(ErrorCode.INVALID_JOB, "either source or job is required", stage="intake")
 
 
-def _graph(opened: Source, cues: list[tuple[str, float]] | None, redo: set[str], job_id: int) -> dict[str, Any]:
+Graphed = tuple[dict[str, Any], dict[str, StageRef]]  # the result document, and the entries it was made of
+
+
+def _graph(opened: Source, cues: list[tuple[str, float]] | None, redo: set[str], job_id: int) -> Graphed:
     refs, by_track = run_graph(opened.path, cues, redo)
-    return assemble_task(job_id, refs, by_track.get("track_features", []))  # type: ignore[no-any-return]
+    return assemble_task(job_id, refs, by_track.get("track_features", [])), refs
 
 
-def _healing_graph(opened: Source, cues: list[tuple[str, float]] | None, redo: set[str], job_id: int) -> dict[str, Any]:
+def _healing_graph(opened: Source, cues: list[tuple[str, float]] | None, redo: set[str], job_id: int) -> Graphed:
     """The graph, run again as often as it finds damaged entries: each pass forgets the ones it found, and the next
     recomputes them, which may read (and so find) damage further up. Every pass forgets at least one entry, so
     the passes end; a pass per stored step and track covers damage in every entry of an analysis at once."""
@@ -164,7 +168,7 @@ def _healing_graph(opened: Source, cues: list[tuple[str, float]] | None, redo: s
     forgotten: set[str] = set()
     while True:
         try:
-            document = _graph(opened, cues, redo, job_id)
+            document, refs = _graph(opened, cues, redo, job_id)
         except StoreDamaged as exc:  # forgotten by now: the next pass recomputes exactly those entries
             if set(exc.stages) <= forgotten and exc.stages:
                 raise  # damaged again right after being recomputed: not the store's old damage
@@ -175,7 +179,26 @@ def _healing_graph(opened: Source, cues: list[tuple[str, float]] | None, redo: s
         # come from the store as the run found it.
         engine = document["engine"]
         engine["cached_stages"] = [name for name in engine["cached_stages"] if name not in forgotten]
-        return document
+        return document, refs
+
+
+def _publish_page(document: dict[str, Any], refs: dict[str, StageRef], source: Path) -> None:
+    """The page `offbeat report` writes, written beside the stems (`html_report.publish`, its level read from the
+    store, not decoded again) and linked from the run in the Prefect UI."""
+    logger = get_run_logger()
+    try:
+        level = report.level_db({name: read(store(), refs[name]) for name in ("envelopes", "beats")})
+        path = html_report.publish(source, document, get_settings(), level)
+        create_link_artifact(
+            link=path.as_uri(),
+            link_text=re.sub(r"([\\`*_\[\]()<>])", r"\\\1", str(path)),  # markdown: the name stays text
+            key=_artifact_key(_run_name(), "report"),
+            description=f"{_run_name()}: the report page (tracks, keys, tempo, a player of the mix) beside its "
+            "stems; open it in a browser where that folder is reachable",
+        )
+        logger.info("report page written: %s", reported_path(path, get_settings().shared_mount_path))
+    except Exception:  # a convenience, like the other artifacts: never fail an analysis over it
+        logger.exception("could not write the report page")
 
 
 def _hints(
@@ -242,7 +265,8 @@ def _analyze(
         except ValueError as exc:
             raise AnalysisError(ErrorCode.INVALID_JOB, str(exc), stage="intake") from None
         with overridden(library=library):
-            document = _with_cue_sheet(_healing_graph(opened, cues, redo, job_id), opened.name, sheet)
+            graphed, refs = _healing_graph(opened, cues, redo, job_id)
+            document = _with_cue_sheet(graphed, opened.name, sheet)
         if parsed is not None and parsed.split is not None:  # the job asks for its tracks as files
             if progress is not None:
                 progress.started("split")
@@ -251,6 +275,7 @@ def _analyze(
             )
             if progress is not None:
                 progress.finished("split", cached=False)
+        _publish_page(document, refs, opened.path)
         document["engine"]["timings_sec"]["total"] = round(time.perf_counter() - started, 4)
         cached = document["engine"]["cached_stages"]
         logger.info(

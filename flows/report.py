@@ -1,6 +1,7 @@
-"""What a person sees of a result at a glance: the track table and a picture of the mix (PNG).
+"""What a person sees of a result at a glance: the track table, a picture of the mix (PNG), and the level the
+report page draws (`offbeat.html_report`).
 
-The flow publishes both as Prefect artifacts; nothing here knows Prefect.
+The flow publishes them as Prefect artifacts; nothing here knows Prefect.
 """
 
 from __future__ import annotations
@@ -47,6 +48,15 @@ def track_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def level_db(entries: Mapping[str, Entry], floor_db: float = -60.0) -> np.ndarray:
+    """The mix's level in dBFS (floored), one value per second of the beat grid's tempo curve: each second's mean
+    RMS envelope. Reads the `envelopes` and `beats` entries; no decoding."""
+    envelopes = entries["envelopes"]
+    count = entries["beats"]["bpm_curve"].shape[0]
+    rms = series.means(envelopes["rms"][...], FrameGrid.of(envelopes).frame_rate, count=count)[:, 0]
+    return np.maximum(levels.db(rms), floor_db)
+
+
 def mix_picture(entries: Mapping[str, Entry], result: dict[str, Any], floor_db: float = -60.0) -> bytes:
     """A PNG of the whole mix: loudness per second with the tracks found; the evidence the boundaries were found
     in, the partition's self-similarity of the music's stretches (tracks are the bright squares along its
@@ -57,10 +67,9 @@ def mix_picture(entries: Mapping[str, Entry], result: dict[str, Any], floor_db: 
     # step needs it and it costs every flow process a second at start-up.
     from matplotlib.figure import Figure
 
-    envelopes, partition = entries["envelopes"], entries["partition"]
+    partition = entries["partition"]
     bpm_curve = entries["beats"]["bpm_curve"][...]
-    rms = series.means(envelopes["rms"][...], FrameGrid.of(envelopes).frame_rate, count=len(bpm_curve))[:, 0]
-    level = np.maximum(levels.db(rms), floor_db)
+    level = level_db(entries, floor_db)
     cuts = Cuts.of(partition)
     tracks = result["results"]["tracks"]
     minutes = np.arange(len(level)) / 60.0

@@ -1,5 +1,6 @@
-"""A page a person looks at (`offbeat report RESULT.json -o mix.html`): one self-contained HTML file, its styles and
-its one small script inline, nothing fetched from the network.
+"""A page a person looks at (`offbeat report RESULT.json -o mix.html`; the analysis flow writes it beside the stems
+and links it from the Prefect UI, `publish`): one self-contained HTML file, its styles and its one small script
+inline, nothing fetched from the network.
 
 It shows the mix's level over time with the tracks laid over it (coloured by their key on the Camelot wheel, the
 transitions drawn where two tracks overlap), the beat grid's tempo, and one block per track: title or
@@ -23,6 +24,7 @@ from offbeat import cue_sheet
 from offbeat.dsp import levels
 from offbeat.errors import AnalysisError
 from offbeat.media import decode
+from offbeat.paths import atomic_text, export_dir, export_sibling
 from offbeat.settings import Settings
 
 POINTS = 1200  # values per curve on the page
@@ -268,5 +270,22 @@ def _mix_name(results: dict[str, Any]) -> str:
 
 
 def audio_address(audio: Path, page_path: Path) -> str:
-    """The mix's address relative to the page's folder, as a URL path."""
-    return quote(os.path.relpath(audio.resolve(), page_path.resolve().parent))
+    """The mix's address relative to the page's folder, as a URL path (a link at the page's own name is not
+    followed: `publish` replaces it)."""
+    return quote(os.path.relpath(audio.resolve(), page_path.parent.resolve()))
+
+
+def publish(source: Path, document: dict[str, Any], settings: Settings, level_db: np.ndarray | None = None) -> Path:
+    """Write the page of `document`, a completed result of `source`, where the run's other files go: as
+    `<name>.report.html` beside the `<name>.stems/` folder (beside the mix inside the shared mount, else under the
+    local exports folder), atomically, in a folder opened without following links; its player plays the mix.
+    Returns the page's path (what the analysis flow links to from the Prefect UI)."""
+    mount, exports = settings.shared_mount_path, settings.local_exports_path
+    path = export_sibling(source, document["engine"]["analysis_id"], mount, exports, ".report.html")
+    text = page(document, level_db, audio_address(source, path))
+    folder_fd = export_dir(path.parent, (mount, exports))
+    try:
+        atomic_text(folder_fd, path.name, text)
+    finally:
+        os.close(folder_fd)
+    return path

@@ -197,6 +197,13 @@ def export_folder(source: Path, digest: str, mount: Path, local_exports: Path) -
     return local_exports.resolve() / f"{real.stem}-{digest[:8]}.stems"
 
 
+def export_sibling(source: Path, digest: str, mount: Path, local_exports: Path, suffix: str) -> Path:
+    """A name beside the source's stems folder (`export_folder`), ending in `suffix` instead of `.stems`: the
+    tracks' folder (`.tracks`), the report page (`.report.html`)."""
+    folder = export_folder(source, digest, mount, local_exports)
+    return folder.with_name(folder.name.removesuffix(".stems") + suffix)
+
+
 def export_dir(folder: Path, roots: tuple[Path, ...]) -> int:
     """A descriptor of the export folder `folder`, made and opened beneath whichever of `roots` holds it without
     following a link anywhere on the way (a planted `set.stems -> /anywhere` is refused, `invalid_path`)."""
@@ -230,6 +237,12 @@ def atomic_file(dir_fd: int, name: str) -> Iterator[str]:
         raise
     finally:
         os.close(fd)
+
+
+def atomic_text(dir_fd: int, name: str, text: str) -> None:
+    """Write `text` (UTF-8) as `name` in the folder `dir_fd`, put in place atomically (`atomic_file`)."""
+    with atomic_file(dir_fd, name) as path, open(path, "w", encoding="utf-8") as fh:
+        fh.write(text)
 
 
 def reported_path(path: Path, mount: Path) -> str:

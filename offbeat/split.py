@@ -29,7 +29,7 @@ import soundfile as sf
 from offbeat import cue_sheet as sheets
 from offbeat.errors import AnalysisError, ErrorCode
 from offbeat.media import decode
-from offbeat.paths import atomic_file, export_dir, export_folder, reported_path
+from offbeat.paths import atomic_file, atomic_text, export_dir, export_sibling, reported_path
 from offbeat.settings import Settings
 
 SplitFormat = Literal["flac", "wav", "ogg", "mp3"]
@@ -206,8 +206,7 @@ def split(
     (relative to the shared mount inside it)."""
     mount = settings.shared_mount_path
     planned = cuts(document, at)
-    folder = export_folder(source, document["engine"]["analysis_id"], mount, settings.local_exports_path)
-    folder = folder.with_name(folder.name.removesuffix(".stems") + ".tracks")
+    folder = export_sibling(source, document["engine"]["analysis_id"], mount, settings.local_exports_path, ".tracks")
     hints = sheets.parse(document["results"]["cue_sheet"]) if document["results"].get("cue_sheet") else None
     album = hints.title if hints is not None else None
     folder_fd = export_dir(folder, (mount, settings.local_exports_path))
@@ -216,12 +215,12 @@ def split(
         mix = os.path.relpath(source.resolve(), folder)  # FILE, as seen from the sheet's folder
         sheet = sheets.render(sheets.sheet_for([(c.title, c.start_sec) for c in planned], mix, hints))
         base = folder.name.removesuffix(".tracks")
-        _write_text(folder_fd, f"{base}.cue", sheet)
+        atomic_text(folder_fd, f"{base}.cue", sheet)
         lines = ["#EXTM3U"]
         for cut, name in zip(planned, names, strict=True):
             artist = f"{cut.artist} - " if cut.artist else ""
             lines += [f"#EXTINF:{round(cut.end_sec - cut.start_sec)},{artist}{cut.title}", name]
-        _write_text(folder_fd, f"{base}.m3u8", "\n".join(lines) + "\n")
+        atomic_text(folder_fd, f"{base}.m3u8", "\n".join(lines) + "\n")
     finally:
         os.close(folder_fd)
     return {
@@ -232,11 +231,6 @@ def split(
         "cue_sheet": reported_path(folder / f"{base}.cue", mount),
         "playlist": reported_path(folder / f"{base}.m3u8", mount),
     }
-
-
-def _write_text(folder_fd: int, name: str, text: str) -> None:
-    with atomic_file(folder_fd, name) as path, open(path, "w", encoding="utf-8") as fh:
-        fh.write(text)
 
 
 def _write_tracks(

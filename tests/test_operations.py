@@ -139,6 +139,9 @@ def test_deploy_run_and_read_it_back_through_the_api(
     assert [row["title"] for row in table] == ["First", "Second"] and table[0]["bpm"] == pytest.approx(124, abs=2)
     assert by_type["image"]["data"].startswith("data:image/png;base64,")
     assert any(a["type"] == "progress" for a in artifacts)  # long stages report progress
+    (link,) = [a for a in artifacts if a["key"] == "set-wav-report"]  # the report page, written beside the mix
+    assert link["data"].endswith(f"({(mix.parent / 'set.report.html').as_uri()})")
+    assert (mix.parent / "set.report.html").read_text().count('<article class="track"') == len(table)
 
     # The run keeps no Prefect result; its document is in the store's job ledger, by run id.
     kept = subprocess.run([OFFBEAT, "result", run_id], env=env, capture_output=True, text=True, timeout=180)

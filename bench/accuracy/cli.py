@@ -24,7 +24,7 @@ STORE = REPO / ".bench-store" / "accuracy"
 RESULTS = REPO / ".bench-store" / "accuracy-results"
 DEV_RESULTS = REPO / ".bench-store" / "accuracy-dev-results"
 # The development subset (--dev): in each corpus directory, its mixes of the split from the shortest up (ties by
-# mix id) while they fit in this much audio, and always the shortest. With the corpora of the README and --split
+# mix id) while they fit in this much audio, and always the shortest. With the corpora of docs/accuracy.md and --split
 # test: synth-short-00003 and -00005, synth-00203 and the shortest recorded mix (about 40 minutes of audio).
 DEV_AUDIO_SEC = 15 * 60.0
 

@@ -6,8 +6,8 @@ thread's records and writes; the replay itself only sleeps between reports) agai
     .venv/bin/python -m bench.perf.progress_overhead [--run-sec 213] [--replay-sec 20]
 
 The replay compresses the run into `--replay-sec` seconds with the interval scaled alike, so the writer makes as
-many writes as the whole run would; the run's wall time (default: 213 s, a cold 60-minute mix on 2 cores, README
-"Speed and memory") is what the cost is compared with. Redis keys of its own queue name, deleted afterwards.
+many writes as the whole run would; the run's wall time (default: 213 s, a cold 60-minute mix on 2 cores,
+docs/performance.md) is what the cost is compared with. Redis keys of its own queue name, deleted afterwards.
 """
 
 from __future__ import annotations

@@ -319,7 +319,7 @@ def report(
         source = audio or splitting.source_of(document, settings.shared_mount_path)
         reachable = source is not None and source.is_file()
         level = html_report.level_per_second(source, settings) if reachable else None
-        address = html_report.audio_address(source, output) if reachable else None
+        address = html_report.audio_address(source, output.resolve()) if reachable else None  # where it is written
         text = html_report.page(document, level, address)
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text, encoding="utf-8")

@@ -73,7 +73,7 @@ def join_one_key_and_tempo(
     section keeps both, while the next track of a mix changes at least one, unless the DJ blends two tracks of
     one key at one tempo, which this joins. Removed one at a time, nearest keys first, since each removal
     changes the parts its neighbours are compared with. Game music, whose pieces change sections and sound far
-    more than their key, was cut at every section before (figures in the README)."""
+    more than their key, was cut at every section before (figures in docs/accuracy.md)."""
     cuts = [int(c) for c in cuts]
     while cuts:
         edges = [0, *cuts, len(key)]

@@ -356,10 +356,10 @@ def confidence(
     """How likely each cut is a true track change, 0-1: a logistic over the learned same-track embedding's distance
     across the cut (`boundary_merges.embedding_distance` over `confidence_span_sec` each side of it, stretches of
     `embedding`) and the cut's `abruptness`, its weights (`confidence_weights`) fitted on the cuts found on the
-    tune corpora, a cut being true when a track changes within 10 s of it (figures in docs/). Two tracks sound
-    unlike each other to the embedding, a song's own sections do not; and a DJ's blend turns one track into the
-    next over many bars, while a song's new section begins at once. Without an embedding (its cue weighed 0, as
-    in sweeps) the distance term is left out."""
+    tune corpora, a cut being true when a track changes within 10 s of it (figures in docs/accuracy.md). Two
+    tracks sound unlike each other to the embedding, a song's own sections do not; and a DJ's blend turns one
+    track into the next over many bars, while a song's new section begins at once. Without an embedding (its cue
+    weighed 0, as in sweeps) the distance term is left out."""
     intercept, per_distance, per_abruptness = config.confidence_weights
     span = max(1, round(config.confidence_span_sec / frame_sec))
     edges = [0, *(int(c) for c in cuts), len(x)]

@@ -223,5 +223,5 @@ def tracks(fetched: dict[str, tuple[Path, str]], packages: tuple[Package, ...] =
 
 
 def licences(packages: tuple[Package, ...] = PACKAGES) -> str:
-    """A table of the packages, their splits and licences (for the README and the training log)."""
+    """A table of the packages, their splits and licences (for docs/same-track.md and the training log)."""
     return "\n".join(f"{p.split:5s} {p.name:28s} {p.licence}" for p in packages)
