@@ -7,6 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from offbeat.dsp import boundary_confidence as bc
 from offbeat.dsp import boundary_merges as merges
 from offbeat.dsp import track_boundaries as tb
 
@@ -55,8 +56,11 @@ def test_a_gradual_change_is_surer_than_a_sudden_one() -> None:
     frames = np.arange(60, dtype=float)[:, None]
     blend = np.clip((frames - 20) / 20, 0, 1) * np.ones((60, 3))  # turns over 40 s around frame 30
     step = (frames >= 30) * np.ones((60, 3))  # changes at once at frame 30
-    gradual, sudden = tb.confidence(blend, np.array([30]), 2.0), tb.confidence(step, np.array([30]), 2.0)
-    assert tb.abruptness(blend, 30, 2.0) < 0.5 < 1.0 <= tb.abruptness(step, 30, 2.0)
+    gradual, sudden = (
+        bc.confidence(blend, np.array([30]), 2.0, tb.CONFIG),
+        bc.confidence(step, np.array([30]), 2.0, tb.CONFIG),
+    )
+    assert bc.abruptness(blend, 30, 2.0, tb.CONFIG) < 0.5 < 1.0 <= bc.abruptness(step, 30, 2.0, tb.CONFIG)
     assert 0.0 <= sudden[0] < gradual[0] <= 1.0
 
 
@@ -242,10 +246,8 @@ def test_a_cut_the_embedding_hears_as_two_tracks_is_surer_than_one_it_hears_as_o
     same = np.tile(one, (60, 1)) + rng.normal(0, 0.05, (60, 8))
     apart = np.concatenate([np.tile(one, (30, 1)), np.tile(two, (30, 1))]) + rng.normal(0, 0.05, (60, 8))
     cut = np.array([30])
-    inside, between = tb.confidence(x, cut, 2.0, tb.CONFIG, same)[0], tb.confidence(x, cut, 2.0, tb.CONFIG, apart)[0]
+    inside, between = bc.confidence(x, cut, 2.0, tb.CONFIG, same)[0], bc.confidence(x, cut, 2.0, tb.CONFIG, apart)[0]
     assert 0.0 <= inside < tb.CONFIG.min_confidence < between <= 1.0
     assert (
-        merges.embedding_distance(apart, (0, 30), (30, 60), 15)
-        > 0.5
-        > merges.embedding_distance(same, (0, 30), (30, 60), 15)
+        bc.embedding_distance(apart, (0, 30), (30, 60), 15) > 0.5 > bc.embedding_distance(same, (0, 30), (30, 60), 15)
     )

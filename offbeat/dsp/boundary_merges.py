@@ -89,15 +89,6 @@ def join_one_key_and_tempo(
     return np.array(cuts, dtype=int)
 
 
-def embedding_distance(embedding: np.ndarray, a: tuple[int, int], b: tuple[int, int], span: int) -> float:
-    """1 - cosine of two neighbouring parts' mean same-track embeddings (`offbeat.dsp.same_track`), each read over
-    at most `span` stretches next to the cut between them (the end of `a`, the start of `b`): near 0 for one
-    track, towards 1 (up to 2) for two."""
-    x = embedding[max(a[0], a[1] - span) : a[1]].mean(axis=0)
-    y = embedding[b[0] : min(b[1], b[0] + span)].mean(axis=0)
-    return float(1 - x @ y / max(float(np.linalg.norm(x) * np.linalg.norm(y)), 1e-12))
-
-
 RULES: dict[str, Callable[..., np.ndarray]] = {
     "returning_sections": join_returning_sections,
     "one_key_and_tempo": join_one_key_and_tempo,

@@ -30,7 +30,7 @@ from itertools import pairwise
 import numpy as np
 from scipy.ndimage import median_filter, uniform_filter1d
 
-from offbeat.dsp import boundary_merges, series
+from offbeat.dsp import boundary_confidence, boundary_merges, series
 
 
 @dataclass(frozen=True)
@@ -95,10 +95,12 @@ class Config:
     same_key: float = 0.4  # key distance (`boundary_merges.chroma_distance`) under which two parts are in one key
     same_tempo: float = 0.02  # octaves (about 1.4 %) under which two parts' median tempi are one tempo
     mixed_share: float = 0.25  # a stretch is in the blend while its likeness to both sides differs by less
-    abrupt_sec: float = 8.0  # seconds each side of a cut whose change counts as sudden (see `abruptness`)
+    abrupt_sec: float = (
+        8.0  # seconds each side of a cut whose change counts as sudden (see `boundary_confidence.abruptness`)
+    )
     gradual_sec: tuple[float, float] = (24.0, 40.0)  # seconds before and after a cut: the whole change
-    # A cut's confidence is a logistic over the same-track embedding's distance across it and its abruptness
-    # (see `confidence`): (intercept, per unit of distance, per unit of abruptness), fitted on the tune corpora.
+    # A cut's confidence is a logistic over the same-track embedding's distance across it and its abruptness (see
+    # `boundary_confidence`): (intercept, per unit of distance, per unit of abruptness), fitted on the tune corpora.
     confidence_weights: tuple[float, float, float] = (1.003, 1.802, -1.66)
     confidence_span_sec: float = 30.0  # seconds each side of a cut whose embeddings are compared
     min_confidence: float = 0.4  # a cut less sure than this is taken for a section change inside one track
@@ -269,7 +271,7 @@ class Boundaries:
     times: np.ndarray  # seconds of the file where the next track takes over
     transition_starts: np.ndarray  # the blend around each boundary, seconds (see `transition_windows`)
     transition_ends: np.ndarray
-    confidence: np.ndarray  # 0-1, how likely each boundary is a true track change (see `confidence`)
+    confidence: np.ndarray  # 0-1, how likely each boundary is a true track change (see `boundary_confidence`)
     similarity: np.ndarray  # the partition's evidence: its self-similarity of the stretches of the music
     similarity_start: float  # seconds of the file where the first stretch starts
     frame_sec: float  # seconds per stretch
@@ -315,7 +317,7 @@ def find_boundaries(
         cuts = boundary_merges.RULES[merge.rule](sim, cuts, config, *(grouped[name] for name in merge.cues))
     # A cut the evidence at it does not make likely is a section change inside one track.
     embedding = grouped.get(SAME_TRACK)
-    cuts = cuts[confidence(x, cuts, frame_sec, config, embedding) >= config.min_confidence]
+    cuts = cuts[boundary_confidence.confidence(x, cuts, frame_sec, config, embedding) >= config.min_confidence]
     # The boundary is the cut itself: where the partition found the audio turn from like the track before to like
     # the one after. The middle of the blend window is further from the crossfade's middle, because that window
     # is lopsided (a fade-in under a loud outgoing track looks like the outgoing track for longer).
@@ -326,7 +328,7 @@ def find_boundaries(
         cuts = np.clip(np.round((bounds - lo) / frame_sec).astype(int), 1, len(x) - 1)
     left, right = _transitions(sim, cuts, config)
     starts, ends = transition_windows(bounds, lo + left * frame_sec, lo + right * frame_sec, config)
-    sure = confidence(x, cuts, frame_sec, config, embedding)
+    sure = boundary_confidence.confidence(x, cuts, frame_sec, config, embedding)
     if plays is not None and known.any():  # a handover is as sure as the less sure of its two plays
         pairs = zip(pairwise(plays.confidence), plays.handovers, strict=True)
         sure[known] = [min(a, b) for (a, b), h in pairs if h is not None]
@@ -348,40 +350,6 @@ def transition_windows(
     short."""
     half = np.maximum(np.minimum(bounds - left, right - bounds), config.min_transition_sec / 2)
     return bounds - half, bounds + half
-
-
-def confidence(
-    x: np.ndarray, cuts: np.ndarray, frame_sec: float, config: Config = CONFIG, embedding: np.ndarray | None = None
-) -> np.ndarray:
-    """How likely each cut is a true track change, 0-1: a logistic over the learned same-track embedding's distance
-    across the cut (`boundary_merges.embedding_distance` over `confidence_span_sec` each side of it, stretches of
-    `embedding`) and the cut's `abruptness`, its weights (`confidence_weights`) fitted on the cuts found on the
-    tune corpora, a cut being true when a track changes within 10 s of it (figures in docs/accuracy.md). Two
-    tracks sound unlike each other to the embedding, a song's own sections do not; and a DJ's blend turns one
-    track into the next over many bars, while a song's new section begins at once. Without an embedding (its cue
-    weighed 0, as in sweeps) the distance term is left out."""
-    intercept, per_distance, per_abruptness = config.confidence_weights
-    span = max(1, round(config.confidence_span_sec / frame_sec))
-    edges = [0, *(int(c) for c in cuts), len(x)]
-    logit = np.full(len(cuts), intercept)
-    for k, cut in enumerate(edges[1:-1]):
-        logit[k] += per_abruptness * abruptness(x, cut, frame_sec, config)
-        if embedding is not None:
-            before, after = (edges[k], cut), (cut, edges[k + 2])
-            logit[k] += per_distance * boundary_merges.embedding_distance(embedding, before, after, span)
-    return 1.0 / (1.0 + np.exp(-logit))
-
-
-def abruptness(x: np.ndarray, cut: int, frame_sec: float, config: Config = CONFIG) -> float:
-    """How much of the change across `cut` happens at once: the distance between the mean descriptions (rows of
-    `x`) of the `abrupt_sec` before and after it, over the distance between the stretches `gradual_sec` before and
-    after it. Near 0 for a slow blend, 1 or more for a change at a bar line."""
-    near = max(1, round(config.abrupt_sec / frame_sec))
-    lo, hi = (max(1, round(sec / frame_sec)) for sec in config.gradual_sec)
-    before, after = x[max(0, cut - near) : cut].mean(axis=0), x[cut : cut + near].mean(axis=0)
-    far_before = x[max(0, cut - hi) : max(1, cut - lo)].mean(axis=0)
-    far_after = x[min(len(x) - 1, cut + lo) : cut + hi].mean(axis=0)
-    return float(np.linalg.norm(after - before) / max(float(np.linalg.norm(far_after - far_before)), 1e-9))
 
 
 def _transitions(sim: np.ndarray, cuts: np.ndarray, config: Config) -> tuple[np.ndarray, np.ndarray]:
