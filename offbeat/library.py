@@ -82,8 +82,14 @@ class LibraryTrack:
 def fingerprint_key(digest: str, sample_rate: int) -> str:
     """The store key of the fingerprint of the file with content `digest`, decoded at `sample_rate`: what shapes
     it besides the audio is the fingerprint code's version and constants."""
+    return fingerprint_keys(sample_rate)(digest)
+
+
+def fingerprint_keys(sample_rate: int) -> Callable[[str], str]:
+    """`fingerprint_key` at `sample_rate` for many digests (every member, at each search and add): the code's
+    constants read once, not once a member (a tenth of a millisecond each)."""
     params = {"sample_rate": sample_rate, "dsp": path_constants(fp.__name__)}
-    return entry_key(digest, "fingerprint", fp.VERSION, params, {})
+    return lambda digest: entry_key(digest, "fingerprint", fp.VERSION, params, {})
 
 
 def reference_quads(audio: np.ndarray, sr: int) -> fp.Quads:
@@ -252,9 +258,9 @@ class Library:
     def refreshed(self, members: list[LibraryTrack]) -> list[LibraryTrack]:
         """`members`, those fingerprinted by other code (or at another rate) fingerprinted again from their files;
         a member whose file is gone or changed is left out of the search, with a warning in the log."""
-        current = []
+        current, key = [], fingerprint_keys(self.sample_rate)
         for track in members:
-            if track.fingerprint != fingerprint_key(track.digest, self.sample_rate):
+            if track.fingerprint != key(track.digest):
                 again = self._again(track, "was fingerprinted by older code (or at another rate)")
                 if again is None:
                     continue
@@ -452,7 +458,8 @@ class Library:
     def _update_index(self) -> IndexUpdate:
         segments = self.segments()
         members = self.tracks()
-        current = [t for t in members if t.fingerprint == fingerprint_key(t.digest, self.sample_rate)]
+        key = fingerprint_keys(self.sample_rate)
+        current = [t for t in members if t.fingerprint == key(t.digest)]
         _, uncovered = self._cover(current, segments)
         uncovered = self.searchable(uncovered) if uncovered else []
         if uncovered:

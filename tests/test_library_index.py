@@ -133,12 +133,18 @@ ADDER = textwrap.dedent(
 
 
 @pytest.mark.slow  # two processes of their own
+@pytest.mark.parametrize("index", ["disk", pytest.param("redis", marks=pytest.mark.redis)])
 def test_two_processes_adding_at_once_leave_every_track_searchable(
-    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest, index: str
 ) -> None:
     """Two processes add tracks to one library at once, each indexing and merging as it goes (merge factor 2: a
-    merge after nearly every add): afterwards every member is in a recorded segment (nothing is left for the
-    search to index), and a search finds each track from an excerpt."""
+    merge after nearly every add), sharing the store's local index or, as hosts do, a Redis one: afterwards every
+    member is in a recorded segment (nothing is left for the search to index), and a search finds each track from
+    an excerpt."""
+    if index == "redis":
+        monkeypatch.setenv("OFFBEAT_INDEX_URL", request.getfixturevalue("redis_url"))
+        get_settings.cache_clear()
+        settings = get_settings()
     audio = {n: track(420 + n, 10.0) for n in range(8)}
     paths = {n: tagged(tmp_path / f"{n}.flac", y, f"T{n}") for n, y in audio.items()}
     env = {**os.environ, "OFFBEAT_LIBRARY_MERGE_FACTOR": "2"}

@@ -186,6 +186,7 @@ def store_library(n_tracks: int, root: Path) -> list[str]:
         f"library of {n_tracks} tracks: {n_tracks - have} synthetic fingerprints written in "
         f"{time.perf_counter() - t0:.0f} s"
     ]
+    print(lines[0], flush=True)
 
     def timed(what: str, work: Any) -> Any:
         t0, c0 = time.perf_counter(), time.process_time()
