@@ -456,41 +456,53 @@ class Library:
         return self._healing(self._update_index)
 
     def _update_index(self) -> IndexUpdate:
-        segments = self.segments()
+        segments = self.segments()  # before the members, as in `_search_index`
         members = self.tracks()
         key = fingerprint_keys(self.sample_rate)
         current = [t for t in members if t.fingerprint == key(t.digest)]
-        _, uncovered = self._cover(current, segments)
+        cover, uncovered = self._cover(current, segments)
         uncovered = self.searchable(uncovered) if uncovered else []
         if uncovered:
-            self._new_segment(uncovered)
+            new = self._new_segment(uncovered)
+            segments, cover = [*segments, new], [*cover, (new, uncovered)]
+        dead, groups = self._merge_work(segments, cover)
+        if not (dead or groups):  # the common add: nothing to merge, and no second look at the library
+            return IndexUpdate(len(uncovered), 0, len(segments))
         holder = f"{self.store.host}:{os.getpid()}"
         lease = Lease(self.store.index, f"lease:library:{self.name}:merge", self.store.lease_sec, holder)
-        if not lease.acquire():
-            return IndexUpdate(len(uncovered), 0, len(self.segments()))
+        if not lease.acquire():  # another process merges now: it sees this segment too, or the next add will
+            return IndexUpdate(len(uncovered), 0, len(segments))
         with lease:
-            return IndexUpdate(len(uncovered), self._merge(), len(self.segments()))
+            merged, left = self._merge()
+        return IndexUpdate(len(uncovered), merged, left)
 
-    def _merge(self) -> int:
-        """Merge segments as `merge_plan` says and forget those that hold no member searched there: how many
-        segments went into merged ones."""
-        segments = self.segments()
-        cover, _ = self._cover(self.tracks(), segments)
+    def _merge_work(self, segments: list[Segment], cover: Cover) -> tuple[list[Segment], list[Cover]]:
+        """What merging would do to `segments`, where `cover` places the members: the segments that hold no member
+        searched there (every track removed, held by a larger segment too, or the entry gone), and the groups of
+        the others to merge, each with the members it places (`merge_plan`)."""
         placed = {segment.key: tracks for segment, tracks in cover}
-        for segment in segments:
-            if segment.key not in placed:  # every track removed, held by a larger segment, or the entry gone
-                self.store.index.delete(self._segment_record(segment.key))
+        dead = [segment for segment in segments if segment.key not in placed]
         live = [(segment, placed[segment.key]) for segment in segments if segment.key in placed]
+        plan = merge_plan([(len(tracks), len(segment.tracks)) for segment, tracks in live], self.merge_factor)
+        return dead, [[live[n] for n in group] for group in plan]
+
+    def _merge(self) -> tuple[int, int]:
+        """Merge segments as `merge_plan` says and forget those that hold no member searched there, on a fresh
+        look at the library (segments, then members: a segment recorded holds members recorded before it, so none
+        is taken for dead by a look that missed its members): (segments merged, segments recorded after)."""
+        segments = self.segments()
+        dead, groups = self._merge_work(segments, self._cover(self.tracks(), segments)[0])
+        for segment in dead:
+            self.store.index.delete(self._segment_record(segment.key))
         merged = 0
-        for group in merge_plan([(len(tracks), len(segment.tracks)) for segment, tracks in live], self.merge_factor):
-            parts = [live[n] for n in group]
+        for parts in groups:
             tracks = [t for _, ts in parts for t in ts]
             into = self._store_segment(tracks, lambda parts=parts: self._merged(parts))  # recorded before the rest go
             for segment, _ in parts:
                 if segment.key != into.key:
                     self.store.index.delete(self._segment_record(segment.key))
             merged += len(parts)
-        return merged
+        return merged, len(segments) - len(dead) - merged + len(groups)
 
 
 @dataclass(frozen=True)
