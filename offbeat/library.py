@@ -14,7 +14,7 @@ Where things live, and why:
   `library:<name>:segment:<key>`. `library add` indexes its batch into one new small segment (`update_index`),
   so an add costs its own tracks, not the library's; segments merge log-structured (`merge_plan`), in the process
   that adds, one merger at a time. A search merges the segments in memory into exactly the index one build over
-  every member gives (`fp.merge_indexes`): a segment's tracks that are no longer members, or held by a larger
+  every member gives (`merge_indexes`): a segment's tracks that are no longer members, or held by a larger
   segment too, are tombstones, left out until a merge drops them; members no segment holds are indexed then.
   Membership is the truth and segments only hold quads, so processes adding at once need no lock: each records
   its members, then a segment of its own.
@@ -37,6 +37,7 @@ from typing import TypeVar
 import numpy as np
 
 from offbeat.dsp import fingerprint as fp
+from offbeat.dsp.index_merge import merge_indexes
 from offbeat.errors import AnalysisError, ErrorCode, bounded, loggable
 from offbeat.media.decode import read_tags
 from offbeat.pipeline import intake
@@ -334,7 +335,8 @@ class Library:
             raise AnalysisError(
                 ErrorCode.INTERNAL, f"library {self.name}: a search index segment went from the store", retryable=True
             )
-        segment = Segment(key, mapping, int(entry.attrs["quads"]), time.time())
+        # the rows from the entry's shape: an index stored whole by earlier code, over the same tracks, is this segment
+        segment = Segment(key, mapping, int(entry.array_specs["keys"][0][0]), time.time())
         self.store.index.set(self._segment_record(key), asdict(segment))
         return segment
 
@@ -364,6 +366,15 @@ class Library:
 
         return self._store_segment(tracks, make)
 
+    def _index(self, tracks: list[LibraryTrack]) -> tuple[Segment | None, list[LibraryTrack]]:
+        """A new segment of `tracks`, and the tracks it holds: those whose fingerprints are gone made again from
+        their files or left out (`searchable`; each a look at the store), unless the segment of them all is stored
+        already (made by another process, or the whole index of earlier code over the same tracks). None when
+        every track is left out."""
+        if self.store.get(segment_key({t.digest: t.fingerprint for t in tracks})) is None:
+            tracks = self.searchable(tracks)
+        return (self._new_segment(tracks), tracks) if tracks else (None, [])
+
     def _read_segment(self, segment: Segment) -> fp.Index:
         """A segment's index as stored (its track ids: its tracks in digest order)."""
         entry = self.store.get(segment.key)
@@ -379,7 +390,7 @@ class Library:
 
     def _merged(self, cover: Cover) -> fp.Index:
         """The index over the members `cover` places, track ids in digest order: exactly `fp.build_index` of
-        their fingerprints (`fp.merge_indexes`), whatever segments they lie in."""
+        their fingerprints (`merge_indexes`), whatever segments they lie in."""
         order = {d: n for n, d in enumerate(sorted(t.digest for _, tracks in cover for t in tracks))}
         parts = []
         for segment, tracks in cover:
@@ -388,7 +399,7 @@ class Library:
             for track in tracks:
                 ids[local[track.digest]] = order[track.digest]
             parts.append((self._read_segment(segment), ids))
-        return fp.merge_indexes(parts)
+        return merge_indexes(parts)
 
     def _healing(self, work: Callable[[], T]) -> T:
         """`work()`, with stored entries found damaged while read (a chunk failing its checksum) healed, as stage
@@ -418,7 +429,7 @@ class Library:
     def search_index(self) -> tuple[fp.Index, list[LibraryTrack]] | None:
         """The search index over every member, and the members in track-id order; None for an empty library.
 
-        Made in memory from the library's segments (`fp.merge_indexes`: the same index, row for row, that one
+        Made in memory from the library's segments (`merge_indexes`: the same index, row for row, that one
         build over every member's fingerprint gives), members in no segment (added without `update_index`, or
         whose segment is gone) indexed first into a segment of their own; kept in memory until the members
         change. Damaged entries heal here (`_healing`)."""
@@ -435,9 +446,9 @@ class Library:
             return cached, members
         cover, uncovered = self._cover(members, segments)
         if uncovered:  # indexed now, from the fingerprints: those gone are made again or left out
-            uncovered = self.searchable(uncovered)
-            if uncovered:
-                cover.append((self._new_segment(uncovered), uncovered))
+            new, uncovered = self._index(uncovered)
+            if new is not None:
+                cover.append((new, uncovered))
             members = sorted((t for _, tracks in cover for t in tracks), key=lambda t: t.digest)
             if not members:
                 return None
@@ -461,9 +472,8 @@ class Library:
         key = fingerprint_keys(self.sample_rate)
         current = [t for t in members if t.fingerprint == key(t.digest)]
         cover, uncovered = self._cover(current, segments)
-        uncovered = self.searchable(uncovered) if uncovered else []
-        if uncovered:
-            new = self._new_segment(uncovered)
+        new, uncovered = self._index(uncovered) if uncovered else (None, [])
+        if new is not None:
             segments, cover = [*segments, new], [*cover, (new, uncovered)]
         dead, groups = self._merge_work(segments, cover)
         if not (dead or groups):  # the common add: nothing to merge, and no second look at the library

@@ -18,6 +18,7 @@ import pytest
 from offbeat import library as module
 from offbeat.dsp import fingerprint as fp
 from offbeat.dsp import matching
+from offbeat.dsp.index_merge import merge_indexes
 from offbeat.library import Library, merge_plan, read_quads
 from offbeat.settings import Settings, get_settings
 from offbeat.storage import open_store
@@ -48,13 +49,18 @@ def test_merged_parts_are_the_index_one_build_gives() -> None:
     quads = {n: fp.reference_fingerprint(track(400 + n, 8.0), SR) for n in range(6)}
     groups = [[4, 0], [2], [5, 1, 3]]  # in no order
     parts = [(fp.build_index({k: quads[t] for k, t in enumerate(g)}), np.array(g)) for g in groups]
-    assert same_index(fp.merge_indexes(parts), fp.build_index(quads))
+    assert same_index(merge_indexes(parts), fp.build_index(quads))
     dropped = [(index, np.where(ids == 1, -1, ids - (ids > 1))) for index, ids in parts]  # track 1 left out
     kept = {n - (n > 1): q for n, q in quads.items() if n != 1}
-    assert same_index(fp.merge_indexes(dropped), fp.build_index(kept))
+    assert same_index(merge_indexes(dropped), fp.build_index(kept))
+    ordered = [[0, 1, 2, 4], [5], [3]]  # the largest part holds most rows, its ids in order: the rest slot in
+    parts = [(fp.build_index({k: quads[t] for k, t in enumerate(g)}), np.array(g)) for g in ordered]
+    assert same_index(merge_indexes(parts), fp.build_index(quads))
+    dropped = [(index, np.where(ids == 2, -1, ids - (ids > 2))) for index, ids in parts]  # one of the largest's
+    assert same_index(merge_indexes(dropped), fp.build_index({n - (n > 2): q for n, q in quads.items() if n != 2}))
     (whole,) = [(fp.build_index(quads), np.arange(6))]
-    assert same_index(fp.merge_indexes([whole]), fp.build_index(quads))  # one part in order: no sort needed
-    assert len(fp.merge_indexes([(whole[0], np.full(6, -1))]).keys) == 0
+    assert same_index(merge_indexes([whole]), fp.build_index(quads))  # one part in order: no sort needed
+    assert len(merge_indexes([(whole[0], np.full(6, -1))]).keys) == 0
 
 
 def test_merge_plan_is_log_structured() -> None:

@@ -17,7 +17,6 @@ its lookup; `offbeat.dsp.matching` turns a query's matches into the track, the t
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -216,42 +215,6 @@ def build_index(tracks: dict[int, Quads]) -> Index:
         k[order].astype(np.int32),
         track[order].astype(np.int32 if fits32 else np.int64),
         _compact(Quads(*(getattr(merged, name)[order] for name in Quads.__dataclass_fields__))),
-    )
-
-
-def merge_indexes(parts: list[tuple[Index, np.ndarray]]) -> Index:
-    """One index of the rows of several, each part with the map of its track ids (0..n-1) to the merged index's
-    (-1: a track left out, its rows dropped): row for row what `build_index` makes of the tracks kept under their
-    new ids, from the parts' stored rows instead of the tracks' quads.
-
-    Why it is the same: `build_index` sorts its rows by key, stably, from the tracks concatenated in id order, so
-    its rows are ordered by (key, track id, the track's own quad order); a part holds each of its tracks' rows in
-    that track's order within a key, so a stable sort of the kept rows by (key, new id) gives that order."""
-    kept = []  # per part: its index, its rows' new track ids, which rows are kept (None: all)
-    for index, ids in parts:
-        new = np.asarray(ids, np.int64)[index.track]
-        kept.append((index, new, None if np.all(new >= 0) else new >= 0))
-
-    def column(values: Callable[[Index, np.ndarray], np.ndarray]) -> np.ndarray:
-        """One column of the kept rows of every part, in the parts' order."""
-        cols = [values(index, new) if keep is None else values(index, new)[keep] for index, new, keep in kept]
-        return cols[0] if len(cols) == 1 else np.concatenate(cols)
-
-    track, key = column(lambda _, new: new), column(lambda index, _: index.keys)
-    if track.size == 0:
-        return Index(np.zeros(0, np.int32), np.zeros(0, np.int32), _compact(_empty()))
-    ids = np.asarray(parts[0][1])
-    in_order = len(parts) == 1 and bool(np.all(np.diff(ids[ids >= 0]) > 0))  # one part, its ids' order kept
-    order = None if in_order else np.argsort(key.astype(np.int64) * (int(track.max()) + 1) + track, kind="stable")
-
-    def sort(values: np.ndarray) -> np.ndarray:
-        return values if order is None else values[order]
-
-    fits32 = track.max() < 2**31
-    return Index(
-        sort(key).astype(np.int32, copy=False),
-        sort(track).astype(np.int32 if fits32 else np.int64),
-        Quads(*(sort(column(lambda index, _, f=f: getattr(index.quads, f))) for f in Quads.__dataclass_fields__)),
     )
 
 
