@@ -175,6 +175,13 @@ class Settings(BaseSettings):
         description="the track library (`offbeat library add`) a mix's tracks are identified against; a job's "
         "`library` field names another",
     )
+    library_merge_factor: int = Field(
+        10,
+        ge=2,
+        description="segments of a library's search index (one per `library add`) merge when this many of one size "
+        "tier (tracks within a factor of this) are recorded: a library holds at most this many less one per tier, "
+        "and each track is rewritten about log(tracks)/log(this) times",
+    )
     identify_min_confidence: float = Field(
         0.6,
         ge=0,

@@ -87,6 +87,17 @@ class Identified(BaseModel):
     reference_start_sec: float = Field(
         description="where in the reference track the mix's track starts (its start_time_sec), in reference seconds"
     )
+    reference_origin_sec: float = Field(
+        description="where in the mix the reference's own start (its time 0) falls, in mix seconds on the play's "
+        "timeline: before start_time_sec when the mix enters the reference after its start (negative when before "
+        "the mix's start)"
+    )
+    reference_played_sec: float = Field(
+        ge=0,
+        description="how much of the reference the track plays, in reference seconds (its span on the play's "
+        "timeline, within the reference's length)",
+    )
+    reference_played_share: float = Field(ge=0, le=1, description="reference_played_sec over the reference's length")
 
 
 class Track(BaseModel):

@@ -122,6 +122,9 @@ def test_tracks_of_a_mix_are_identified_through_a_speed_change(settings: Setting
     assert first["tempo_ratio"] == pytest.approx(1.04, abs=0.005)
     assert first["pitch_shift_semitones"] == pytest.approx(12 * np.log2(1.04), abs=0.1)
     assert first["reference_start_sec"] == pytest.approx(8.0, abs=0.5)
+    assert first["reference_origin_sec"] == pytest.approx(-8.0 / 1.04, abs=0.5)  # before the mix began
+    assert 30.0 < first["reference_played_sec"] <= 40.0 + 2.0  # 40 s of A played, some of the blend around it
+    assert first["reference_played_share"] == pytest.approx(first["reference_played_sec"] / 50.0, abs=0.01)
     assert second is not None and second["title"] == "Track B" and second["tempo_ratio"] == pytest.approx(1, abs=0.005)
     assert third is None, json.dumps(found)  # not in the library
 
@@ -209,6 +212,22 @@ def test_a_boundary_inside_one_library_track_is_warned_about() -> None:
     (said,) = split_tracks(found, starts)
     assert said.startswith("tracks 0 and 1 are one library track ('B')") and "100.0 s" in said
     assert split_tracks([of("a", 0.0), of("b", 104.0)], starts[:2]) == []
+
+
+def test_where_the_reference_starts_in_the_mix_and_how_much_of_it_is_played() -> None:
+    """On a play's line (reference time = offset + ratio x mix time): the reference's own start falls where that
+    time is 0, and a track plays the reference from its start's reference time to its end's, within its length."""
+    from offbeat.pipeline.stages.identify import described
+
+    play = {"track": "t", "title": "T", "artist": "", "confidence": 0.9, "tempo_ratio": 1.04}
+    play |= {"pitch_shift_semitones": 0.68, "offset_sec": 8.0 - 1.04 * 100, "duration_sec": 50.0}
+    said = described(play, 100.0, 130.0, "crate")  # the mix reaches the reference's 8th second at 100 s
+    assert said["reference_start_sec"] == pytest.approx(8.0)
+    assert said["reference_origin_sec"] == pytest.approx(100 - 8 / 1.04, abs=0.01)
+    assert said["reference_played_sec"] == pytest.approx(30 * 1.04, abs=0.01)
+    assert said["reference_played_share"] == pytest.approx(30 * 1.04 / 50, abs=0.001)
+    whole = described(play, 80.0, 200.0, "crate")  # from before the reference's start to after its end
+    assert whole["reference_played_sec"] == 50.0 and whole["reference_played_share"] == 1.0
 
 
 def test_fingerprints_outlive_gc_and_go_with_the_last_library(settings: Settings, tmp_path: Path) -> None:

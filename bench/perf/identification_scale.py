@@ -13,6 +13,15 @@ times 60, over the workers), and as the engine queries it (15 tracks at the CPU 
 
     .venv/bin/python -m bench.perf.identification_scale --make 10000 --workers 2   # cache the peaks
     .venv/bin/python -m bench.perf.identification_scale --tracks 10000 --json out.json
+
+``--store N`` times the library as the engine keeps it instead (`offbeat.library`, the artifact store on local
+disk): N members whose fingerprints are synthetic reference quads (random coordinates in the reference shape's
+ranges, about 20 per second of 90-180 s tracks: they time the store and the index, not identification; written
+once, about 20 ms each), the search index made over them, one real track added (a generated 30 s track, decoded,
+fingerprinted and indexed as `offbeat library add` does), the index ready again afterwards in a fresh process's
+state, and one search of that track against it.
+
+    .venv/bin/python -m bench.perf.identification_scale --store 10000 --store-dir /tmp/scale-store
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -126,6 +136,99 @@ def _quads_job(p: tuple[np.ndarray, np.ndarray]) -> fp.Quads:
     return fp.quads(*p, fp.REFERENCE)
 
 
+def synthetic_quads(seed: int) -> tuple[fp.Quads, float]:
+    """Random reference quads of a track of 90-180 s (about 20 a second), and its length: the sizes and ranges of
+    `fp.REFERENCE`'s quads, for timing the store and the index."""
+    rng = np.random.default_rng(2_000_000 + seed)
+    seconds = float(rng.uniform(90, 180))
+    n = int(seconds * 20)
+    hashes = rng.random((n, 4), dtype=np.float32)
+    hashes[:, 2] = np.maximum(hashes[:, 0], hashes[:, 2])  # C no later than D
+    sign = rng.choice(np.float32([-1, 1]), n)
+    quads = fp.Quads(
+        hashes,
+        np.sort(rng.uniform(0, seconds, n)).astype(np.float32),
+        rng.uniform(fp.MIN_HZ, fp.MAX_HZ, n).astype(np.float32),
+        rng.uniform(fp.REFERENCE.box_min_sec, fp.REFERENCE.box_max_sec, n).astype(np.float32),
+        (sign * rng.uniform(fp.REFERENCE.box_min_hz, 2000, n)).astype(np.float32),
+    )
+    return quads, seconds
+
+
+def store_library(n_tracks: int, root: Path) -> list[str]:
+    """Time the store-held library (see ``--store``): the lines printed."""
+    import hashlib
+    from dataclasses import asdict
+
+    import soundfile as sf
+
+    from offbeat import library as lib
+    from offbeat.dsp import matching
+    from offbeat.storage import ArtifactStore
+
+    store = ArtifactStore(root / "artifacts", root / "index")
+    library = lib.Library(store, "scale")
+    indexed = getattr(library, "update_index", None)  # the segmented index; absent before it
+    have = len(library.tracks())
+    t0 = time.perf_counter()
+    for k in range(have, n_tracks):
+        digest = hashlib.blake2b(f"generated/{k}".encode(), digest_size=16).hexdigest()
+        key = lib.fingerprint_key(digest, library.sample_rate)
+        quads, seconds = synthetic_quads(k)
+        with store.write(key, "fingerprint", source=digest) as out:
+            lib.write_quads(out, quads)
+            out.attrs.update(duration_sec=seconds, quads=len(quads.root_sec))
+        member = lib.LibraryTrack(digest, f"generated {k}", "", f"generated/{k}", seconds, key, len(quads.root_sec), 0)
+        store.index.set(library._record(digest), asdict(member))  # as `add` records it, without the audio
+    if n_tracks > have:
+        library._changed()
+    lines = [
+        f"library of {n_tracks} tracks: {n_tracks - have} synthetic fingerprints written in "
+        f"{time.perf_counter() - t0:.0f} s"
+    ]
+    print(lines[0], flush=True)
+
+    def timed(what: str, work: Any) -> Any:
+        t0, c0 = time.perf_counter(), time.process_time()
+        got = work()
+        lines.append(f"{what}: {time.perf_counter() - t0:.1f} s ({time.process_time() - c0:.1f} CPU s)")
+        print(lines[-1], flush=True)
+        return got
+
+    lib._LOADED.clear()
+    if indexed is not None:
+        timed("search index made over the members (update_index)", indexed)
+    timed("search index ready in a fresh process (first search_index)", library.search_index)
+    lib._LOADED.clear()
+    timed("search index ready in a fresh process, library unchanged", library.search_index)
+    audio = generated(n_tracks)[: 30 * SR]
+    path = root / "added.wav"
+    sf.write(str(path), audio, SR)
+
+    def add() -> lib.LibraryTrack:
+        member, _ = library.add(path, title="added")
+        if indexed is not None:
+            indexed()
+        return member
+
+    added = timed("library add of one 30 s track (fingerprint, record, index)", add)
+    lib._LOADED.clear()
+    searched = timed("search index ready after the add, in a fresh process", library.search_index)
+    index, members = searched
+    query = fp.fingerprint(audio[5 * SR : 25 * SR], SR)
+    match = timed("one search of 20 s of the added track", lambda: matching.identify(index, query))
+    lines.append(
+        f"found {'the added track' if members[match.track].digest == added.digest else 'ANOTHER TRACK'} "
+        f"(confidence {match.confidence:.2f}); index of {len(index.keys)} quads over {len(members)} tracks"
+    )
+    print(lines[-1], flush=True)
+    library.remove([added])
+    if indexed is not None:
+        timed("library rm of the added track (index updated)", indexed)
+    path.unlink()
+    return lines
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--make", type=int, help="cache the peaks of this many generated tracks, then stop")
@@ -134,11 +237,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--threshold", type=float, default=0.6, help="the engine's default minimum confidence")
     ap.add_argument("--share", type=float, default=0.5, help="of the test split's tracks played")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--store", type=int, help="time the store-held library of this many tracks instead (see above)")
+    ap.add_argument("--store-dir", type=Path, default=SCALE / "store", help="where --store keeps its store")
     ap.add_argument("--set", action="append", default=[])
     ap.add_argument("--ref", action="append", default=[])
     ap.add_argument("--query", action="append", default=[])
     args = ap.parse_args(argv)
     bi._apply(args.set, args.ref, args.query)
+    if args.store:
+        lines = store_library(args.store, args.store_dir)
+        if args.json:
+            args.json.write_text(json.dumps({"lines": lines}, indent=1))
+        return
     if args.make:
         with multiprocessing.get_context("fork").Pool(args.workers) as pool:
             for line in pool.imap(_make_chunk, range((args.make + CHUNK - 1) // CHUNK)):

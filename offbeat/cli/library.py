@@ -69,7 +69,12 @@ def library_add(
             f"{state} in {time.perf_counter() - started:.1f} s",
             err=True,
         )
-    typer.echo(f"library {lib.name}: {len(lib.tracks())} tracks", err=True)
+    update = lib.update_index()  # the batch indexed into one small segment: no rebuild of the library's index
+    typer.echo(
+        f"library {lib.name}: {len(lib.tracks())} tracks; search index: {update.indexed} indexed, "
+        f"{update.merged} segments merged, {update.segments} segments",
+        err=True,
+    )
     if failed:
         raise typer.Exit(1)
 
@@ -110,5 +115,7 @@ def library_rm(
             continue
         lib.remove(found)
         typer.echo(f"removed {found[0].digest[:12]} {found[0].title!r}", err=True)
+    if lib is not None and len(refs) > missing:
+        lib.update_index()  # segments now mostly tombstones are rewritten
     if missing:
         raise typer.Exit(1)

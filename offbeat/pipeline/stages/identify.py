@@ -1,6 +1,7 @@
 """identify: which library track each detected track is, from the plays the whole-mix search found
 (`library_plays`): the play that covers most of the track's steady part names it, with its tempo ratio, pitch
-shift and where in the reference the track starts. A track is identified by the windows inside it, whatever cut
+shift, where in the reference the track starts, where in the mix the reference's own start falls, and how much of
+the reference the track plays. A track is identified by the windows inside it, whatever cut
 the boundary finder chose; none while the library is empty. Two neighbours identified as one reference on one
 timeline are a track the segmenter split: said in a warning."""
 
@@ -21,8 +22,13 @@ def params(s: Settings) -> dict[str, Any]:
     return {"library": s.library, "default_library": Settings.model_fields["library"].default}
 
 
-def described(play: dict[str, Any], start_sec: float, library: str) -> dict[str, Any]:
-    """What the result says of a track a play names (see `offbeat.contract.Identified`)."""
+def described(play: dict[str, Any], start_sec: float, end_sec: float, library: str) -> dict[str, Any]:
+    """What the result says of the track [start_sec, end_sec] (mix seconds) a play names (see
+    `offbeat.track_result.Identified`): on the play's line, reference time = offset + tempo ratio x mix time, so the
+    reference's own start falls at -offset / ratio in the mix, and the track plays the reference from its start's
+    reference time to its end's, within the reference's length."""
+    ratio, offset, length = play["tempo_ratio"], play["offset_sec"], play["duration_sec"]
+    first, last = (min(max(offset + ratio * t, 0.0), length) for t in (start_sec, end_sec))
     return {
         "library": library,
         "track": play["track"],
@@ -32,6 +38,9 @@ def described(play: dict[str, Any], start_sec: float, library: str) -> dict[str,
         "tempo_ratio": play["tempo_ratio"],
         "pitch_shift_semitones": play["pitch_shift_semitones"],
         "reference_start_sec": round(play["offset_sec"] + play["tempo_ratio"] * start_sec, 2),
+        "reference_origin_sec": round(-offset / ratio, 2),
+        "reference_played_sec": round(last - first, 2),
+        "reference_played_share": round((last - first) / length, 3) if length > 0 else 0.0,
     }
 
 
@@ -44,7 +53,7 @@ def compute(out: EntryWriter, params: dict[str, Any], library_plays: Entry, segm
     for i in range(len(tracks)):
         named = anchors.named_by(spans, *tracks.steady_part(i))
         if named is not None:
-            found[i] = described(plays[named], tracks.starts[i], library)
+            found[i] = described(plays[named], tracks.starts[i], tracks.ends[i], library)
     warnings = split_tracks(found, tracks.starts)
     if not library_plays.attrs["searched"] and library != params["default_library"]:
         warnings.append(f"library {library} holds no tracks: no track was identified")
@@ -68,4 +77,4 @@ def split_tracks(found: list[dict | None], starts: list[float]) -> list[str]:
     return said
 
 
-STAGE = Stage("identify", 2, compute, params)
+STAGE = Stage("identify", 3, compute, params)

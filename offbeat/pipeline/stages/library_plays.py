@@ -23,8 +23,8 @@ def params(s: Settings) -> dict[str, Any]:
 
 def compute(out: EntryWriter, params: dict[str, Any], library: SearchIndex, decode: Entry, trim: Entry) -> None:
     """The plays (attrs `plays`: reference, title, artist, span, tempo ratio, pitch shift, where the reference's
-    time 0 falls, confidence) and the handover between each pair of neighbours (`handovers`, seconds; None
-    where a track nobody knows may lie between)."""
+    time 0 falls, the reference's length, confidence) and the handover between each pair of neighbours
+    (`handovers`, seconds; None where a track nobody knows may lie between)."""
     searched = library(params["library"]) if params["revision"] else None
     plays: list[dict[str, Any]] = []
     handovers: list[float | None] = []
@@ -51,10 +51,11 @@ def described(play: anchors.Play, member: Any) -> dict[str, Any]:
         "tempo_ratio": round(play.tempo_ratio, 4),
         "pitch_shift_semitones": round(12 * math.log2(play.pitch_ratio), 2),
         "offset_sec": round(play.offset_sec, 3),
+        "duration_sec": member.duration_sec,  # the reference's length: how much of it a track plays (`identify`)
         "confidence": round(play.confidence, 3),
         "windows": play.windows,
         "inside": [round(x, 2) for x in anchors.interior(play)],
     }
 
 
-STAGE = Stage("library_plays", 1, compute, params, summary=plays_summary)
+STAGE = Stage("library_plays", 2, compute, params, summary=plays_summary)
