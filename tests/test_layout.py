@@ -52,7 +52,7 @@ FORBIDDEN = {
         "prefect",
     ),
     # The track library sits beside the pipeline: it keys its fingerprints as stages key their entries.
-    "offbeat/library.py": ("flows", "offbeat.service", "offbeat.cli", "prefect", "redis"),
+    "offbeat/library": ("flows", "offbeat.service", "offbeat.cli", "prefect", "redis"),
     "offbeat/pipeline": ("flows", "offbeat.service", "offbeat.cli", "prefect", "redis"),
     "offbeat/service": ("offbeat.pipeline", "offbeat.library", "flows", "offbeat.cli", "prefect"),
     "flows": ("offbeat.cli",),

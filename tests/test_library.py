@@ -141,7 +141,7 @@ def test_tracks_of_a_mix_are_identified_through_a_speed_change(settings: Setting
 def test_hosts_sharing_a_redis_index_see_one_library(tmp_path: Path, redis_url: str) -> None:
     """A track added on one host is searched from another's handle on the same data and Redis index; the search
     index is built once and read back by the other."""
-    from offbeat import library
+    from offbeat.library import segments
     from offbeat.storage.redis_index import RedisIndex
 
     data = tmp_path / "artifacts"
@@ -151,7 +151,7 @@ def test_hosts_sharing_a_redis_index_see_one_library(tmp_path: Path, redis_url: 
     _, new = here.add(tagged(tmp_path / "x.flac", track(221, 30.0), "Across"))
     assert new and [t.title for t in there.tracks()] == ["Across"] and there.revision() == here.revision()
     built = here.search_index()
-    library._LOADED.clear()  # as in another process: read back from the store
+    segments._LOADED.clear()  # as in another process: read back from the store
     found = there.search_index()
     assert built is not None and found is not None
     assert np.array_equal(found[0].keys, built[0].keys) and found[1] == built[1]
@@ -316,7 +316,7 @@ def test_damaged_library_entries_heal_within_one_search(
 ) -> None:
     """A damaged search index is forgotten and built again; damaged fingerprints under it are forgotten and made
     again from their files (the member whose file is gone is left out): in one call, with the index the same."""
-    from offbeat import library as module
+    from offbeat.library import segments as module
 
     store = open_store(settings)
     library = Library(store, "crate")
@@ -449,7 +449,7 @@ def test_gc_refuses_a_grace_shorter_than_the_use_time_renewal(settings: Settings
     """Readers renew an entry's use time once a minute: a grace shorter than two renewals removed entries a running
     analysis was reading (a 2 s grace made a job fail). Refused, and nothing is removed."""
     store = open_store(settings)
-    from offbeat import library as module
+    from offbeat.library import segments as module
 
     Library(store, "crate").add(tagged(tmp_path / "x.flac", track(321, 20.0), "X"))
     module._LOADED.clear()  # built into this store, not found in memory from another test's

@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from offbeat import library as module
 from offbeat.dsp import fingerprint as fp
 from offbeat.dsp import matching
 from offbeat.dsp.index_merge import merge_indexes
 from offbeat.library import Library, merge_plan, read_quads
+from offbeat.library import segments as module
 from offbeat.settings import Settings, get_settings
 from offbeat.storage import open_store
 
