@@ -345,7 +345,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(head)
     print("reference", fp.REFERENCE, "\nquery", fp.QUERY, f"\ntolerance {fp.HASH_TOLERANCE}, bins {fp.HASH_BINS}")
     work = {t.key: t.work for t in tracks}
-    result: dict = {"library": head, "reference": repr(fp.REFERENCE), "query": repr(fp.QUERY), "splits": {}}
+    result: dict = {"library": head, "reference": repr(fp.REFERENCE), "query": repr(fp.QUERY), "work": work}
+    result["splits"] = {}
     rows_by_split = {}
     for split in args.splits.split(","):
         mixes = plan_mixes(
