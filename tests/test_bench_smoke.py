@@ -326,6 +326,37 @@ def test_listener_bench_measures_throughput(redis_server: str) -> None:
     assert len(figures["worker_peak_rss_mib"]) == 1 and figures["worker_peak_rss_mib"][0] > 50
 
 
+def test_identification_calibration_reads_the_benchs_answers(tmp_path: Path) -> None:
+    """The calibration bench on a results file shaped as `bench.accuracy.identification --json` writes it: the
+    engine's answers counted per split and band, a right answer being the track (or its work) at its tempo."""
+
+    def row(key: str, found: str | None, confidence: float, ratio: float = 1.02, span: str = "engine") -> dict:
+        tempo = None if found is None else ratio * (1.0 if found == key else 1.3)
+        return {
+            "key": key,
+            "in_library": True,
+            "ratio": ratio,
+            "span": span,
+            "neighbours": [],
+            "found": found,
+            "confidence": confidence,
+            "tempo_ratio": tempo,
+        }
+
+    tune = [row(f"t{n}", f"t{n}", 0.6 + n / 100) for n in range(30)] + [row("t0", "t1", 0.62), row("t2", "t3", 0.65)]
+    test = [row(f"t{n}", f"t{n}", 0.9) for n in range(10)] + [row("t5", None, 0.0), row("t6", "t6", 0.9, span="solo")]
+    results = tmp_path / "out.json"
+    results.write_text(
+        json.dumps(
+            {"work": {f"t{n}": f"w{n}" for n in range(30)}, "splits": {"tune": {"rows": tune}, "test": {"rows": test}}}
+        )
+    )
+    out = bench("bench.accuracy.identification_calibration", results)
+    assert "tune: 32 answers, 30 right" in out and "test: 10 answers, 10 right" in out
+    slope = float(out.split("calibration (slope, intercept) = (")[1].split(",")[0])
+    assert slope > 0.0  # the wrong answers are among the least confident: the probability rises with the score
+
+
 def test_every_bench_entry_point_has_a_smoke_test() -> None:
     """Every `python -m` entry point of bench/ (a package with a __main__.py, a module with a main block) is run
     by a test of this file, so one added later cannot go untested."""
