@@ -54,19 +54,6 @@ class Described:
     end: float
 
 
-def _needed(stage: str) -> list[str]:
-    """The stages `stage` reads or waits for, transitively, in graph order."""
-    wanted: set[str] = set()
-    pending = [stage]
-    while pending:
-        step = registry.STAGES[pending.pop()]
-        for name in (*step.inputs, *step.after):
-            if name not in wanted:
-                wanted.add(name)
-                pending.append(name)
-    return [name for name in registry.STAGES if name in wanted]
-
-
 def settings_for(store: Path) -> Settings:
     """The settings of the accuracy bench's engine runs, so their entries are the ones found here."""
     return Settings(artifact_store=str(store), artifact_index_path=store / "index")
@@ -96,7 +83,7 @@ def describe(mix: TrueMix, settings: Settings, embedded: bool = False) -> Descri
     """The mix's `description` entry and music bounds, read from the store (computed there when missing); with
     `embedded`, the same-track embedding too where the entry lacks it (no cue of nonzero weight reads it as
     committed), computed as the stage would and kept beside the store."""
-    stages = [*_needed("description"), "description"]
+    stages = list(registry.needed_by("description"))
     run, refs, cached = stage_refs(mix, settings, stages, Path(settings.artifact_store) / "embeddings")
     entries = {name: read(run.store, refs[name]) for name in ("description", "decode", "trim")}
     start, end = music_bounds(entries["decode"], entries["trim"])

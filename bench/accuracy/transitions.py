@@ -25,11 +25,12 @@ from typing import Any
 
 import numpy as np
 
-from bench.accuracy.boundaries import _needed, _value, settings_for, stage_refs
+from bench.accuracy.boundaries import _value, settings_for, stage_refs
 from bench.accuracy.mixes import TrueMix, find_mixes
 from bench.accuracy.run import REPO
 from bench.corpus.truth import read_mix
 from offbeat.dsp import transitions
+from offbeat.pipeline import registry
 from offbeat.pipeline.runner import read
 from offbeat.pipeline.stages import segment
 
@@ -89,7 +90,7 @@ def constants(module: ModuleType, values: dict[str, Any]) -> Iterator[None]:
 
 def describe(mix: TrueMix, store: Path) -> Described:
     """The mix's signals and detected windows: read from the cache beside the store, or computed through it."""
-    stages = [*_needed("segment"), "segment"]
+    stages = list(registry.needed_by("segment"))
     run, refs, path = stage_refs(mix, settings_for(store), stages, store.parent / "transitions-cache")
     if not path.exists():
         entries = {name: read(run.store, refs[name]) for name in stages}
